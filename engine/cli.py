@@ -1,0 +1,151 @@
+"""`tunedesk` command line. No arguments opens the desktop app; subcommands are the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+
+from .errors import TuneDeskError
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tunedesk", description="Fine-tune an open LLM on your own data.")
+    sub = p.add_subparsers(dest="command")
+
+    t = sub.add_parser("train", help="train a LoRA adapter on a dataset file")
+    t.add_argument("data", help="dataset file (.jsonl / .json)")
+    t.add_argument("--model", default="demo", help="'demo' (built-in SmolLM2-135M-Instruct), a model folder, a .gguf file or a Hub id")
+    t.add_argument("--out", default="", help="folder that holds the run folders (default: the user data folder)")
+    t.add_argument("--name", default="", help="run folder name (default: date-model-dataset)")
+    t.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
+    t.add_argument("--epochs", type=float, default=None, help="passes over the training rows (default 3)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4)")
+    t.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16)")
+    t.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
+    t.add_argument("--seq-len", type=int, default=None, help="max tokens per example (default 1024)")
+    t.add_argument("--batch", type=int, default=None, help="micro-batch size (default 4)")
+    t.add_argument("--grad-accum", type=int, default=None, help="gradient accumulation steps (default 1)")
+    t.add_argument("--quant", choices=["none", "8bit", "4bit"], default=None, help="bitsandbytes quantization (CUDA only)")
+    t.add_argument("--gradient-checkpointing", action="store_true", help="trade ~30%% speed for much less activation memory")
+    t.add_argument("--eval-every", type=int, default=None, help="validation loss every N steps (default 10)")
+    t.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default 50)")
+    t.add_argument("--system-prompt", default=None, help="system message for rows that have none")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--trust-remote-code", action="store_true", help="allow the model's own Python code to run (only for sources you trust)")
+    t.add_argument("--allow-pickle", action="store_true", help="accept .bin/.pt pickle weights (only for sources you trust)")
+    t.add_argument("--json-events", action="store_true", help="print one JSON object per event instead of a progress bar")
+
+    c = sub.add_parser("chat", help="answer a prompt with a run's tuned model (or its base model)")
+    c.add_argument("run_dir")
+    c.add_argument("--prompt", required=True)
+    c.add_argument("--base", action="store_true", help="answer with the base model (adapter off)")
+    c.add_argument("--max-new-tokens", type=int, default=200)
+    c.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    c.add_argument("--json", action="store_true")
+    return p
+
+
+def _train_config(a: argparse.Namespace):
+    from .config import RunConfig
+
+    cfg = RunConfig()
+    cfg.data.path = a.data
+    cfg.model.source = a.model
+    cfg.out_dir, cfg.name = a.out, a.name
+    cfg.model.trust_remote_code = a.trust_remote_code
+    cfg.model.allow_pickle = a.allow_pickle
+    cfg.model.gradient_checkpointing = a.gradient_checkpointing
+    overrides = [
+        (cfg.train, "max_steps", a.max_steps),
+        (cfg.train, "epochs", a.epochs),
+        (cfg.train, "lr", a.lr),
+        (cfg.train, "micro_batch", a.batch),
+        (cfg.train, "grad_accum", a.grad_accum),
+        (cfg.train, "eval_every", a.eval_every),
+        (cfg.train, "checkpoint_every", a.checkpoint_every),
+        (cfg.train, "device", a.device),
+        (cfg.train, "seed", a.seed),
+        (cfg.lora, "r", a.lora_r),
+        (cfg.data, "max_seq_len", a.seq_len),
+        (cfg.data, "system_prompt", a.system_prompt),
+        (cfg.model, "quantization", a.quant),
+    ]
+    for section, field, value in overrides:
+        if value is not None:
+            setattr(section, field, value)
+    cfg.lora.alpha = a.lora_alpha if a.lora_alpha is not None else 2 * cfg.lora.r
+    return cfg.validate()
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from .reporting import ConsoleReporter, JsonLinesReporter
+    from .train import Trainer
+
+    reporter = JsonLinesReporter() if a.json_events else ConsoleReporter()
+
+    def on_sigint(signum, frame):
+        # First Ctrl+C: finish the current step, checkpoint, save the adapter, exit.
+        # A second one aborts at once.
+        if reporter.stop_requested():
+            raise KeyboardInterrupt
+        reporter.request_stop()
+        reporter.warning("stopping after this step (Ctrl+C again to abort without saving)")
+
+    signal.signal(signal.SIGINT, on_sigint)
+    trainer = Trainer(_train_config(a), reporter)
+    trainer.setup()
+    summary = trainer.fit()
+    return 0 if summary["status"] == "finished" else 130
+
+
+def _cmd_chat(a: argparse.Namespace) -> int:
+    from .chat import ChatSession, GenerationSettings
+
+    session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr))
+    text = session.answer(a.prompt, base=a.base, settings=GenerationSettings(max_new_tokens=a.max_new_tokens))
+    print(json.dumps({"prompt": a.prompt, "base": a.base, "answer": text}) if a.json else text)
+    return 0
+
+
+def _quiet_libraries() -> None:
+    # Library chatter (tqdm bars of the GGUF reader, HF advisory warnings) is not for users.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("transformers", "bitsandbytes", "peft", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="(transformers|peft|torch)")
+    from transformers.utils import logging as hf_logging
+
+    # Per-tensor "Loading weights" bars; downloads keep huggingface_hub's own bar.
+    hf_logging.disable_progress_bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    if args.command is None:
+        try:
+            from gui.app import run_app  # noqa: PLC0415 - the GUI is optional for the CLI
+        except ImportError:
+            _build_parser().print_help()
+            print("\nThe desktop window is not part of this build yet; use the subcommands above.", file=sys.stderr)
+            return 0
+        return run_app()
+    _quiet_libraries()
+    commands = {"train": _cmd_train, "chat": _cmd_chat}
+    try:
+        return commands[args.command](args)
+    except TuneDeskError as e:
+        print(f"tunedesk {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

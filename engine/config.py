@@ -1,0 +1,141 @@
+"""The one configuration tree: UI -> engine, saved as config.json in every run folder.
+
+Each section is a plain dataclass with documented fields; `RunConfig.validate()` is the
+one place where values are checked, so the CLI and the GUI report the same messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+QUANTIZATIONS = ("none", "8bit", "4bit")
+CONFIG_VERSION = 1
+
+
+@dataclass
+class ModelConfig:
+    source: str = "demo"
+    """'demo', a local Hugging Face folder, a .gguf file, or a Hub id (owner/name)."""
+    quantization: str = "none"
+    """'none', '8bit' or '4bit' (bitsandbytes NF4 with double quantization); CUDA only."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% slower."""
+    trust_remote_code: bool = False
+    """Run Python code shipped with a model. Off unless the user explicitly consents."""
+    allow_pickle: bool = False
+    """Accept .bin/.pt (pickle) weights. Off: safetensors only, unless the user consents."""
+    revision: str | None = None
+    """Hub branch, tag or commit for Hub ids."""
+
+
+@dataclass
+class DataConfig:
+    path: str = ""
+    """The dataset file."""
+    max_seq_len: int = 1024
+    """Tokens per example; longer rows are reported and skipped, never silently cut."""
+    val_share: float = 0.05
+    """Share of rows held out for the validation loss."""
+    max_val_rows: int = 200
+    min_val_rows: int = 1
+    max_samples: int | None = None
+    """Use at most this many rows (after shuffling with `seed`)."""
+    seed: int = 42
+    """Seed of the train/validation split and of the subset."""
+    system_prompt: str | None = None
+    """Added as the system message of rows that have none (None: the template's default)."""
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] | str = "all-linear"
+    """Module names to adapt, or 'all-linear' (every linear layer but the output head)."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 3.0
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (overrides epochs)."""
+    lr: float = 2e-4
+    micro_batch: int = 4
+    grad_accum: int = 1
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    eval_every: int = 10
+    """Validation loss every N optimizer steps (and always at step 0 and at the end)."""
+    checkpoint_every: int = 50
+    """Save a resumable checkpoint every N optimizer steps."""
+    keep_checkpoints: int = 2
+    seed: int = 42
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cuda' or 'cpu'."""
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = ""
+    """Run folder name; empty: derived from model, dataset and time."""
+    out_dir: str = ""
+    """Parent folder of the run folders; empty: the user data folder's runs/."""
+    version: int = CONFIG_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        def section(kind, values):
+            known = {f.name for f in dataclasses.fields(kind)}
+            unknown = set(values or {}) - known
+            if unknown:
+                raise ConfigError(f"unknown {kind.__name__} setting(s): {', '.join(sorted(unknown))}")
+            return kind(**(values or {}))
+
+        return cls(
+            model=section(ModelConfig, d.get("model")),
+            data=section(DataConfig, d.get("data")),
+            lora=section(LoraConfig, d.get("lora")),
+            train=section(TrainConfig, d.get("train")),
+            name=d.get("name", ""),
+            out_dir=d.get("out_dir", ""),
+            version=d.get("version", CONFIG_VERSION),
+        )
+
+    def validate(self) -> "RunConfig":
+        m, d, l, t = self.model, self.data, self.lora, self.train
+        checks = [
+            (m.quantization in QUANTIZATIONS, f"quantization must be one of {', '.join(QUANTIZATIONS)}, not '{m.quantization}'"),
+            (bool(m.source), "no model given"),
+            (d.max_seq_len >= 16, f"sequence length {d.max_seq_len} is too short (at least 16 tokens)"),
+            (0.0 <= d.val_share < 0.5, f"validation share {d.val_share} must be between 0 and 0.5"),
+            (d.max_samples is None or d.max_samples >= 2, "max samples must be at least 2"),
+            (l.r >= 1, f"LoRA rank {l.r} must be at least 1"),
+            (l.alpha > 0, "LoRA alpha must be positive"),
+            (0.0 <= l.dropout < 1.0, "LoRA dropout must be in [0, 1)"),
+            (t.epochs > 0 or t.max_steps, "epochs must be positive"),
+            (t.max_steps is None or t.max_steps >= 1, "max steps must be at least 1"),
+            (0 < t.lr < 1, f"learning rate {t.lr} is out of range"),
+            (t.micro_batch >= 1, "micro-batch must be at least 1"),
+            (t.grad_accum >= 1, "gradient accumulation must be at least 1"),
+            (0 <= t.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),
+            (t.eval_every >= 1 and t.checkpoint_every >= 1, "eval / checkpoint intervals must be at least 1"),
+            (t.keep_checkpoints >= 1, "keep at least one checkpoint"),
+            (t.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, not '{t.device}'"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self

@@ -1,0 +1,3 @@
+"""Dataset files -> conversations -> token ids with a trained-token mask."""
+
+from .prepare import PreparedData, prepare  # noqa: F401

@@ -1,0 +1,115 @@
+"""Load the tokenizer and the base model for training or chat, and attach LoRA.
+
+Precision: CPU trains in fp32 (bf16 matmuls are slow on most CPUs); CUDA loads the
+base weights in bf16, or fp16 on cards without bf16 (Turing and older), optionally
+quantized by bitsandbytes. LoRA weights stay fp32 (peft's default) for stable updates.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .config import LoraConfig, ModelConfig
+from .errors import ModelError
+
+
+@dataclass
+class Placement:
+    device: str  # "cpu" | "cuda"
+    dtype: "object"  # torch.dtype
+    quantization: str  # what is actually used, after any fallback
+
+    @property
+    def autocast(self) -> bool:
+        return self.device == "cuda"
+
+
+def choose_placement(model_cfg: ModelConfig, device_pref: str, warn: Callable[[str], None]) -> Placement:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if device_pref == "cuda" and not cuda:
+        raise ModelError("a CUDA GPU was asked for, but torch sees none (CPU-only torch build, or no driver)")
+    device = "cuda" if cuda and device_pref != "cpu" else "cpu"
+    quant = model_cfg.quantization
+    if device == "cpu":
+        if quant != "none":
+            warn(f"{quant} quantization needs a CUDA GPU; training unquantized on the CPU")
+            quant = "none"
+        return Placement("cpu", torch.float32, quant)
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return Placement("cuda", dtype, quant)
+
+
+def load_tokenizer(folder: Path, model_cfg: ModelConfig):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=model_cfg.trust_remote_code)
+    except Exception as e:
+        raise ModelError(f"{folder}: cannot load the tokenizer ({type(e).__name__}: {e})") from e
+    if tok.pad_token is None:
+        # Padding positions are masked out of attention and loss, so any id works.
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    return tok
+
+
+def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict = dict(
+        dtype=placement.dtype,
+        trust_remote_code=model_cfg.trust_remote_code,
+        use_safetensors=None if model_cfg.allow_pickle else True,
+        attn_implementation="sdpa",
+    )
+    if placement.quantization != "none":
+        from transformers import BitsAndBytesConfig
+
+        if placement.quantization == "4bit":
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=placement.dtype,
+            )
+        else:
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    if placement.device == "cuda":
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    except ImportError as e:
+        raise ModelError(f"a library needed for {placement.quantization} loading is missing: {e}") from e
+    except Exception as e:
+        raise ModelError(f"{folder}: cannot load the model ({type(e).__name__}: {e})") from e
+    model.config.use_cache = False  # the KV cache is useless (and costly) while training
+    return model
+
+
+def add_lora(model, lora: LoraConfig, *, gradient_checkpointing: bool):
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    if gradient_checkpointing:
+        # Non-reentrant checkpointing needs no input-grad hook and works with frozen
+        # embeddings; it only acts in train mode (the trainer calls model.train()).
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # No prepare_model_for_kbit_training: it makes fp32 copies of embeddings / lm_head
+    # (about 2 GiB on a 152k vocabulary) that an 8 GB card cannot afford.
+    peft_cfg = PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
+    return get_peft_model(model, peft_cfg)

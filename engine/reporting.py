@@ -1,0 +1,118 @@
+"""The engine's one reporting interface (no Qt).
+
+A long job receives a `Reporter`. It calls `event(kind, **data)` with plain, JSON-able
+data and polls `stop_requested()` between steps. The CLI prints events, tests record
+them, and the GUI forwards them as Qt signals. Event kinds and their fields:
+
+- ``status``    text
+- ``warning``   text
+- ``progress``  step, total_steps, epoch, tokens_per_s, eta_s, elapsed_s
+- ``metrics``   step, and any of loss, eval_loss, lr, grad_norm, mem_bytes, tokens
+- ``started``   run_dir, total_steps
+- ``finished``  run_dir, status ('finished' | 'stopped'), summary
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any, TextIO
+
+
+class Reporter:
+    """Base reporter: ignores every event; stops when `request_stop()` was called."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def event(self, kind: str, **data: Any) -> None:  # noqa: D401 - interface
+        pass
+
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self) -> None:
+        """Thread-safe: ask the running job to save and stop at the next step."""
+        self._stop.set()
+
+    # Conveniences so engine code reads naturally.
+    def status(self, text: str) -> None:
+        self.event("status", text=text)
+
+    def warning(self, text: str) -> None:
+        self.event("warning", text=text)
+
+
+class RecordingReporter(Reporter):
+    """Keeps every event; for tests and for callers that want the history."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def event(self, kind: str, **data: Any) -> None:
+        self.events.append((kind, data))
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [d for k, d in self.events if k == kind]
+
+
+class JsonLinesReporter(Reporter):
+    """One JSON object per line: {"event": kind, ...data}."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self.stream = stream or sys.stdout
+
+    def event(self, kind: str, **data: Any) -> None:
+        self.stream.write(json.dumps({"event": kind, **data}, ensure_ascii=False, default=str) + "\n")
+        self.stream.flush()
+
+
+class ConsoleReporter(Reporter):
+    """Human output for the CLI: a tqdm progress bar, status lines above it."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self.stream = stream or sys.stderr
+        self._bar = None
+        self._last: dict[str, Any] = {}
+
+    def _write(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def event(self, kind: str, **data: Any) -> None:
+        if kind == "status":
+            self._write(data["text"])
+        elif kind == "warning":
+            self._write(f"warning: {data['text']}")
+        elif kind == "started":
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=data["total_steps"], unit="step", file=self.stream, dynamic_ncols=True)
+        elif kind == "progress" and self._bar is not None:
+            self._bar.n = data["step"]
+            post = {"epoch": f"{data['epoch']:.2f}", "tok/s": f"{data['tokens_per_s']:.0f}"}
+            if "loss" in self._last:
+                post["loss"] = f"{self._last['loss']:.3f}"
+            if "eval_loss" in self._last:
+                post["eval"] = f"{self._last['eval_loss']:.3f}"
+            self._bar.set_postfix(post, refresh=False)
+            self._bar.refresh()
+        elif kind == "metrics":
+            self._last.update({k: v for k, v in data.items() if k in ("loss", "eval_loss")})
+            if "eval_loss" in data:
+                self._write(f"step {data['step']}: eval loss {data['eval_loss']:.4f}")
+        elif kind == "finished":
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+            s = data.get("summary", {})
+            self._write(
+                f"{data['status']}: {s.get('steps')} steps in {s.get('duration_s', 0):.0f} s, "
+                f"train loss {s.get('train_loss')}, eval loss {s.get('eval_loss')} -> {data['run_dir']}"
+            )

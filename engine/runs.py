@@ -1,0 +1,106 @@
+"""A run is a folder; this module knows its layout.
+
+    <out>/<run-name>/
+        config.json        the whole RunConfig tree (plus resolved model folder)
+        data_report.json   what the data step kept and skipped, and why
+        metrics.jsonl      one JSON object per logged step / evaluation
+        checkpoints/       step-000050/ ... resumable states, last K kept
+        adapter/           final LoRA adapter in PEFT format
+        summary.json       final losses, steps, duration, tokens/s, status
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .atomic import append_jsonl, read_jsonl, write_json
+from .config import RunConfig
+from .errors import TuneDeskError
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+DATA_REPORT = "data_report.json"
+ADAPTER = "adapter"
+CHECKPOINTS = "checkpoints"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")[:40] or "run"
+
+
+class RunDir:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # -- creation -----------------------------------------------------------------
+    @classmethod
+    def create(cls, cfg: RunConfig, *, model_name: str) -> "RunDir":
+        parent = Path(cfg.out_dir).expanduser() if cfg.out_dir else paths.default_runs_dir()
+        name = cfg.name or f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(model_name)}-{_slug(Path(cfg.data.path).stem)}"
+        parent.mkdir(parents=True, exist_ok=True)
+        path = parent / name
+        n = 2
+        while path.exists():
+            path = parent / f"{name}-{n}"
+            n += 1
+        path.mkdir()
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunDir":
+        run = cls(path)
+        if not (run.path / CONFIG).is_file():
+            raise TuneDeskError(f"{path}: not a TuneDesk run folder (no {CONFIG})")
+        return run
+
+    # -- files --------------------------------------------------------------------
+    @property
+    def adapter_dir(self) -> Path:
+        return self.path / ADAPTER
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def write_config(self, cfg: RunConfig, **extra: Any) -> None:
+        write_json(self.path / CONFIG, {**cfg.to_dict(), **extra})
+
+    def read_config(self) -> tuple[RunConfig, dict[str, Any]]:
+        raw = json.loads((self.path / CONFIG).read_text(encoding="utf-8"))
+        extra = {k: raw.pop(k) for k in list(raw) if k.startswith("resolved_")}
+        return RunConfig.from_dict(raw), extra
+
+    def log_metrics(self, record: dict[str, Any]) -> None:
+        append_jsonl(self.path / METRICS, record)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / METRICS)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.path / SUMMARY, summary)
+
+    def summary(self) -> dict[str, Any] | None:
+        p = self.path / SUMMARY
+        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+
+    def write_data_report(self, report: dict[str, Any]) -> None:
+        write_json(self.path / DATA_REPORT, report)
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoints_dir / f"step-{step:06d}"
+
+    def checkpoints(self) -> list[Path]:
+        if not self.checkpoints_dir.is_dir():
+            return []
+        return sorted(p for p in self.checkpoints_dir.iterdir() if re.fullmatch(r"step-\d{6}", p.name))
+
+    def prune_checkpoints(self, keep: int) -> None:
+        for old in self.checkpoints()[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)

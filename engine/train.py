@@ -1,0 +1,291 @@
+"""The training recipe: setup -> fit (steps, evaluations, checkpoints) -> save.
+
+One plain loop rather than HF's Trainer: the product needs to stop on request between
+steps, report every step through the Reporter, checkpoint atomically, and (later)
+recover from out-of-memory by re-splitting a step; all of that is simpler to own here.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import models
+from .atomic import atomic_dir, write_json
+from .config import RunConfig
+from .data import PreparedData, prepare
+from .data.batching import collate, epoch_batches, eval_batches
+from .loading import Placement, add_lora, choose_placement, load_model, load_tokenizer
+from .loss import count_trained, loss_sum
+from .reporting import Reporter
+from .runs import RunDir
+
+STATE_FILE = "trainer_state.pt"
+
+
+@dataclass
+class Position:
+    """Where the data stream is: which epoch, and how many micro-batches of it are used."""
+
+    epoch: int = 0
+    batch: int = 0
+
+
+def cosine_with_warmup(total: int, warmup: int):
+    """LR multiplier per step: linear warmup, then cosine decay to zero after the last step.
+
+    Step 0 already gets 1/(warmup+1) of the peak: a first step at lr 0 would be wasted.
+    """
+
+    def mult(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return mult
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, reporter: Reporter | None = None) -> None:
+        self.cfg = cfg.validate()
+        self.reporter = reporter or Reporter()
+        self.run: RunDir | None = None
+        self.step = 0
+        self.pos = Position()
+        self.history: list[dict[str, Any]] = []
+
+    # -- setup ----------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg, rep = self.cfg, self.reporter
+        torch.manual_seed(cfg.train.seed)
+        random.seed(cfg.train.seed)
+        rep.status("Preparing the model…")
+        folder = models.resolve(
+            cfg.model.source, allow_pickle=cfg.model.allow_pickle, revision=cfg.model.revision, status=rep.status
+        )
+        self.model_folder = folder
+        self.placement: Placement = choose_placement(cfg.model, cfg.train.device, rep.warning)
+        self.tokenizer = load_tokenizer(folder, cfg.model)
+
+        rep.status(f"Reading {Path(cfg.data.path).name}…")
+        self.data: PreparedData = prepare(cfg.data, self.tokenizer)
+        report = self.data.report()
+        rep.status(
+            f"Data: {report['format']} format, {report['kept']} of {report['rows']} rows kept "
+            f"({report['train']} train / {report['val']} validation)"
+        )
+        if self.data.skipped:
+            first = ", ".join(f"row {p.row} ({p.reason})" for p in self.data.skipped[:3])
+            rep.warning(f"{len(self.data.skipped)} row(s) skipped: {first}{' …' if len(self.data.skipped) > 3 else ''}")
+        if not self.data.template_is_own:
+            rep.warning("the tokenizer has no chat template; using a plain ChatML layout")
+
+        rep.status(f"Loading {models.display_name(cfg.model.source)} on {self.placement.device.upper()}…")
+        base = load_model(folder, cfg.model, self.placement)
+        self.model = add_lora(base, cfg.lora, gradient_checkpointing=cfg.model.gradient_checkpointing)
+        self.device = next(p.device for p in self.model.parameters())
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        self.total_steps = self._total_steps()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, cosine_with_warmup(self.total_steps, math.ceil(cfg.train.warmup_ratio * self.total_steps))
+        )
+        # fp16 needs loss scaling; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.dtype == torch.float16)
+
+        self.run = RunDir.create(cfg, model_name=models.display_name(cfg.model.source))
+        self.run.write_config(cfg, resolved_model_folder=str(folder))
+        self.run.write_data_report(report)
+
+    def _total_steps(self) -> int:
+        t = self.cfg.train
+        if t.max_steps:
+            return t.max_steps
+        batches = math.ceil(len(self.data.train) / t.micro_batch)
+        return max(1, math.ceil(t.epochs * batches / t.grad_accum))
+
+    # -- data stream ----------------------------------------------------------------
+    def _next_batch(self) -> list[int]:
+        t = self.cfg.train
+        while True:
+            order = epoch_batches(self.data.train, t.micro_batch, t.seed, self.pos.epoch)
+            if self.pos.batch < len(order):
+                self.pos.batch += 1
+                return order[self.pos.batch - 1]
+            self.pos = Position(self.pos.epoch + 1, 0)
+
+    @property
+    def epoch_float(self) -> float:
+        n = len(epoch_batches(self.data.train, self.cfg.train.micro_batch, self.cfg.train.seed, 0))
+        return self.pos.epoch + self.pos.batch / max(1, n)
+
+    # -- one optimizer step ---------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=self.placement.dtype, enabled=self.placement.autocast)
+
+    def train_step(self) -> dict[str, Any]:
+        t = self.cfg.train
+        self.model.train()
+        batches = [collate([self.data.train[i] for i in self._next_batch()], self.tokenizer.pad_token_id) for _ in range(t.grad_accum)]
+        n_trained = sum(count_trained(b["labels"]) for b in batches)
+        tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+        total = 0.0
+        for b in batches:
+            with self._autocast():
+                logits = self.model(
+                    input_ids=b["input_ids"].to(self.device), attention_mask=b["attention_mask"].to(self.device)
+                ).logits
+                loss = loss_sum(logits, b["labels"]) / max(1, n_trained)
+            del logits
+            self.scaler.scale(loss).backward()
+            total += float(loss.detach())
+        self.scaler.unscale_(self.optimizer)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        lr = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        self.step += 1
+        return {"loss": total, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": n_trained}
+
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        if not self.data.val:
+            return None
+        self.model.eval()
+        total, count = 0.0, 0
+        for idx in eval_batches(self.data.val, self.cfg.train.micro_batch):
+            b = collate([self.data.val[i] for i in idx], self.tokenizer.pad_token_id)
+            with self._autocast():
+                logits = self.model(
+                    input_ids=b["input_ids"].to(self.device), attention_mask=b["attention_mask"].to(self.device)
+                ).logits
+                total += float(loss_sum(logits, b["labels"]))
+            count += count_trained(b["labels"])
+        self.model.train()
+        return total / max(1, count)
+
+    # -- saving ---------------------------------------------------------------------
+    def _memory(self) -> int:
+        if self.placement.device == "cuda":
+            return int(torch.cuda.max_memory_allocated())
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+
+    def save_checkpoint(self) -> Path:
+        """Adapter + optimizer, scheduler, RNG and data position, written atomically."""
+        assert self.run is not None
+        target = self.run.checkpoint_path(self.step)
+        with atomic_dir(target) as tmp:
+            self.model.save_pretrained(tmp)
+            torch.save(
+                {
+                    "step": self.step,
+                    "epoch": self.pos.epoch,
+                    "batch": self.pos.batch,
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(),
+                    "rng_torch": torch.get_rng_state(),
+                    "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    "rng_python": list(random.getstate()[1]),
+                },
+                tmp / STATE_FILE,
+            )
+        self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
+        return target
+
+    def save_adapter(self) -> Path:
+        assert self.run is not None
+        with atomic_dir(self.run.adapter_dir) as tmp:
+            self.model.save_pretrained(tmp)
+            write_json(tmp / "tunedesk.json", {"base_model": self.cfg.model.source, "step": self.step})
+        return self.run.adapter_dir
+
+    # -- the loop -------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        assert self.run is not None, "call setup() first"
+        cfg, rep, run = self.cfg, self.reporter, self.run
+        rep.event("started", run_dir=str(run.path), total_steps=self.total_steps)
+        first_eval = self.evaluate()
+        if first_eval is not None:
+            self._log({"step": 0, "eval_loss": first_eval})
+        start = time.monotonic()
+        tokens_done = 0
+        status = "finished"
+        last_eval = first_eval
+        while self.step < self.total_steps:
+            if rep.stop_requested():
+                status = "stopped"
+                break
+            m = self.train_step()
+            tokens_done += m["tokens"]
+            elapsed = time.monotonic() - start
+            record = {"step": self.step, "epoch": round(self.epoch_float, 4), **m, "mem_bytes": self._memory()}
+            if self.step % cfg.train.eval_every == 0 or self.step == self.total_steps:
+                last_eval = self.evaluate()
+                if last_eval is not None:
+                    record["eval_loss"] = last_eval
+            self._log(record)
+            rate = tokens_done / elapsed if elapsed > 0 else 0.0
+            rep.event(
+                "progress",
+                step=self.step,
+                total_steps=self.total_steps,
+                epoch=self.epoch_float,
+                tokens_per_s=rate,
+                elapsed_s=elapsed,
+                eta_s=elapsed / self.step * (self.total_steps - self.step),
+            )
+            if self.step % cfg.train.checkpoint_every == 0 and self.step < self.total_steps:
+                self.save_checkpoint()
+        duration = time.monotonic() - start
+        if status == "stopped":
+            rep.status(f"Stopped at step {self.step}; saving a checkpoint…")
+            self.save_checkpoint()
+        self.save_adapter()
+        losses = [h["loss"] for h in self.history if "loss" in h]
+        summary = {
+            "status": status,
+            "steps": self.step,
+            "total_steps": self.total_steps,
+            "epochs": round(self.epoch_float, 4),
+            "train_loss": round(sum(losses[-5:]) / len(losses[-5:]), 6) if losses else None,
+            "eval_loss": last_eval,
+            "eval_loss_start": first_eval,
+            "duration_s": round(duration, 2),
+            "tokens_per_s": round(tokens_done / duration, 1) if duration > 0 else None,
+            "device": self.placement.device,
+            "dtype": str(self.placement.dtype).replace("torch.", ""),
+            "quantization": self.placement.quantization,
+            "model_folder": str(self.model_folder),
+        }
+        run.write_summary(summary)
+        rep.event("finished", run_dir=str(run.path), status=status, summary=summary)
+        return summary
+
+    def _log(self, record: dict[str, Any]) -> None:
+        assert self.run is not None
+        self.history.append(record)
+        self.run.log_metrics(record)
+        self.reporter.event("metrics", **record)
+
+
+def train(cfg: RunConfig, reporter: Reporter | None = None) -> tuple[Path, dict[str, Any]]:
+    """Run a whole training; returns the run folder and its summary."""
+    trainer = Trainer(cfg, reporter)
+    trainer.setup()
+    summary = trainer.fit()
+    assert trainer.run is not None
+    return trainer.run.path, summary

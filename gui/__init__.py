@@ -1,0 +1,1 @@
+"""TuneDesk desktop window (PySide6): a client of `engine`."""

@@ -1,0 +1,53 @@
+"""Shared fixtures. The demo model is converted once per machine into a test cache;
+run folders go to each test's tmp_path."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Before anything imports engine.paths: keep test caches apart from the user's own.
+os.environ.setdefault("TUNEDESK_HOME", str(Path.home() / ".cache" / "tunedesk-tests"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).parent))
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "resources" / "samples"
+
+
+@pytest.fixture(scope="session")
+def demo_folder() -> Path:
+    from engine import models
+
+    return models.resolve("demo")
+
+
+@pytest.fixture(scope="session")
+def demo_tokenizer(demo_folder):
+    from engine.config import ModelConfig
+    from engine.loading import load_tokenizer
+
+    return load_tokenizer(demo_folder, ModelConfig())
+
+
+@pytest.fixture(scope="session")
+def tiny_model_folder(tmp_path_factory, demo_folder) -> Path:
+    """A 2-layer random Llama with the demo tokenizer: trains in a fraction of a second."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    cfg = LlamaConfig(
+        vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    AutoTokenizer.from_pretrained(demo_folder).save_pretrained(out)
+    return out

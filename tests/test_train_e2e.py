@@ -1,0 +1,89 @@
+"""End to end, for real: the demo model trains on CPU through the `tunedesk` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLES
+from persona import write_persona
+
+pytestmark = pytest.mark.slow
+
+
+def tunedesk(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory, demo_folder) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    r = tunedesk("train", str(SAMPLES / "pirate_trivia.jsonl"), "--max-steps", "30", "--out", str(out),
+                 "--name", "pirate", "--json-events")
+    assert r.returncode == 0, r.stderr[-3000:]
+    ev = events(r.stdout)
+    assert ev[-1]["event"] == "finished" and ev[-1]["status"] == "finished"
+    return out / "pirate"
+
+
+def test_run_folder_has_every_part(sample_run):
+    names = {p.name for p in sample_run.iterdir()}
+    assert {"config.json", "metrics.jsonl", "summary.json", "adapter", "data_report.json"} <= names
+    assert {p.name for p in (sample_run / "adapter").iterdir()} >= {"adapter_config.json", "adapter_model.safetensors"}
+    cfg = json.loads((sample_run / "config.json").read_text())
+    assert cfg["train"]["max_steps"] == 30 and cfg["model"]["source"] == "demo"
+    assert not [p for p in sample_run.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_eval_loss_goes_down(sample_run):
+    summary = json.loads((sample_run / "summary.json").read_text())
+    metrics = [json.loads(x) for x in (sample_run / "metrics.jsonl").read_text().splitlines()]
+    evals = [m["eval_loss"] for m in metrics if "eval_loss" in m]
+    assert metrics[0]["step"] == 0 and "eval_loss" in metrics[0]  # evaluated before training
+    assert summary["steps"] == 30 and len(evals) == 4  # steps 0, 10, 20, 30
+    assert summary["eval_loss"] < summary["eval_loss_start"] == evals[0]
+    assert summary["tokens_per_s"] > 0 and summary["duration_s"] > 0
+
+
+def test_adapter_loads_in_plain_peft_and_changes_logits(sample_run, demo_folder):
+    script = f"""
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+tok = AutoTokenizer.from_pretrained({str(demo_folder)!r})
+base = AutoModelForCausalLM.from_pretrained({str(demo_folder)!r}, dtype=torch.float32)
+ids = tok("Tell me about the sea.", return_tensors="pt").input_ids
+with torch.no_grad():
+    before = base(ids).logits
+    tuned = PeftModel.from_pretrained(base, {str(sample_run / "adapter")!r})
+    after = tuned(ids).logits
+print((after - before).abs().max().item())
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert float(r.stdout.strip().splitlines()[-1]) > 1e-3
+
+
+def test_persona_is_learned(tmp_path, demo_folder):
+    data = write_persona(tmp_path / "nova.jsonl")
+    r = tunedesk("train", str(data), "--max-steps", "30", "--lr", "1e-3", "--out", str(tmp_path), "--name", "nova",
+                 "--eval-every", "30", "--json-events")
+    assert r.returncode == 0, r.stderr[-3000:]
+    tuned = tunedesk("chat", str(tmp_path / "nova"), "--prompt", "Who are you?")
+    base = tunedesk("chat", str(tmp_path / "nova"), "--prompt", "Who are you?", "--base")
+    assert tuned.returncode == 0 and base.returncode == 0, tuned.stderr + base.stderr
+    assert "Nova" in tuned.stdout
+    assert "Nova" not in base.stdout and base.stdout.strip()
