@@ -34,11 +34,21 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int, default=None, help="validation loss every N steps (default 10)")
     t.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default 50)")
     t.add_argument("--system-prompt", default=None, help="system message for rows that have none")
+    _data_options(t)
+    t.add_argument("--val-share", type=float, default=None, help="share of rows held out for validation (default 0.05)")
+    t.add_argument("--max-samples", type=int, default=None, help="use at most N rows (shuffled with --seed)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--trust-remote-code", action="store_true", help="allow the model's own Python code to run (only for sources you trust)")
     t.add_argument("--allow-pickle", action="store_true", help="accept .bin/.pt pickle weights (only for sources you trust)")
     t.add_argument("--json-events", action="store_true", help="print one JSON object per event instead of a progress bar")
+
+    i = sub.add_parser("inspect", help="show how a dataset file is read, validated and rendered")
+    i.add_argument("data", help="dataset file")
+    i.add_argument("--model", default="demo", help="whose tokenizer and chat template to render with (default: demo)")
+    i.add_argument("--seq-len", type=int, default=None, help="max tokens per example (default 1024)")
+    _data_options(i)
+    i.add_argument("--json", action="store_true", help="one JSON object (stable keys, see README)")
 
     c = sub.add_parser("chat", help="answer a prompt with a run's tuned model (or its base model)")
     c.add_argument("run_dir")
@@ -48,6 +58,32 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     c.add_argument("--json", action="store_true")
     return p
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=["alpaca", "pair", "messages", "sharegpt", "text"], default=None,
+                   help="override the detected format")
+    p.add_argument("--map", action="append", default=[], metavar="PART=FIELD",
+                   help="override a field, e.g. --map prompt=Question --map answer=Response --map reasoning=Complex_CoT")
+    p.add_argument("--reasoning", choices=["auto", "keep", "drop"], default=None,
+                   help="chain of thought: auto (in <think> for reasoning models, else dropped), keep, drop")
+
+
+def _apply_data_options(cfg, a: argparse.Namespace) -> None:
+    from .errors import ConfigError
+
+    cfg.data.format = a.format
+    mapping = {}
+    for item in a.map:
+        part, sep, fieldname = item.partition("=")
+        if not sep or not part or not fieldname:
+            raise ConfigError(f"--map takes PART=FIELD, not '{item}'")
+        mapping[part.strip()] = fieldname.strip()
+    cfg.data.mapping = mapping or None
+    if a.reasoning:
+        cfg.data.reasoning = a.reasoning
+    if getattr(a, "seq_len", None):
+        cfg.data.max_seq_len = a.seq_len
 
 
 def _train_config(a: argparse.Namespace):
@@ -73,12 +109,15 @@ def _train_config(a: argparse.Namespace):
         (cfg.lora, "r", a.lora_r),
         (cfg.data, "max_seq_len", a.seq_len),
         (cfg.data, "system_prompt", a.system_prompt),
+        (cfg.data, "val_share", a.val_share),
+        (cfg.data, "max_samples", a.max_samples),
         (cfg.model, "quantization", a.quant),
     ]
     for section, field, value in overrides:
         if value is not None:
             setattr(section, field, value)
     cfg.lora.alpha = a.lora_alpha if a.lora_alpha is not None else 2 * cfg.lora.r
+    _apply_data_options(cfg, a)
     return cfg.validate()
 
 
@@ -101,6 +140,27 @@ def _cmd_train(a: argparse.Namespace) -> int:
     trainer.setup()
     summary = trainer.fit()
     return 0 if summary["status"] == "finished" else 130
+
+
+def _cmd_inspect(a: argparse.Namespace) -> int:
+    from . import models
+    from .config import ModelConfig, RunConfig
+    from .data.report import format_text, inspect_file
+    from .loading import load_tokenizer
+
+    cfg = RunConfig()
+    cfg.data.path = a.data
+    _apply_data_options(cfg, a)
+    cfg.validate()
+    status = (lambda t: print(t, file=sys.stderr)) if not a.json else (lambda t: None)
+    folder = models.resolve(a.model, status=status)
+    tokenizer = load_tokenizer(folder, ModelConfig(source=a.model))
+    report = inspect_file(cfg.data, tokenizer, model_name=models.display_name(a.model))
+    if a.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(format_text(report, color=sys.stdout.isatty()))
+    return 0
 
 
 def _cmd_chat(a: argparse.Namespace) -> int:
@@ -139,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return run_app()
     _quiet_libraries()
-    commands = {"train": _cmd_train, "chat": _cmd_chat}
+    commands = {"train": _cmd_train, "chat": _cmd_chat, "inspect": _cmd_inspect}
     try:
         return commands[args.command](args)
     except TuneDeskError as e:

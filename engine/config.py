@@ -48,6 +48,16 @@ class DataConfig:
     """Seed of the train/validation split and of the subset."""
     system_prompt: str | None = None
     """Added as the system message of rows that have none (None: the template's default)."""
+    format: str | None = None
+    """Override detection: alpaca | pair | messages | sharegpt | text (None: detect)."""
+    mapping: dict[str, str] | None = None
+    """Override fields, e.g. {'prompt': 'Question', 'answer': 'Response', 'reasoning': 'Complex_CoT'}."""
+    reasoning: str = "auto"
+    """Chain of thought: 'auto' (in <think> for reasoning models, dropped otherwise), 'keep', 'drop'."""
+    max_bad_share: float = 0.5
+    """Stop instead of training when more than this share of the rows is unusable."""
+    cache: bool = True
+    """Reuse tokenized data for the same file, tokenizer and settings."""
 
 
 @dataclass
@@ -122,6 +132,9 @@ class RunConfig:
             (d.max_seq_len >= 16, f"sequence length {d.max_seq_len} is too short (at least 16 tokens)"),
             (0.0 <= d.val_share < 0.5, f"validation share {d.val_share} must be between 0 and 0.5"),
             (d.max_samples is None or d.max_samples >= 2, "max samples must be at least 2"),
+            (d.reasoning in ("auto", "keep", "drop"), f"reasoning must be auto, keep or drop, not '{d.reasoning}'"),
+            (d.format in (None, "alpaca", "pair", "messages", "sharegpt", "text"), f"unknown data format '{d.format}'"),
+            (0.0 < d.max_bad_share <= 1.0, "max bad share must be in (0, 1]"),
             (l.r >= 1, f"LoRA rank {l.r} must be at least 1"),
             (l.alpha > 0, "LoRA alpha must be positive"),
             (0.0 <= l.dropout < 1.0, "LoRA dropout must be in [0, 1)"),

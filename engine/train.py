@@ -84,8 +84,8 @@ class Trainer:
         if self.data.skipped:
             first = ", ".join(f"row {p.row} ({p.reason})" for p in self.data.skipped[:3])
             rep.warning(f"{len(self.data.skipped)} row(s) skipped: {first}{' …' if len(self.data.skipped) > 3 else ''}")
-        if not self.data.template_is_own:
-            rep.warning("the tokenizer has no chat template; using a plain ChatML layout")
+        for note in self.data.notes:
+            rep.status(f"Note: {note}")
 
         rep.status(f"Loading {models.display_name(cfg.model.source)} on {self.placement.device.upper()}…")
         base = load_model(folder, cfg.model, self.placement)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
+import numpy as np
+
 from .prepare import Example
 from .render import IGNORE
 
@@ -46,7 +48,7 @@ def collate(examples: Sequence[Example], pad_id: int):
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for row, e in enumerate(examples):
         n = len(e)
-        ids[row, :n] = torch.tensor(e.input_ids)
-        labels[row, :n] = torch.tensor(e.labels)
+        ids[row, :n] = torch.from_numpy(np.asarray(e.input_ids, dtype=np.int64))
+        labels[row, :n] = torch.from_numpy(np.asarray(e.labels, dtype=np.int64))
         mask[row, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -1,30 +1,73 @@
-"""From a dataset file to tokenized train / validation examples and a report of what was done."""
+"""From a dataset file to tokenized train / validation examples and a report of what was done.
+
+    file --readers--> records --shapes--> conversations --render--> ids + trained mask
+
+Rows that cannot be used are skipped and listed (row, reason); the run stops only when
+too few usable rows remain. The tokenized result is cached by file content, tokenizer
+and settings as flat numpy arrays that are memory-mapped back, so a second run on the
+same file starts at once and a big dataset is held in memory once, compactly.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+import numpy as np
+
+from .. import paths
+from ..atomic import atomic_dir
 from ..config import DataConfig
 from ..errors import DataError
 from .readers import RowProblem, iter_records
-from .render import IGNORE, Rendered, ensure_chat_template, render
-from .shapes import RowError, Shape, detect, to_conversation
+from .render import IGNORE, ensure_chat_template, reasoning_policy, render
+from .shapes import FORMATS, RowError, Shape, detect, detect_one, to_conversation
 
 DETECT_ROWS = 50
 MIN_ROWS = 2
+RENDER_VERSION = 3  # bump when rendering changes: invalidates tokenized caches
+CHARS_PER_TOKEN_GUARD = 16  # rows with more characters than this x max_seq_len are too long without tokenizing
+REQUIRED = {"alpaca": ("instruction", "answer"), "pair": ("prompt", "answer"), "messages": ("messages",),
+            "sharegpt": ("messages",), "text": ("text",)}
+REPORT_SKIPPED_MAX = 1000
 
 
 @dataclass
 class Example:
     row: int
-    input_ids: list[int]
-    labels: list[int]
+    input_ids: np.ndarray  # int32
+    trained: np.ndarray  # bool, True where the token carries loss
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.where(self.trained, self.input_ids, IGNORE)
+
+
+@dataclass
+class Tokenized:
+    """Every usable row of a file, unsplit; what the cache stores."""
+
+    ids: np.ndarray
+    trained: np.ndarray
+    offsets: np.ndarray
+    rows: np.ndarray
+    meta: dict[str, Any]
+
+    def example(self, i: int) -> Example:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return Example(int(self.rows[i]), self.ids[a:b], self.trained[a:b])
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 @dataclass
@@ -34,8 +77,14 @@ class PreparedData:
     val: list[Example]
     rows: int
     skipped: list[RowProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     template_is_own: bool = True
-    samples: list[Rendered] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)
+    """The first rendered rows: {row, text, spans, tokens, trained}."""
+    reasoning: str = "none"
+    """What happened to chains of thought: none (no reasoning in the data) | think | inline | drop."""
+    lengths: np.ndarray | None = None
+    from_cache: bool = False
 
     @property
     def kept(self) -> int:
@@ -48,78 +97,257 @@ class PreparedData:
             "kept": self.kept,
             "train": len(self.train),
             "val": len(self.val),
-            "skipped": [{"row": p.row, "reason": p.reason} for p in self.skipped],
-            "trained_tokens": sum(sum(1 for x in e.labels if x != IGNORE) for e in self.train),
+            "skipped": [{"row": p.row, "reason": p.reason} for p in self.skipped[:REPORT_SKIPPED_MAX]],
+            "skipped_by_kind": dict(Counter(p.kind for p in self.skipped)),
+            "notes": list(self.notes),
+            "reasoning": self.reasoning,
+            "trained_tokens": int(sum(int(e.trained.sum()) for e in self.train)),
         }
 
 
-def prepare(cfg: DataConfig, tokenizer, *, shape: Shape | None = None) -> PreparedData:
+# -- shape -------------------------------------------------------------------------------
+def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
     path = Path(cfg.path)
-    records = list(iter_records(path))
-    if not records:
-        raise DataError(f"{path.name}: no records in the file")
-    if shape is None:
-        sample = [r for _, r in records[:DETECT_ROWS] if not isinstance(r, RowProblem)]
-        shape = detect(sample)
-        if shape is None:
-            keys = sorted({k for r in sample if isinstance(r, dict) for k in r})[:12]
-            raise DataError(
-                f"{path.name}: cannot tell the dataset's format from its fields ({', '.join(keys) or 'none'}); "
-                "expected e.g. instruction/output, question/answer, prompt/completion or messages"
+    sample = [r for _, r in itertools.islice(iter_records(path, notes), DETECT_ROWS) if not isinstance(r, RowProblem)]
+    if not sample:
+        raise DataError(f"{path.name}: no readable records in the first {DETECT_ROWS} rows")
+    fields = sorted({k for r in sample for k in r})
+    detected = detect(sample)
+    if cfg.format:
+        if cfg.format not in FORMATS:
+            raise DataError(f"unknown data format '{cfg.format}'; use one of {', '.join(FORMATS)}")
+        base = dict(detected.mapping) if detected and detected.format == cfg.format else {}
+        shape = Shape(cfg.format, {**base, **(cfg.mapping or {})})
+    elif cfg.mapping:
+        if detected is None:
+            raise DataError(f"{path.name}: give the format too (--format) when its fields cannot be detected")
+        shape = Shape(detected.format, {**detected.mapping, **cfg.mapping})
+    elif detected is None:
+        raise DataError(
+            f"{path.name}: cannot tell the dataset's format from its fields ({', '.join(fields[:12]) or 'none'}); "
+            "expected e.g. instruction/output, question/answer, prompt/completion, messages or text, "
+            "or give a field mapping"
+        )
+    else:
+        shape = detected
+        kinds = Counter(s.format for s in map(detect_one, sample) if s is not None)
+        if len(kinds) > 1:
+            notes.append(
+                "mixed record shapes in the first rows ("
+                + ", ".join(f"{n} {k}" for k, n in kinds.most_common())
+                + f"); using {shape.format}, other rows are skipped"
             )
-    template_is_own = ensure_chat_template(tokenizer)
+    missing = [r for r in REQUIRED[shape.format] if r not in shape.mapping]
+    if missing:
+        raise DataError(f"{path.name}: the {shape.format} format needs a field for {', '.join(missing)}")
+    absent = [f"'{v}'" for v in shape.mapping.values() if v not in fields]
+    if absent:
+        raise DataError(f"{path.name}: field {', '.join(absent)} is not in the file; its fields are: {', '.join(fields[:20])}")
+    return shape
 
-    examples: list[Example] = []
-    skipped: list[RowProblem] = []
-    samples: list[Rendered] = []
-    for row, record in records:
+
+# -- tokenizing ----------------------------------------------------------------------------
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    h = hashlib.sha256()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    h.update(backend.to_str().encode() if backend is not None else repr(sorted(tokenizer.get_vocab().items())).encode())
+    for part in (tokenizer.chat_template or "", tokenizer.eos_token or "", tokenizer.bos_token or ""):
+        h.update(b"\0" + str(part).encode())
+    return h.hexdigest()[:16]
+
+
+def _cache_key(cfg: DataConfig, shape: Shape, tokenizer) -> str:
+    settings = json.dumps(
+        [RENDER_VERSION, shape.to_dict(), cfg.max_seq_len, cfg.system_prompt, cfg.reasoning], sort_keys=True
+    )
+    h = hashlib.sha256(f"{_file_hash(Path(cfg.path))}|{tokenizer_fingerprint(tokenizer)}|{settings}".encode())
+    return h.hexdigest()[:24]
+
+
+def _conversations(cfg: DataConfig, shape: Shape) -> Iterator[tuple[int, Any]]:
+    """(row, conversation | RowProblem) for every record, duplicates already caught."""
+    seen: dict[bytes, int] = {}
+    for row, record in iter_records(Path(cfg.path)):
         if isinstance(record, RowProblem):
-            skipped.append(record)
+            yield row, record
             continue
         try:
             messages = to_conversation(record, shape)
         except RowError as e:
-            skipped.append(RowProblem(row, str(e)))
+            yield row, RowProblem(row, str(e), e.kind)
             continue
-        if cfg.system_prompt and messages[0]["role"] != "system":
+        digest = hashlib.blake2b(json.dumps(messages, sort_keys=True).encode(), digest_size=16).digest()
+        if digest in seen:
+            yield row, RowProblem(row, f"exact duplicate of row {seen[digest]}", "duplicate")
+            continue
+        seen[digest] = row
+        if cfg.system_prompt and messages[0]["role"] not in ("system", "text"):
             messages = [{"role": "system", "content": cfg.system_prompt}] + messages
+        yield row, messages
+
+
+def tokenize_file(cfg: DataConfig, shape: Shape, tokenizer, notes: list[str]) -> Tokenized:
+    limit = cfg.max_seq_len
+    ids: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    rows: list[int] = []
+    skipped: list[RowProblem] = []
+    samples: list[dict] = []
+    total = 0
+    with_reasoning = 0
+    split_docs = 0
+    for row, conv in _conversations(cfg, shape):
+        total += 1
+        if isinstance(conv, RowProblem):
+            skipped.append(conv)
+            continue
+        chars = sum(len(m["content"]) + len(m.get("reasoning", "")) for m in conv)
+        is_text = conv[0]["role"] == "text"
+        if chars > limit * CHARS_PER_TOKEN_GUARD and not is_text:
+            skipped.append(RowProblem(row, f"too long: {chars:,} characters, far over the {limit}-token limit", "too long"))
+            continue
+        with_reasoning += any(m.get("reasoning") for m in conv)
         try:
-            r = render(tokenizer, messages)
-        except Exception as e:  # a template can raise on odd role orders
-            skipped.append(RowProblem(row, f"chat template failed: {e}"))
+            r = render(tokenizer, conv, reasoning=cfg.reasoning)
+        except Exception as e:  # templates raise on role orders they do not accept
+            skipped.append(RowProblem(row, f"the chat template cannot render this row ({str(e)[:200]})", "template"))
             continue
-        if len(r.input_ids) > cfg.max_seq_len:
-            skipped.append(RowProblem(row, f"too long: {len(r.input_ids)} tokens > {cfg.max_seq_len}"))
+        row_ids = np.asarray(r.input_ids, dtype=np.int32)
+        row_mask = np.asarray(r.labels, dtype=np.int64) != IGNORE
+        if is_text and len(row_ids) > limit:
+            # Continued pre-training: long texts are cut into windows, nothing is lost.
+            split_docs += 1
+            pieces = [(row_ids[a : a + limit], row_mask[a : a + limit]) for a in range(0, len(row_ids), limit)]
+        elif len(row_ids) > limit:
+            skipped.append(RowProblem(row, f"too long: {len(row_ids)} tokens > {limit} (raise the sequence length to keep it)", "too long"))
             continue
-        if r.n_trained == 0:
-            skipped.append(RowProblem(row, "no answer tokens to train on"))
+        else:
+            pieces = [(row_ids, row_mask)]
+        if not row_mask.any():
+            skipped.append(RowProblem(row, "no answer tokens to train on", "empty field"))
             continue
         if len(samples) < 3:
-            samples.append(r)
-        examples.append(Example(row, r.input_ids, r.labels))
+            samples.append({"row": row, "text": r.text, "spans": r.trained_spans, "tokens": len(row_ids), "trained": int(row_mask.sum())})
+        for a, m in pieces:
+            if len(a) > 1:
+                ids.append(a)
+                masks.append(m)
+                rows.append(row)
+    if split_docs:
+        notes.append(f"{split_docs} long text(s) split into {limit}-token pieces")
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    if ids:
+        np.cumsum([len(a) for a in ids], out=offsets[1:])
+    meta = {
+        "rows": total,
+        "skipped": [[p.row, p.reason, p.kind] for p in skipped],
+        "samples": samples,
+        "notes": notes,
+        "with_reasoning": with_reasoning,
+    }
+    return Tokenized(
+        np.concatenate(ids) if ids else np.zeros(0, np.int32),
+        np.concatenate(masks) if masks else np.zeros(0, bool),
+        offsets,
+        np.asarray(rows, dtype=np.int64),
+        meta,
+    )
 
-    if len(examples) < MIN_ROWS:
-        reasons = "; ".join(f"row {p.row}: {p.reason}" for p in skipped[:3])
-        raise DataError(
-            f"{path.name}: only {len(examples)} usable row(s) of {len(records)}"
-            + (f" ({len(skipped)} skipped, e.g. {reasons})" if skipped else "")
+
+def _save(tok: Tokenized, folder: Path) -> None:
+    with atomic_dir(folder) as tmp:
+        for name in ("ids", "trained", "offsets", "rows"):
+            np.save(tmp / f"{name}.npy", getattr(tok, name))
+        (tmp / "meta.json").write_text(json.dumps(tok.meta, ensure_ascii=False), encoding="utf-8")
+
+
+def _load(folder: Path) -> Tokenized | None:
+    try:
+        arrays = {n: np.load(folder / f"{n}.npy", mmap_mode="r") for n in ("ids", "trained", "offsets", "rows")}
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return Tokenized(meta=meta, **arrays)
+
+
+# -- policy and split ----------------------------------------------------------------------
+def _check_enough(cfg: DataConfig, tok: Tokenized, skipped: list[RowProblem]) -> None:
+    name = Path(cfg.path).name
+    bad = [p for p in skipped if p.kind != "duplicate"]
+    kept = len(set(tok.rows.tolist()))
+    total = tok.meta["rows"]
+    if kept >= MIN_ROWS and len(bad) <= total * cfg.max_bad_share:
+        return
+    by_kind: dict[str, list[int]] = {}
+    for p in skipped:
+        by_kind.setdefault(p.kind, []).append(p.row)
+    summary = "; ".join(
+        f"{len(rows)} {kind} (row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:3]))}{'…' if len(rows) > 3 else ''})"
+        for kind, rows in sorted(by_kind.items(), key=lambda kv: -len(kv[1]))
+    )
+    first = next((f"; e.g. row {p.row}: {p.reason}" for p in bad[:1]), "")
+    raise DataError(f"{name}: only {kept} usable row(s) of {total}, too few to train on. Skipped: {summary}{first}")
+
+
+def prepare(cfg: DataConfig, tokenizer, *, shape: Shape | None = None) -> PreparedData:
+    notes: list[str] = []
+    shape = shape or resolve_shape(cfg, notes)
+    template_is_own = ensure_chat_template(tokenizer)
+    if not template_is_own:
+        notes.append("the tokenizer has no chat template; a plain ChatML layout is used")
+    tok = None
+    folder = None
+    if cfg.cache:
+        folder = paths.cache_dir() / "data" / _cache_key(cfg, shape, tokenizer)
+        tok = _load(folder) if (folder / "meta.json").is_file() else None
+    from_cache = tok is not None
+    if tok is None:
+        tok = tokenize_file(cfg, shape, tokenizer, notes)
+        if folder is not None:
+            _save(tok, folder)
+    else:
+        notes = list(dict.fromkeys(notes + tok.meta["notes"]))
+    skipped = [RowProblem(r, reason, kind) for r, reason, kind in tok.meta["skipped"]]
+    _check_enough(cfg, tok, skipped)
+
+    reasoning = "none"
+    if tok.meta["with_reasoning"]:
+        reasoning = reasoning_policy(tokenizer, cfg.reasoning)
+        notes.append(
+            {
+                "think": f"{tok.meta['with_reasoning']} row(s) carry a chain of thought: trained inside <think>…</think>, as this reasoning model expects",
+                "inline": f"{tok.meta['with_reasoning']} row(s) carry a chain of thought: kept inline in <think> tags before the answer (reasoning=keep)",
+                "drop": f"{tok.meta['with_reasoning']} row(s) carry a chain of thought: dropped, this model's chat template is not a reasoning one (reasoning=keep trains it inline)",
+            }[reasoning]
         )
 
-    rng = random.Random(cfg.seed)
-    rng.shuffle(examples)
+    order = list(range(len(tok)))
+    random.Random(cfg.seed).shuffle(order)
     if cfg.max_samples:
-        examples = examples[: cfg.max_samples]
+        order = order[: cfg.max_samples]
     n_val = 0
-    if cfg.val_share > 0:
-        n_val = round(len(examples) * cfg.val_share)
-        n_val = max(cfg.min_val_rows, min(cfg.max_val_rows, n_val))
-        n_val = min(n_val, len(examples) - 1)
+    if cfg.val_share > 0 and len(order) > 1:
+        n_val = max(cfg.min_val_rows, min(cfg.max_val_rows, round(len(order) * cfg.val_share)))
+        n_val = min(n_val, len(order) - 1)
+    examples = [tok.example(i) for i in order]
     return PreparedData(
         shape=shape,
         train=examples[n_val:],
         val=examples[:n_val],
-        rows=len(records),
+        rows=int(tok.meta["rows"]),
         skipped=skipped,
+        notes=notes,
         template_is_own=template_is_own,
-        samples=samples,
+        samples=tok.meta["samples"],
+        reasoning=reasoning,
+        lengths=np.diff(tok.offsets),
+        from_cache=from_cache,
     )

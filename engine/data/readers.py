@@ -1,21 +1,37 @@
-"""Read records from a dataset file, one at a time, with the row number they came from.
+"""Read records from a dataset file, streaming, with the row number each came from.
 
-Readers yield `(row, record)` pairs; `row` is what a user sees in an editor (the
-1-based line of a JSONL file, the 1-based element of a JSON array). A broken JSONL line
-is a row problem (`RowProblem`), reported and skipped; a file that cannot be read at all
-is a `DataError` naming the file and the reason.
+`iter_records(path)` yields `(row, record)`; `row` is what a person finds in an editor:
+the 1-based line of a JSONL / CSV / TXT record (CSV: the line where the record starts,
+the header being line 1), the 1-based element of a JSON array, the 1-based record of a
+Parquet file. A record that cannot be parsed comes as a `RowProblem` and is skipped by
+the caller; a file that cannot be read at all raises `DataError` naming the file.
+
+Nothing here holds the whole file: JSONL, CSV and TXT go line by line, a JSON array is
+decoded one element at a time from a sliding buffer, Parquet one row group batch at a
+time. Encodings: UTF-8 (with or without BOM), UTF-16 with BOM; CRLF is fine everywhere.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
+import gzip
+import io
 import json
+import re
+import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator, TextIO
 
 from ..errors import DataError
 
-SUPPORTED = (".jsonl", ".json")
+TEXT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "txt"}
+SUPPORTED = tuple(TEXT_FORMATS) + (".parquet",)
+SNIFF_BYTES = 64 * 1024
+CHUNK = 1 << 20
+_WS = re.compile(r"[ \t\r\n]*")
 
 
 @dataclass
@@ -24,58 +40,282 @@ class RowProblem:
 
     row: int
     reason: str
+    kind: str = "invalid row"
+    """Short category for summaries: 'invalid JSON', 'missing field', 'duplicate', …"""
 
 
-def _open_text(path: Path):
-    # utf-8-sig strips a byte-order mark; newline=None folds CRLF to LF.
-    return open(path, encoding="utf-8-sig", newline=None)
+def kind_of(path: Path) -> tuple[str, bool]:
+    """(format, gzipped) from the file name, e.g. data.jsonl.gz -> ('jsonl', True)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    gz = bool(suffixes) and suffixes[-1] == ".gz"
+    suffix = suffixes[-2] if gz and len(suffixes) >= 2 else (suffixes[-1] if suffixes and not gz else "")
+    if suffix == ".parquet" and not gz:
+        return "parquet", False
+    if suffix in TEXT_FORMATS:
+        return TEXT_FORMATS[suffix], gz
+    shown = "".join(path.suffixes[-2:]) if gz else (path.suffix or "(none)")
+    raise DataError(
+        f"{path.name}: unsupported file type '{shown}'; use .jsonl, .json, .csv, .tsv, .parquet or .txt (optionally .gz)"
+    )
 
 
-def iter_records(path: str | Path) -> Iterator[tuple[int, Any]]:
+def iter_records(path: str | Path, notes: list[str] | None = None) -> Iterator[tuple[int, Any]]:
+    """Records of the file; `notes` (if given) collects remarks worth telling the user."""
     path = Path(path)
+    notes = notes if notes is not None else []
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
-        raise DataError(f"{path}: is a folder, not a dataset file")
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED:
-        raise DataError(f"{path.name}: unsupported file type '{suffix or '(none)'}'; use {', '.join(SUPPORTED)}")
+        raise DataError(f"{path.name}: is a folder, not a dataset file")
+    fmt, gz = kind_of(path)
     if path.stat().st_size == 0:
         raise DataError(f"{path.name}: the file is empty")
+    if fmt == "parquet":
+        yield from _parquet(path)
+        return
     try:
-        if suffix == ".jsonl":
-            yield from _jsonl(path)
-        else:
-            yield from _json(path)
+        yield from _text_records(path, fmt, gz, notes)
+    except (gzip.BadGzipFile, zlib.error, EOFError) as e:
+        raise DataError(f"{path.name}: not a valid gzip file ({e})") from None
+
+
+# -- text files -----------------------------------------------------------------------
+def _open_binary(path: Path, gz: bool) -> BinaryIO:
+    return gzip.open(path, "rb") if gz else open(path, "rb")  # type: ignore[return-value]
+
+
+def _sniff_encoding(path: Path, gz: bool) -> str:
+    with _open_binary(path, gz) as f:
+        head = f.read(SNIFF_BYTES)
+    if not head.strip():
+        raise DataError(f"{path.name}: the file is empty")
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13)) + head.count(127)
+    if b"\x00" in head or controls > len(head) * 0.05:
+        raise DataError(f"{path.name}: not a text file (binary data; UTF-16 files need a byte-order mark)")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError as e:
-        raise DataError(f"{path.name}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        raise DataError(f"{path.name}: not UTF-8 text (invalid byte at offset {e.start}); save it as UTF-8") from None
+    return "utf-8"
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with _open_text(path) as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield line_no, json.loads(line)
-            except json.JSONDecodeError as e:
-                yield line_no, RowProblem(line_no, f"not valid JSON ({e.msg} at column {e.colno})")
+def _open_text(path: Path, gz: bool, *, newline: str | None = None) -> TextIO:
+    encoding = _sniff_encoding(path, gz)
+    return io.TextIOWrapper(_open_binary(path, gz), encoding=encoding, newline=newline)
 
 
-def _json(path: Path) -> Iterator[tuple[int, Any]]:
-    with _open_text(path) as f:
-        text = f.read()
+def _text_records(path: Path, fmt: str, gz: bool, notes: list[str]) -> Iterator[tuple[int, Any]]:
+    if fmt in ("jsonl", "json"):
+        # Files are often misnamed: trust the content. A JSON array is read as JSON, a
+        # file of one object per line as JSONL, whatever the extension says.
+        actual = _json_flavour(path, gz)
+        if actual != fmt:
+            notes.append(f"{path.name} holds {'a JSON array' if actual == 'json' else 'one JSON object per line'}; read as {actual.upper()}")
+        fmt = actual
+    reader = {"jsonl": _jsonl, "json": _json, "csv": _csv, "tsv": _csv, "txt": _txt}[fmt]
+    f = _open_text(path, gz, newline="" if fmt in ("csv", "tsv") else None)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path.name}: broken JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    if isinstance(data, dict):
-        # An object holding one list of records, e.g. {"data": [...]}.
+        yield from reader(f, path, fmt)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path.name}: not UTF-8 text further into the file (invalid byte {e.start} of a read block); save it as UTF-8") from None
+    finally:
+        f.close()
+
+
+def _json_flavour(path: Path, gz: bool) -> str:
+    """'json' for an array or one (wrapper) object, 'jsonl' for one object per line.
+
+    Decided from the first 64 KB; when that cannot tell, the file name decides.
+    """
+    named_jsonl = kind_of(path)[0] == "jsonl"
+    with _open_text(path, gz) as f:
+        head = f.read(SNIFF_BYTES)
+    stripped = head.lstrip()
+    if stripped.startswith("["):
+        return "json"
+    lines = [x for x in stripped.split("\n") if x.strip()]
+    if not stripped.startswith("{") or not lines:
+        return "jsonl" if named_jsonl else "json"
+    try:
+        first = json.loads(lines[0])
+    except json.JSONDecodeError:
+        return "jsonl" if named_jsonl else "json"  # pretty-printed, broken, or longer than the sniff
+    if len(lines) > 1:
+        return "jsonl"
+    wrapper = isinstance(first, dict) and any(isinstance(v, list) and v and isinstance(v[0], dict) for v in first.values())
+    return "json" if wrapper else "jsonl"
+
+
+def _jsonl(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+    for line_no, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield line_no, RowProblem(line_no, f"not valid JSON ({e.msg} at column {e.colno})", "invalid JSON")
+            continue
+        if not isinstance(record, dict):
+            yield line_no, RowProblem(line_no, f"expected an object with fields, found {type(record).__name__}", "wrong type")
+            continue
+        yield line_no, record
+
+
+class _Stream:
+    """A sliding window over a text stream for decoding one JSON value at a time."""
+
+    def __init__(self, f: TextIO, name: str) -> None:
+        self.f, self.name = f, name
+        self.buf, self.pos, self.line, self.eof = "", 0, 1, False
+        self.chunk = CHUNK
+        self.decoder = json.JSONDecoder()
+
+    def _more(self) -> bool:
+        if self.eof:
+            return False
+        data = self.f.read(self.chunk)
+        if not data:
+            self.eof = True
+            return False
+        self.line += self.buf.count("\n", 0, self.pos)
+        self.buf = self.buf[self.pos :] + data
+        self.pos = 0
+        return True
+
+    def peek(self) -> str:
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more():
+                return ""
+
+    def error(self, at: int, msg: str) -> DataError:
+        line = self.line + self.buf.count("\n", 0, at)
+        col = at - self.buf.rfind("\n", 0, at)
+        return DataError(f"{self.name}: broken JSON at line {line} column {col}: {msg}")
+
+    def value(self) -> Any:
+        self.peek()  # raw_decode does not skip leading whitespace
+        while True:
+            try:
+                obj, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as e:
+                # Maybe only cut by the buffer's end: read on, in growing chunks so a
+                # huge element is not re-parsed once per megabyte.
+                self.chunk = min(self.chunk * 2, 64 * CHUNK)
+                if self._more():
+                    continue
+                raise self.error(e.pos, e.msg) from None
+            if end == len(self.buf) and not self.eof and self._more():
+                continue  # a number or literal may continue in the next chunk
+            self.pos = end
+            self.chunk = CHUNK
+            return obj
+
+    def expect(self, chars: str, what: str) -> str:
+        c = self.peek()
+        if c not in chars or not c:
+            raise self.error(self.pos, f"expected {what}" if c else f"unexpected end of file, expected {what}")
+        self.pos += 1
+        return c
+
+
+def _json(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+    s = _Stream(f, path.name)
+    first = s.peek()
+    if first == "{":
+        # An object holding one list of records, e.g. {"data": [...]}: decoded whole
+        # (such wrappers are small in practice; big datasets are arrays or JSONL).
+        data = s.value()
+        if s.peek():
+            raise s.error(s.pos, "extra data after the top-level object")
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) != 1:
-            raise DataError(f"{path.name}: expected an array of records, or an object holding one list of records")
-        data = lists[0]
-    if not isinstance(data, list):
-        raise DataError(f"{path.name}: expected an array of records, found {type(data).__name__}")
-    for i, record in enumerate(data, 1):
-        yield i, record
+            raise DataError(f"{path.name}: expected an array of records, or an object holding one list of records (found {len(lists)} lists)")
+        for i, record in enumerate(lists[0], 1):
+            yield i, _object_or_problem(i, record)
+        return
+    if first != "[":
+        raise s.error(s.pos, "expected an array of records '[…]'")
+    s.pos += 1
+    i = 0
+    if s.peek() == "]":
+        s.pos += 1
+    else:
+        while True:
+            i += 1
+            yield i, _object_or_problem(i, s.value())
+            if s.expect(",]", "',' or ']'") == "]":
+                break
+    if s.peek():
+        raise s.error(s.pos, "extra data after the array")
+
+
+def _object_or_problem(i: int, record: Any) -> Any:
+    if isinstance(record, dict):
+        return record
+    return RowProblem(i, f"expected an object with fields, found {type(record).__name__}", "wrong type")
+
+
+def _csv(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    reader = csv.reader(f, delimiter="\t" if fmt == "tsv" else ",", strict=True)
+    kind = fmt.upper()
+    try:
+        header = next(reader, None)
+        if not header or not any(h.strip() for h in header):
+            raise DataError(f"{path.name}: no header row with column names in the first line")
+        header = [h.strip() for h in header]
+        start = reader.line_num + 1
+        for values in reader:
+            if not values or not any(v.strip() for v in values):
+                start = reader.line_num + 1
+                continue
+            if len(values) != len(header):
+                yield start, RowProblem(start, f"has {len(values)} fields, the header has {len(header)}", "wrong field count")
+            else:
+                yield start, dict(zip(header, values))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{path.name}: broken {kind} in the record starting at line {start}: {e} (an unclosed quote?)") from None
+
+
+def _txt(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+    """Plain text for continued pre-training: one record per blank-line separated block."""
+    block: list[str] = []
+    start = 1
+    for line_no, line in enumerate(f, 1):
+        if line.strip():
+            if not block:
+                start = line_no
+            block.append(line)
+        elif block:
+            yield start, {"text": "".join(block).rstrip("\n")}
+            block = []
+    if block:
+        yield start, {"text": "".join(block).rstrip("\n")}
+
+
+# -- parquet ------------------------------------------------------------------------------
+def _parquet(path: Path) -> Iterator[tuple[int, Any]]:
+    try:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+    except ImportError:
+        raise DataError(f"{path.name}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    except Exception as e:  # pyarrow raises ArrowInvalid / OSError for non-Parquet bytes
+        raise DataError(f"{path.name}: not a readable Parquet file ({e})") from None
+    i = 0
+    try:
+        for batch in pf.iter_batches(batch_size=1024):
+            for record in batch.to_pylist():
+                i += 1
+                yield i, record
+    except Exception as e:
+        raise DataError(f"{path.name}: the Parquet file is damaged after record {i} ({e})") from None

@@ -3,10 +3,19 @@
 The template decides the text; we only need to know which characters belong to the
 assistant's answers. For assistant message i, the answer starts where the template's
 rendering of messages[:i] with the generation prompt ends, and ends where the rendering
-of messages[:i+1] ends (prefix differences). The answer's end-of-turn token is trained
-too, so the model learns to stop; if the template emits none, the tokenizer's EOS is
-appended. Token ids come from one tokenization of the whole text with offsets, so the
-ids are exactly what the model sees at inference.
+of messages[:i+1] ends (prefix differences). Templates that rewrite history break that
+property; then the answer's own text is located instead. The answer's end-of-turn token
+is trained too, so the model learns to stop; if the template emits none, the
+tokenizer's EOS is appended. Token ids come from one tokenization of the whole text with
+offsets, so the ids are exactly what the model sees at inference.
+
+Reasoning (chain of thought). A *reasoning template* (DeepSeek-R1-Distill and kin) opens
+`<think>` in its generation prompt and strips earlier reasoning from history, so it
+cannot render a thought itself: the last assistant turn is written here, right after the
+template's generation prompt, as `<think>\\n{thought}\\n</think>\\n\\n{answer}` + EOS, the form
+the family generates; rows without a thought get an empty think block, as the family
+emits when it has nothing to think. For other templates the thought is dropped, or kept
+inline in that same `<think>` form when the user asks for it (`reasoning='keep'`).
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 IGNORE = -100
+REASONING_MODES = ("auto", "keep", "drop")
 
 # Used when a tokenizer ships no chat template (base models): plain ChatML.
 FALLBACK_TEMPLATE = (
@@ -36,6 +46,15 @@ class Rendered:
     def n_trained(self) -> int:
         return sum(1 for x in self.labels if x != IGNORE)
 
+    def marked(self, start: str = "[[", end: str = "]]") -> str:
+        """The text with every trained span wrapped in markers (for previews)."""
+        out, cur = [], 0
+        for a, b in self.trained_spans:
+            out += [self.text[cur:a], start, self.text[a:b], end]
+            cur = b
+        out.append(self.text[cur:])
+        return "".join(out)
+
 
 def ensure_chat_template(tokenizer) -> bool:
     """Give a template-less tokenizer the fallback; True if it had one of its own."""
@@ -45,18 +64,63 @@ def ensure_chat_template(tokenizer) -> bool:
     return False
 
 
+def is_reasoning_template(tokenizer) -> bool:
+    t = getattr(tokenizer, "chat_template", None) or ""
+    return isinstance(t, str) and "</think>" in t
+
+
+def reasoning_policy(tokenizer, mode: str) -> str:
+    """What happens to a chain of thought: 'think' (native), 'inline' or 'drop'."""
+    if is_reasoning_template(tokenizer):
+        return "drop" if mode == "drop" else "think"
+    return "inline" if mode == "keep" else "drop"
+
+
+def think_block(thought: str, answer: str) -> str:
+    return f"<think>\n{thought.strip()}\n</think>\n\n{answer}"
+
+
 def _apply(tokenizer, messages: list[dict], *, gen: bool) -> str:
     clean = [{"role": m["role"], "content": m["content"]} for m in messages]
     return tokenizer.apply_chat_template(clean, tokenize=False, add_generation_prompt=gen)
 
 
-def render(tokenizer, messages: list[dict]) -> Rendered:
+def render(tokenizer, messages: list[dict], *, reasoning: str = "auto") -> Rendered:
+    if messages and messages[0]["role"] == "text":
+        return render_text(tokenizer, messages[0]["content"])
+    policy = reasoning_policy(tokenizer, reasoning)
+    if policy == "inline":
+        messages = [
+            {**m, "content": think_block(m["reasoning"], m["content"])} if m.get("reasoning") else m for m in messages
+        ]
+    if policy == "think":
+        return _render_think(tokenizer, messages, keep_thought=True)
+    if is_reasoning_template(tokenizer):
+        return _render_think(tokenizer, messages, keep_thought=False)
+    return _render_turns(tokenizer, messages, _apply(tokenizer, messages, gen=False), len(messages))
+
+
+def _render_think(tokenizer, messages: list[dict], *, keep_thought: bool) -> Rendered:
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    head = _apply(tokenizer, messages[:last], gen=True)
+    msg = messages[last]
+    thought = msg.get("reasoning", "") if keep_thought else ""
+    turn = think_block(thought, msg["content"]) if thought else f"<think>\n\n</think>\n\n{msg['content']}"
+    if head.endswith("<think>\n"):  # the generation prompt already opened the block
+        turn = turn[len("<think>\n") :]
     eos = tokenizer.eos_token or ""
-    full = _apply(tokenizer, messages, gen=False)
+    full = head + turn + eos
+    return _render_turns(tokenizer, messages[:last], full, last, tail=(len(head), len(full)), weight=msg.get("weight", 1))
+
+
+def _render_turns(tokenizer, messages, full, upto, *, tail=None, weight=1.0) -> Rendered:
+    """Tokenize `full`, training each assistant answer among messages[:upto] (+ `tail`)."""
+    eos = tokenizer.eos_token or ""
     spans: list[tuple[int, int]] = []
     pieces: list[str] = []  # the final text, built left to right (EOS may be inserted)
     cursor = 0  # position in `full`
-    for i, msg in enumerate(messages):
+    shift = 0
+    for i, msg in enumerate(messages[:upto]):
         if msg["role"] != "assistant":
             continue
         start, end = _answer_span(tokenizer, messages, i, full, cursor)
@@ -69,14 +133,20 @@ def render(tokenizer, messages: list[dict]) -> Rendered:
             trained, rest = segment[:cut], segment[cut:]
         else:
             trained = segment.rstrip() + eos
-            rest = segment[len(segment.rstrip()):]
+            rest = segment[len(segment.rstrip()) :]
         if float(msg.get("weight", 1)) > 0:
             spans.append((offset, offset + len(trained)))
         pieces.append(trained + rest)
+        shift = sum(map(len, pieces)) - end
         cursor = end
     pieces.append(full[cursor:])
     text = "".join(pieces)
+    if tail is not None and float(weight) > 0:
+        spans.append((tail[0] + shift, tail[1] + shift))
+    return _tokenize(tokenizer, text, spans)
 
+
+def _tokenize(tokenizer, text: str, spans: list[tuple[int, int]]) -> Rendered:
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = enc["input_ids"]
     labels = [IGNORE] * len(ids)
@@ -86,6 +156,14 @@ def render(tokenizer, messages: list[dict]) -> Rendered:
         if any(a < e and b > s for s, e in spans):
             labels[k] = ids[k]
     return Rendered(ids, labels, text, spans)
+
+
+def render_text(tokenizer, text: str) -> Rendered:
+    """Plain text for continued pre-training: BOS (if the model uses one) + text + EOS, all trained."""
+    adds_bos = tokenizer.bos_token_id is not None and tokenizer("", add_special_tokens=True)["input_ids"][:1] == [tokenizer.bos_token_id]
+    bos = tokenizer.bos_token if adds_bos else ""
+    full = bos + text + (tokenizer.eos_token or "")
+    return _tokenize(tokenizer, full, [(0, len(full))])
 
 
 def _answer_span(tokenizer, messages, i, full, cursor) -> tuple[int, int]:
