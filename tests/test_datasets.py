@@ -264,7 +264,8 @@ def test_explicit_mapping_when_detection_cannot_tell(tmp_path, demo_tokenizer):
         prepare(DataConfig(path=str(p), format="pair", mapping={"prompt": "ask", "answer": "replies"}), demo_tokenizer)
 
 
-def test_tokenized_data_is_cached_by_content_and_settings(tmp_path, demo_tokenizer):
+def test_tokenized_data_is_cached_by_content_and_settings(tmp_path, demo_tokenizer, monkeypatch):
+    monkeypatch.setenv("TUNEDESK_HOME", str(tmp_path / "home"))  # an empty cache
     p = write_jsonl(tmp_path / "c.jsonl", ROWS)
     first = prepare(DataConfig(path=str(p)), demo_tokenizer)
     again = prepare(DataConfig(path=str(p)), demo_tokenizer)

@@ -150,14 +150,19 @@ def _json_flavour(path: Path, gz: bool) -> str:
     return "json" if wrapper else "jsonl"
 
 
+def _json_msg(msg: str) -> str:
+    # json's messages end in "... starting at" because they expect a position after them.
+    return msg[: -len(" starting at")] if msg.endswith(" starting at") else msg
+
+
 def _jsonl(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
     for line_no, line in enumerate(f, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as e:
-            yield line_no, RowProblem(line_no, f"not valid JSON ({e.msg} at column {e.colno})", "invalid JSON")
+            yield line_no, RowProblem(line_no, f"not valid JSON: {_json_msg(e.msg)} (column {e.colno})", "invalid JSON")
             continue
         if not isinstance(record, dict):
             yield line_no, RowProblem(line_no, f"expected an object with fields, found {type(record).__name__}", "wrong type")
@@ -197,7 +202,7 @@ class _Stream:
     def error(self, at: int, msg: str) -> DataError:
         line = self.line + self.buf.count("\n", 0, at)
         col = at - self.buf.rfind("\n", 0, at)
-        return DataError(f"{self.name}: broken JSON at line {line} column {col}: {msg}")
+        return DataError(f"{self.name}: broken JSON at line {line} column {col}: {_json_msg(msg)}")
 
     def value(self) -> Any:
         self.peek()  # raw_decode does not skip leading whitespace
