@@ -20,7 +20,7 @@ from . import models
 from .atomic import atomic_dir, write_json
 from .config import RunConfig
 from .data import PreparedData, prepare
-from .data.batching import collate, epoch_batches, eval_batches
+from .data.batching import collate, epoch_order, eval_batches
 from .loading import Placement, add_lora, choose_placement, load_model, load_tokenizer
 from .loss import count_trained, loss_sum
 from .reporting import Reporter
@@ -31,10 +31,10 @@ STATE_FILE = "trainer_state.pt"
 
 @dataclass
 class Position:
-    """Where the data stream is: which epoch, and how many micro-batches of it are used."""
+    """Where the data stream is: which epoch, and how many of its examples are used."""
 
     epoch: int = 0
-    batch: int = 0
+    index: int = 0
 
 
 def cosine_with_warmup(total: int, warmup: int):
@@ -60,6 +60,10 @@ class Trainer:
         self.step = 0
         self.pos = Position()
         self.history: list[dict[str, Any]] = []
+        self.group = self.cfg.train.micro_batch  # length-grouping unit; fixed for the run
+        self._order_cache: tuple[int, list[int]] = (-1, [])
+        self.max_len: int | None = None  # lowered only by out-of-memory recovery
+        self.oom_events = 0
 
     # -- setup ----------------------------------------------------------------------
     def setup(self) -> None:
@@ -109,32 +113,49 @@ class Trainer:
         t = self.cfg.train
         if t.max_steps:
             return t.max_steps
-        batches = math.ceil(len(self.data.train) / t.micro_batch)
-        return max(1, math.ceil(t.epochs * batches / t.grad_accum))
+        return max(1, math.ceil(t.epochs * len(self.data.train) / (t.micro_batch * t.grad_accum)))
 
     # -- data stream ----------------------------------------------------------------
+    def _order(self, epoch: int) -> list[int]:
+        if self._order_cache[0] != epoch:
+            self._order_cache = (epoch, epoch_order(self.data.train, self.group, self.cfg.train.seed, epoch))
+        return self._order_cache[1]
+
     def _next_batch(self) -> list[int]:
-        t = self.cfg.train
-        while True:
-            order = epoch_batches(self.data.train, t.micro_batch, t.seed, self.pos.epoch)
-            if self.pos.batch < len(order):
-                self.pos.batch += 1
-                return order[self.pos.batch - 1]
+        """The next micro-batch: the next examples of this epoch's order."""
+        order = self._order(self.pos.epoch)
+        if self.pos.index >= len(order):
             self.pos = Position(self.pos.epoch + 1, 0)
+            order = self._order(self.pos.epoch)
+        take = order[self.pos.index : self.pos.index + self.cfg.train.micro_batch]
+        self.pos.index += len(take)
+        if self.max_len is not None:  # shortened after an out-of-memory error
+            take = [i for i in take if len(self.data.train[i]) <= self.max_len] or take[:0]
+        return take
 
     @property
     def epoch_float(self) -> float:
-        n = len(epoch_batches(self.data.train, self.cfg.train.micro_batch, self.cfg.train.seed, 0))
-        return self.pos.epoch + self.pos.batch / max(1, n)
+        return self.pos.epoch + self.pos.index / max(1, len(self.data.train))
 
     # -- one optimizer step ---------------------------------------------------------
     def _autocast(self):
         return torch.autocast("cuda", dtype=self.placement.dtype, enabled=self.placement.autocast)
 
     def train_step(self) -> dict[str, Any]:
+        """One optimizer step; an out-of-memory error re-runs the same step smaller."""
+        start = Position(self.pos.epoch, self.pos.index)
+        while True:
+            try:
+                return self._train_step()
+            except torch.OutOfMemoryError:
+                self.pos = Position(start.epoch, start.index)  # the same examples again, split finer
+                self._recover_from_oom()
+
+    def _train_step(self) -> dict[str, Any]:
         t = self.cfg.train
         self.model.train()
-        batches = [collate([self.data.train[i] for i in self._next_batch()], self.tokenizer.pad_token_id) for _ in range(t.grad_accum)]
+        idx = [self._next_batch() for _ in range(t.grad_accum)]
+        batches = [collate([self.data.train[i] for i in b], self.tokenizer.pad_token_id) for b in idx if b]
         n_trained = sum(count_trained(b["labels"]) for b in batches)
         tokens = sum(int(b["attention_mask"].sum()) for b in batches)
         total = 0.0
@@ -158,20 +179,78 @@ class Trainer:
         self.step += 1
         return {"loss": total, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": n_trained}
 
+    def _recover_from_oom(self) -> None:
+        """Free what the failed step held, then make the step smaller, same effective batch.
+
+        Order of retreat: halve the micro-batch (doubling accumulation); at micro-batch 1
+        turn gradient checkpointing on; then train only on shorter examples.
+        """
+        import gc
+
+        t = self.cfg.train
+        self.optimizer.zero_grad(set_to_none=True)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        effective = t.micro_batch * t.grad_accum
+        if t.micro_batch > 1:
+            t.micro_batch //= 2
+            t.grad_accum = math.ceil(effective / t.micro_batch)
+            text = (f"Out of GPU memory at step {self.step + 1}: micro-batch lowered to {t.micro_batch} with "
+                    f"{t.grad_accum} accumulation steps (same effective batch of {t.micro_batch * t.grad_accum}); retrying the step")
+        elif not self.cfg.model.gradient_checkpointing:
+            self.cfg.model.gradient_checkpointing = True
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            text = f"Out of GPU memory at step {self.step + 1} at micro-batch 1: gradient checkpointing turned on; retrying the step"
+        else:
+            longest = max(len(e) for e in self.data.train)
+            current = self.max_len or longest
+            new = int(current * 0.75)
+            if new < 64:
+                from .errors import TuneDeskError
+
+                raise TuneDeskError(
+                    "out of GPU memory even at micro-batch 1 with gradient checkpointing and short examples; "
+                    "use 4-bit quantization or a smaller model"
+                )
+            self.max_len = new
+            kept = sum(1 for e in self.data.train if len(e) <= new)
+            text = (f"Out of GPU memory at step {self.step + 1}: training only on examples up to {new} tokens from now on "
+                    f"({kept} of {len(self.data.train)} rows); retrying the step")
+        self.oom_events += 1
+        self.reporter.warning(text)
+        self.reporter.event("oom_recovery", text=text, step=self.step + 1, micro_batch=t.micro_batch,
+                            grad_accum=t.grad_accum, gradient_checkpointing=self.cfg.model.gradient_checkpointing,
+                            max_len=self.max_len)
+        if self.run is not None:
+            self.run.write_config(self.cfg, resolved_model_folder=str(self.model_folder))
+
     @torch.no_grad()
     def evaluate(self) -> float | None:
+        """Token-weighted mean loss over the validation split (halving its batch on OOM)."""
         if not self.data.val:
             return None
         self.model.eval()
-        total, count = 0.0, 0
-        for idx in eval_batches(self.data.val, self.cfg.train.micro_batch):
-            b = collate([self.data.val[i] for i in idx], self.tokenizer.pad_token_id)
-            with self._autocast():
-                logits = self.model(
-                    input_ids=b["input_ids"].to(self.device), attention_mask=b["attention_mask"].to(self.device)
-                ).logits
-                total += float(loss_sum(logits, b["labels"]))
-            count += count_trained(b["labels"])
+        batch = self.cfg.train.micro_batch
+        while True:
+            try:
+                total, count = 0.0, 0
+                for idx in eval_batches(self.data.val, batch):
+                    b = collate([self.data.val[i] for i in idx], self.tokenizer.pad_token_id)
+                    with self._autocast():
+                        logits = self.model(
+                            input_ids=b["input_ids"].to(self.device), attention_mask=b["attention_mask"].to(self.device)
+                        ).logits
+                        total += float(loss_sum(logits, b["labels"]))
+                    del logits
+                    count += count_trained(b["labels"])
+                break
+            except torch.OutOfMemoryError:
+                if batch == 1:
+                    raise
+                batch //= 2
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
         self.model.train()
         return total / max(1, count)
 
@@ -193,7 +272,10 @@ class Trainer:
                 {
                     "step": self.step,
                     "epoch": self.pos.epoch,
-                    "batch": self.pos.batch,
+                    "index": self.pos.index,
+                    "group": self.group,
+                    "micro_batch": self.cfg.train.micro_batch,
+                    "grad_accum": self.cfg.train.grad_accum,
                     "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "scaler": self.scaler.state_dict(),
@@ -269,6 +351,7 @@ class Trainer:
             "device": self.placement.device,
             "dtype": str(self.placement.dtype).replace("torch.", ""),
             "quantization": self.placement.quantization,
+            "oom_recoveries": self.oom_events,
             "model_folder": str(self.model_folder),
         }
         run.write_summary(summary)

@@ -20,6 +20,22 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "resources" / "samples"
 
 
+def trained_pieces(tok, rendered) -> list[str]:
+    """The decoded runs of consecutive trained tokens of a rendered example."""
+    from engine.data.render import IGNORE
+
+    pieces, cur = [], []
+    for t, lab in zip(rendered.input_ids, rendered.labels):
+        if lab != IGNORE:
+            cur.append(t)
+        elif cur:
+            pieces.append(tok.decode(cur))
+            cur = []
+    if cur:
+        pieces.append(tok.decode(cur))
+    return pieces
+
+
 @pytest.fixture(scope="session")
 def demo_folder() -> Path:
     from engine import models

@@ -10,7 +10,7 @@ from engine.data.render import IGNORE, render
 from engine.data.shapes import detect, to_conversation
 from engine.errors import DataError
 
-from conftest import SAMPLES
+from conftest import SAMPLES, trained_pieces
 
 SHAPES = {
     "alpaca": {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"},
@@ -60,15 +60,7 @@ def test_every_assistant_turn_is_trained_in_multi_turn(demo_tokenizer):
         {"role": "user", "content": "Two?"},
         {"role": "assistant", "content": "Dos."},
     ]
-    r = render(tok, conv)
-    pieces, cur = [], []
-    for t, lab in zip(r.input_ids, r.labels):
-        if lab != IGNORE:
-            cur.append(t)
-        elif cur:
-            pieces.append(tok.decode(cur))
-            cur = []
-    assert pieces == ["Uno.<|im_end|>", "Dos.<|im_end|>"]
+    assert trained_pieces(tok, render(tok, conv)) == ["Uno.<|im_end|>", "Dos.<|im_end|>"]
 
 
 def test_template_without_end_of_turn_gets_eos(demo_tokenizer):

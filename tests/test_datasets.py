@@ -15,10 +15,11 @@ import pytest
 from engine.config import DataConfig
 from engine.data import prepare
 from engine.data.readers import iter_records
-from engine.data.render import IGNORE, render
+from engine.data.render import render
 from engine.data.shapes import detect, to_conversation
 from engine.errors import DataError
 
+from conftest import trained_pieces
 from templates import r1_tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,19 +29,6 @@ MEDICAL = {
     "Complex_CoT": "Crushing chest pain radiating to the arm suggests an acute coronary syndrome. The fastest test that changes management is an ECG, which should be done within 10 minutes of arrival.",
     "Response": "Order a 12-lead ECG immediately, within 10 minutes of arrival.",
 }
-
-
-def trained_pieces(tok, r) -> list[str]:
-    pieces, cur = [], []
-    for t, lab in zip(r.input_ids, r.labels):
-        if lab != IGNORE:
-            cur.append(t)
-        elif cur:
-            pieces.append(tok.decode(cur))
-            cur = []
-    if cur:
-        pieces.append(tok.decode(cur))
-    return pieces
 
 
 def write_jsonl(path: Path, rows) -> Path:

@@ -57,7 +57,7 @@ def test_checkpoints_hold_resumable_state_and_only_the_last_are_kept(tiny_model_
     assert ckpts == ["step-000004", "step-000006"]
     state = torch.load(tmp_path / "tiny" / "checkpoints" / "step-000006" / STATE_FILE, weights_only=True)
     assert state["step"] == 6 and state["optimizer"]["state"]  # Adam moments are there
-    assert state["batch"] + state["epoch"] > 0
+    assert state["index"] > 0 and state["micro_batch"] == 2 and state["grad_accum"] == 2
 
 
 def test_reported_metrics_and_progress(tiny_model_folder, tmp_path):
@@ -90,3 +90,32 @@ def test_lr_schedule_warms_up_then_decays():
     f = cosine_with_warmup(total=100, warmup=10)
     assert 0 < f(0) < f(5) < f(9) <= 1.0
     assert f(10) == 1.0 and f(55) < f(20) and f(99) < 0.01
+
+
+def test_out_of_memory_is_recovered_with_the_same_effective_batch(tiny_model_folder, tmp_path):
+    """A fake CUDA OOM raised inside the step for any micro-batch above 1, or without
+    gradient checkpointing: the step is retried smaller until it fits, nothing is lost."""
+    rep = RecordingReporter()
+    t = Trainer(_cfg(tiny_model_folder, tmp_path, max_steps=3, micro_batch=4, grad_accum=2), rep)
+    t.setup()
+    first_step_rows = t._order(0)[:8]
+    real_forward = t.model.forward
+
+    def forward(*args, input_ids=None, **kw):
+        if torch.is_grad_enabled() and (input_ids.shape[0] > 1 or not t.cfg.model.gradient_checkpointing):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return real_forward(*args, input_ids=input_ids, **kw)
+
+    t.model.forward = forward
+    summary = t.fit()
+    assert summary["status"] == "finished" and summary["steps"] == 3 and summary["oom_recoveries"] == 3
+    events = rep.of("oom_recovery")
+    assert [(e["micro_batch"], e["grad_accum"], e["gradient_checkpointing"]) for e in events] == [
+        (2, 4, False), (1, 8, False), (1, 8, True)
+    ]
+    assert all(e["step"] == 1 for e in events)  # the same step, retried
+    # Step 1 trained exactly the 8 examples it started with, and the stream continued after them.
+    expected = sum(int(t.data.train[i].trained[1:].sum()) for i in first_step_rows)
+    assert rep.of("metrics")[1]["trained_tokens"] == expected
+    saved = json.loads((tmp_path / "tiny" / "config.json").read_text())
+    assert (saved["train"]["micro_batch"], saved["train"]["grad_accum"], saved["model"]["gradient_checkpointing"]) == (1, 8, True)

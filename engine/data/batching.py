@@ -1,9 +1,12 @@
 """Batches with dynamic padding, grouped by length.
 
 Padding every example to a fixed 512 tokens wastes most of the compute on variable
-length chat data. Here each epoch is shuffled, cut into windows of 64 micro-batches,
-and sorted by length inside a window, so a micro-batch holds examples of similar length
-and is padded only to its own longest one, while the order across windows stays random.
+length chat data. Here each epoch is shuffled, cut into windows of 64 groups, sorted by
+length inside a window and cut into groups, and the groups are shuffled: consecutive
+examples have similar lengths, so a micro-batch is padded only to its own longest one,
+while the order across the epoch stays random. A micro-batch is the next few examples of
+that flat order, so halving the micro-batch (out-of-memory recovery) keeps exactly the
+same examples in the same step.
 """
 
 from __future__ import annotations
@@ -16,21 +19,21 @@ import numpy as np
 from .prepare import Example
 from .render import IGNORE
 
-WINDOW_BATCHES = 64
+WINDOW_GROUPS = 64
 
 
-def epoch_batches(examples: Sequence[Example], micro_batch: int, seed: int, epoch: int) -> list[list[int]]:
-    """Index lists of the micro-batches of one epoch; deterministic in (seed, epoch)."""
+def epoch_order(examples: Sequence[Example], group: int, seed: int, epoch: int) -> list[int]:
+    """The example order of one epoch; deterministic in (group, seed, epoch)."""
     order = list(range(len(examples)))
     random.Random(seed * 1000 + epoch).shuffle(order)
-    window = micro_batch * WINDOW_BATCHES
-    batches: list[list[int]] = []
+    window = group * WINDOW_GROUPS
+    groups: list[list[int]] = []
     for w in range(0, len(order), window):
         chunk = sorted(order[w : w + window], key=lambda i: len(examples[i]))
-        batches += [chunk[i : i + micro_batch] for i in range(0, len(chunk), micro_batch)]
-    # Shuffle the batches too, so the longest ones do not always come last in a window.
-    random.Random(seed * 1000 + epoch + 1).shuffle(batches)
-    return batches
+        groups += [chunk[i : i + group] for i in range(0, len(chunk), group)]
+    # Shuffle the groups too, so the longest ones do not always come last in a window.
+    random.Random(seed * 1000 + epoch + 1).shuffle(groups)
+    return [i for g in groups for i in g]
 
 
 def eval_batches(examples: Sequence[Example], micro_batch: int) -> list[list[int]]:
