@@ -43,6 +43,17 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--allow-pickle", action="store_true", help="accept .bin/.pt pickle weights (only for sources you trust)")
     t.add_argument("--json-events", action="store_true", help="print one JSON object per event instead of a progress bar")
 
+    pr = sub.add_parser("probe", help="show the GPU, RAM and disk TuneDesk will plan for")
+    pr.add_argument("--out", default="", help="folder whose free disk space to report (default: the runs folder)")
+    pr.add_argument("--json", action="store_true")
+
+    pl = sub.add_parser("plan", help="choose quantization, batch, length and checkpointing that fit the GPU")
+    pl.add_argument("--model", default="demo", help="a model (as for train) or a preset name: " + "presets: see resources/presets")
+    pl.add_argument("--data", default=None, help="dataset file whose token lengths to plan for")
+    pl.add_argument("--vram", default=None, help="plan for a card of this size, e.g. 8GB or 12GB (default: the GPU's free memory)")
+    pl.add_argument("--effective-batch", type=int, default=16)
+    pl.add_argument("--json", action="store_true")
+
     i = sub.add_parser("inspect", help="show how a dataset file is read, validated and rendered")
     i.add_argument("data", help="dataset file")
     i.add_argument("--model", default="demo", help="whose tokenizer and chat template to render with (default: demo)")
@@ -142,6 +153,65 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0 if summary["status"] == "finished" else 130
 
 
+def _cmd_probe(a: argparse.Namespace) -> int:
+    from . import paths
+    from .hardware import describe, probe
+
+    info = probe(a.out or paths.default_runs_dir())
+    print(json.dumps(info.to_dict(), indent=2) if a.json else describe(info))
+    return 0
+
+
+def _parse_size(text: str) -> int:
+    from .errors import ConfigError
+    from .memory import GiB
+
+    t = text.strip().upper().removesuffix("B").removesuffix("I").removesuffix("G")
+    try:
+        return int(float(t) * GiB)
+    except ValueError:
+        raise ConfigError(f"--vram takes a size like 8GB, not '{text}'") from None
+
+
+def _cmd_plan(a: argparse.Namespace) -> int:
+    from . import model_info, models, presets
+    from .config import DataConfig, ModelConfig
+    from .hardware import probe
+    from .loading import load_tokenizer
+    from .memory import GiB
+    from .planner import budget_from_free, plan
+
+    if a.model in presets.names():
+        info, tok_folder = model_info.from_preset(a.model), models.resolve("demo")
+    else:
+        tok_folder = models.resolve(a.model)
+        info = model_info.from_folder(tok_folder)
+    lengths = None
+    if a.data:
+        from .data import prepare
+
+        lengths = prepare(DataConfig(path=a.data, max_seq_len=info.context_length or 32768),
+                          load_tokenizer(tok_folder, ModelConfig())).lengths
+    if a.vram:
+        budget, bf16 = budget_from_free(_parse_size(a.vram)), True
+    else:
+        hw = probe()
+        budget = budget_from_free(hw.gpu.free_bytes) if hw.gpu else None
+        bf16 = hw.gpu.bf16 if hw.gpu else False
+    p = plan(info, budget_bytes=budget, lengths=lengths, effective_batch=a.effective_batch, bf16=bf16)
+    if a.json:
+        print(json.dumps(p.to_dict(), indent=2))
+        return 0
+    print(f"{'Fits' if p.fits else 'Does NOT fit'}: {p.estimate_bytes / GiB:.2f} GiB of {p.budget_bytes / GiB:.2f} GiB budget")
+    for k, v in p.breakdown.items():
+        print(f"  {k:<12} {v / GiB:6.2f} GiB")
+    for k, why in p.reasons.items():
+        print(f"{k:<22} {getattr(p, k, '')!s:<10} {why}")
+    if p.suggestion:
+        print(f"Suggestion: {p.suggestion}")
+    return 0
+
+
 def _cmd_inspect(a: argparse.Namespace) -> int:
     from . import models
     from .config import ModelConfig, RunConfig
@@ -199,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return run_app()
     _quiet_libraries()
-    commands = {"train": _cmd_train, "chat": _cmd_chat, "inspect": _cmd_inspect}
+    commands = {"train": _cmd_train, "chat": _cmd_chat, "inspect": _cmd_inspect, "probe": _cmd_probe, "plan": _cmd_plan}
     try:
         return commands[args.command](args)
     except TuneDeskError as e:

@@ -40,6 +40,9 @@ def choose_placement(model_cfg: ModelConfig, device_pref: str, warn: Callable[[s
             warn(f"{quant} quantization needs a CUDA GPU; training unquantized on the CPU")
             quant = "none"
         return Placement("cpu", torch.float32, quant)
+    from .hardware import apply_simulated_cap
+
+    apply_simulated_cap()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return Placement("cuda", dtype, quant)
 

@@ -1,0 +1,73 @@
+"""Peak GPU memory of a LoRA / QLoRA training step, term by term.
+
+    peak = weights + lora_state + activations + logits + overhead
+
+weights      block linears at 4 bits (NF4: 0.5 B/param + 1/64 B absmax with double
+             quantization + its fp32 second level), 8 bits (1 B + fp32 row scale), or the
+             compute dtype (2 B bf16/fp16); embeddings, lm_head and norms stay in the
+             compute dtype (bitsandbytes never quantizes them, and TuneDesk makes no
+             fp32 copies of them).
+lora_state   LoRA params x (4 B fp32 weight + 4 B grad + optimizer: 8 B AdamW, 2 B 8-bit).
+activations  tokens T = micro_batch x seq_len. Without checkpointing each of L blocks
+             keeps ~ (A_H h + A_I i) bytes per token (SDPA attention: linear in T, no T²
+             score matrix); with checkpointing only each block's input (B h) is kept,
+             plus one block recomputed during backward.
+logits       T x vocab x (bf16 logits + bf16 gradient + bf16 trained-row copy) plus
+             fp32 chunks of CHUNK_TOKENS rows for the loss (engine/loss.py).
+overhead     allocator slack (FRAG of the transient terms) + cuBLAS/cuDNN workspaces.
+
+The per-token constants are bytes measured on the GPU machine (bench/planner_check.py)
+and are kept here in one place so the planner can be recalibrated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .loss import CHUNK_TOKENS
+from .model_info import ModelInfo
+
+GiB = 1024**3
+A_H = 40.0  # bytes per token per block per hidden unit, without checkpointing (bf16)
+A_I = 10.0  # bytes per token per block per intermediate unit
+B_H = 2.0  # bytes per token per block per hidden unit kept with checkpointing
+FRAG = 0.10
+WORKSPACE = 256 * 1024**2
+LINEAR_BYTES = {"4bit": 0.5 + 1 / 64 + 4 / (64 * 256), "8bit": 1.0, "none": None}
+
+
+@dataclass
+class StepShape:
+    quantization: str = "none"  # none | 8bit | 4bit
+    dtype_bytes: int = 2  # compute dtype: 2 (bf16/fp16) on CUDA
+    micro_batch: int = 1
+    seq_len: int = 1024
+    gradient_checkpointing: bool = False
+    lora_r: int = 16
+    lora_targets: list[str] | str = "all-linear"
+    optimizer: str = "adamw"  # adamw | adamw_8bit
+
+
+def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
+    per_linear = LINEAR_BYTES[s.quantization] or s.dtype_bytes
+    weights = m.params_linear * per_linear
+    if s.quantization == "8bit":
+        weights += m.layers * sum(o for _, o in m.linear_shapes.values()) * 4  # fp32 row scales
+    weights += (m.params_embedding + m.params_lm_head + m.params_norm + m.params_other) * s.dtype_bytes
+
+    lora = m.lora_params(s.lora_r, s.lora_targets) * (4 + 4 + (2 if s.optimizer == "adamw_8bit" else 8))
+
+    tokens = s.micro_batch * s.seq_len
+    per_block = tokens * (A_H * m.hidden_size + A_I * m.intermediate_size) * s.dtype_bytes / 2
+    if s.gradient_checkpointing:
+        activations = m.layers * tokens * B_H * m.hidden_size * s.dtype_bytes / 2 + per_block
+    else:
+        activations = m.layers * per_block
+
+    logits = tokens * m.vocab_size * 3 * s.dtype_bytes + min(tokens, CHUNK_TOKENS) * m.vocab_size * 4 * 2
+    overhead = FRAG * (activations + logits) + WORKSPACE
+    return {k: int(v) for k, v in dict(weights=weights, lora=lora, activations=activations, logits=logits, overhead=overhead).items()}
+
+
+def peak_bytes(m: ModelInfo, s: StepShape) -> int:
+    return sum(breakdown(m, s).values())

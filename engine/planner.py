@@ -1,0 +1,171 @@
+"""Choose a training plan that fits the card, and say why in plain words.
+
+Search order, best first: unquantized bf16 without then with gradient checkpointing,
+then 4-bit NF4 without then with checkpointing (8-bit is slower than 4-bit in
+bitsandbytes and rarely the only fit, so it is chosen only when asked for). For each,
+the largest micro-batch (power of two, up to the effective batch) that fits at the
+sequence length is taken. The sequence length covers the longest example when it fits,
+else the data's p99, then p95 (rows above it are skipped and reported, never cut).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .memory import GiB, StepShape, breakdown
+from .model_info import ModelInfo
+
+CONTEXT_RESERVE = 1 * GiB  # CUDA context + what the desktop holds, outside the allocator
+SAFETY = 0.05  # of the rest: headroom for what the estimate misses
+ORDER = [("none", False), ("none", True), ("4bit", False), ("4bit", True)]
+
+
+@dataclass
+class Plan:
+    fits: bool
+    device: str
+    quantization: str
+    micro_batch: int
+    grad_accum: int
+    gradient_checkpointing: bool
+    max_seq_len: int
+    lora_r: int
+    lora_targets: list[str] | str
+    optimizer: str
+    budget_bytes: int
+    estimate_bytes: int
+    breakdown: dict[str, int]
+    reasons: dict[str, str] = field(default_factory=dict)
+    suggestion: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def budget_from_free(free_bytes: int) -> int:
+    return int((free_bytes - CONTEXT_RESERVE) * (1 - SAFETY))
+
+
+def seq_candidates(lengths: np.ndarray | None, context: int, default: int = 1024) -> list[tuple[int, str]]:
+    """(length, why) from longest to shortest acceptable, rounded up to 64 tokens."""
+    up = lambda n: min(context or n, int(math.ceil(n / 64) * 64))  # noqa: E731
+    if lengths is None or len(lengths) == 0:
+        return [(min(default, context or default), "no data given: a common default")]
+    out = [(up(lengths.max()), "covers every example")]
+    for q, label in ((99, "p99"), (95, "p95")):
+        n = up(np.percentile(lengths, q))
+        if n < out[-1][0]:
+            skipped = int((lengths > n).sum())
+            out.append((n, f"the data's {label}: {skipped} longer row(s) are skipped and reported"))
+    return out
+
+
+def plan(
+    m: ModelInfo,
+    *,
+    budget_bytes: int | None,
+    lengths: np.ndarray | None = None,
+    effective_batch: int = 16,
+    lora_r: int = 16,
+    bf16: bool = True,
+    force: dict[str, Any] | None = None,
+) -> Plan:
+    """A plan for a CUDA card with `budget_bytes` usable, or a CPU plan when None."""
+    force = force or {}
+    if budget_bytes is None:
+        return _cpu_plan(m, lengths, effective_batch, lora_r)
+    best: Plan | None = None
+    for seq, seq_why in seq_candidates(lengths, m.context_length):
+        if "max_seq_len" in force:
+            seq, seq_why = force["max_seq_len"], "set by you"
+        for quant, ckpt in ORDER:
+            quant = force.get("quantization", quant)
+            ckpt = force.get("gradient_checkpointing", ckpt)
+            for mb in _batches(effective_batch, force.get("micro_batch")):
+                shape = StepShape(quant, 2, mb, seq, ckpt, force.get("lora_r", lora_r))
+                parts = breakdown(m, shape)
+                total = sum(parts.values())
+                candidate = _make(m, shape, parts, budget_bytes, effective_batch, seq_why, bf16)
+                if total <= budget_bytes:
+                    return candidate
+                if best is None or total < best.estimate_bytes:
+                    best = candidate
+        if "max_seq_len" in force:
+            break
+    assert best is not None
+    best.fits = False
+    best.suggestion = _suggest(m, budget_bytes, lengths, effective_batch, lora_r)
+    return best
+
+
+def _batches(effective: int, forced: int | None) -> list[int]:
+    if forced:
+        return [forced]
+    top = 2 ** int(math.log2(max(1, min(effective, 16))))
+    return [top >> k for k in range(int(math.log2(top)) + 1)]
+
+
+def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16) -> Plan:
+    weights_gib = parts["weights"] / GiB
+    reasons = {
+        "quantization": (
+            f"Unquantized {'bf16' if bf16 else 'fp16'} weights ({weights_gib:.1f} GiB) fit: fastest and most accurate."
+            if s.quantization == "none"
+            else f"4-bit NF4 weights ({weights_gib:.1f} GiB) are needed to fit this model in {budget / GiB:.1f} GiB."
+            if s.quantization == "4bit"
+            else f"8-bit weights ({weights_gib:.1f} GiB)."
+        ),
+        "gradient_checkpointing": (
+            "On: activations are recomputed in the backward pass, about 30% slower but far less memory."
+            if s.gradient_checkpointing
+            else "Off: the activations fit, so no time is spent recomputing them."
+        ),
+        "micro_batch": f"{s.micro_batch} example(s) of up to {s.seq_len} tokens per forward pass is the most that fits.",
+        "grad_accum": f"{math.ceil(effective / s.micro_batch)} micro-batches per step keep the effective batch at {effective}.",
+        "max_seq_len": f"{s.seq_len} tokens: {seq_why}.",
+        "lora_r": f"Rank {s.lora_r} on every linear layer: {m.lora_params(s.lora_r) / 1e6:.1f} M trainable parameters.",
+        "optimizer": "AdamW with fp32 states: LoRA's few parameters make 8-bit states save little.",
+    }
+    return Plan(
+        fits=True,
+        device="cuda",
+        quantization=s.quantization,
+        micro_batch=s.micro_batch,
+        grad_accum=math.ceil(effective / s.micro_batch),
+        gradient_checkpointing=s.gradient_checkpointing,
+        max_seq_len=s.seq_len,
+        lora_r=s.lora_r,
+        lora_targets="all-linear",
+        optimizer="adamw",
+        budget_bytes=int(budget),
+        estimate_bytes=sum(parts.values()),
+        breakdown=parts,
+        reasons=reasons,
+    )
+
+
+def _suggest(m: ModelInfo, budget, lengths, effective, lora_r) -> str:
+    # The longest sequence that would fit at the leanest setting, if any.
+    lean = lambda seq: sum(breakdown(m, StepShape("4bit", 2, 1, seq, True, lora_r)).values())  # noqa: E731
+    if lean(128) > budget:
+        need = lean(512) / GiB
+        return (f"Even 4-bit weights do not fit: this model needs about {need:.1f} GiB at 512 tokens, "
+                f"the card offers {budget / GiB:.1f} GiB. Pick a smaller model (about half the parameters).")
+    seq = 128
+    while seq * 2 <= (m.context_length or 1 << 15) and lean(seq * 2) <= budget:
+        seq *= 2
+    return f"Shorten the examples: at most {seq} tokens fit with 4-bit weights and gradient checkpointing."
+
+
+def _cpu_plan(m, lengths, effective, lora_r) -> Plan:
+    seq = seq_candidates(lengths, m.context_length)[0][0]
+    return Plan(
+        fits=True, device="cpu", quantization="none", micro_batch=4, grad_accum=math.ceil(effective / 4),
+        gradient_checkpointing=False, max_seq_len=seq, lora_r=lora_r, lora_targets="all-linear", optimizer="adamw",
+        budget_bytes=0, estimate_bytes=0, breakdown={},
+        reasons={"device": "No CUDA GPU: fp32 on the CPU. Fine for the demo model, very slow for real ones."},
+    )
