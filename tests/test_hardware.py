@@ -51,7 +51,7 @@ class FakeNvml:
 def test_no_driver_means_a_cpu_plan_and_a_plain_warning(tmp_path):
     info = probe(tmp_path, nvml=FakeNvml([], fail_init=True))
     assert info.gpus == [] and info.gpu is None
-    assert "training runs on the CPU" in info.warnings[0] and "Traceback" not in info.warnings[0]
+    assert "Training runs on the CPU" in info.warnings[0] and "Traceback" not in info.warnings[0]
     assert info.ram_total_bytes > 0 and info.cpu_cores >= 1 and info.disk_free_bytes > 0
 
 

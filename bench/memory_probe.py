@@ -1,0 +1,87 @@
+"""Measure the peak GPU memory of training steps and compare it with engine.memory.
+
+    python3 -m bench.memory_probe MODEL_FOLDER --out results.json [--shapes 4bit:1:1:512,...]
+
+Each shape is quant:checkpointing(0/1):micro_batch:seq_len. For each, a fresh model is
+loaded through the engine's own loader, LoRA r16 on all linear layers is attached, and 3
+steps run on random token ids with every token trained; peak allocated / reserved bytes
+are recorded beside the memory model's prediction and its terms. Raw data for
+calibrating engine/memory.py; bench/planner_check.py builds on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from engine import model_info
+from engine.config import LoraConfig, ModelConfig
+from engine.loading import add_lora, choose_placement, load_model
+from engine.loss import loss_sum
+from engine.memory import StepShape, breakdown
+
+DEFAULT_SHAPES = "none:0:1:512,none:0:1:2048,none:1:1:2048,none:0:4:512,4bit:0:1:512,4bit:1:1:2048,4bit:1:2:1024,4bit:0:2:1024"
+
+
+def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int = 3) -> dict:
+    cfg = ModelConfig(source=str(folder), quantization=quant, gradient_checkpointing=ckpt)
+    placement = choose_placement(cfg, "cuda", print)
+    model = add_lora(load_model(folder, cfg, placement), LoraConfig(r=16, alpha=32), gradient_checkpointing=ckpt)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    torch.cuda.synchronize()
+    weights = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    vocab = model.config.vocab_size
+    t0 = time.perf_counter()
+    result: dict = {}
+    try:
+        for _ in range(steps):
+            ids = torch.randint(0, min(vocab, 49152), (mb, seq), device="cuda")
+            with torch.autocast("cuda", dtype=placement.dtype):
+                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+                loss = loss_sum(logits, ids) / ids.numel()
+            del logits
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        result["ok"] = True
+    except torch.OutOfMemoryError:
+        result["ok"] = False
+    result.update(
+        seconds_per_step=(time.perf_counter() - t0) / steps,
+        weights_allocated=weights,
+        peak_allocated=torch.cuda.max_memory_allocated(),
+        peak_reserved=torch.cuda.max_memory_reserved(),
+    )
+    del model, opt
+    gc.collect()
+    torch.cuda.empty_cache()
+    return result
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--shapes", default=DEFAULT_SHAPES)
+    a = ap.parse_args()
+    info = model_info.from_folder(a.model)
+    rows = []
+    for spec in a.shapes.split(","):
+        quant, ckpt, mb, seq = spec.split(":")
+        shape = StepShape(quant, 2, int(mb), int(seq), ckpt == "1")
+        predicted = breakdown(info, shape)
+        got = measure(a.model, quant, ckpt == "1", int(mb), int(seq))
+        row = {"shape": spec, **got, "predicted": sum(predicted.values()), "terms": predicted}
+        row["ratio"] = round(row["peak_allocated"] / row["predicted"], 3)
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "terms"}), flush=True)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps({"model": str(a.model), "gpu": torch.cuda.get_device_name(0), "rows": rows}, indent=2))
