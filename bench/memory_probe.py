@@ -28,7 +28,7 @@ from engine.memory import StepShape, breakdown
 DEFAULT_SHAPES = "none:0:1:512,none:0:1:2048,none:1:1:2048,none:0:4:512,4bit:0:1:512,4bit:1:1:2048,4bit:1:2:1024,4bit:0:2:1024"
 
 
-def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int = 3) -> dict:
+def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int = 3, warmup: int = 0) -> dict:
     cfg = ModelConfig(source=str(folder), quantization=quant, gradient_checkpointing=ckpt)
     placement = choose_placement(cfg, "cuda", print)
     model = add_lora(load_model(folder, cfg, placement), LoraConfig(r=16, alpha=32), gradient_checkpointing=ckpt)
@@ -41,12 +41,13 @@ def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int 
     t0 = time.perf_counter()
     result: dict = {}
     try:
-        for _ in range(steps):
+        for i in range(warmup + steps):
+            if i == warmup:
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
             ids = torch.randint(0, min(vocab, 49152), (mb, seq), device="cuda")
             with torch.autocast("cuda", dtype=placement.dtype):
-                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
-                loss = loss_sum(logits, ids) / ids.numel()
-            del logits
+                loss = loss_sum(model, ids, torch.ones_like(ids), ids) / ids.numel()
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -56,6 +57,7 @@ def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int 
         result["ok"] = False
     result.update(
         seconds_per_step=(time.perf_counter() - t0) / steps,
+        tokens_per_s=mb * seq * steps / (time.perf_counter() - t0),
         weights_allocated=weights,
         peak_allocated=torch.cuda.max_memory_allocated(),
         peak_reserved=torch.cuda.max_memory_reserved(),

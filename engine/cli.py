@@ -26,11 +26,14 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4)")
     t.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16)")
     t.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
-    t.add_argument("--seq-len", type=int, default=None, help="max tokens per example (default 1024)")
-    t.add_argument("--batch", type=int, default=None, help="micro-batch size (default 4)")
-    t.add_argument("--grad-accum", type=int, default=None, help="gradient accumulation steps (default 1)")
-    t.add_argument("--quant", choices=["none", "8bit", "4bit"], default=None, help="bitsandbytes quantization (CUDA only)")
-    t.add_argument("--gradient-checkpointing", action="store_true", help="trade ~30%% speed for much less activation memory")
+    t.add_argument("--seq-len", type=int, default=None, help="max tokens per example (default: from the data's lengths)")
+    t.add_argument("--batch", type=int, default=None, help="micro-batch size (default: the planner's)")
+    t.add_argument("--grad-accum", type=int, default=None, help="gradient accumulation steps (default: effective batch / micro-batch)")
+    t.add_argument("--quant", choices=["none", "8bit", "4bit"], default=None, help="bitsandbytes quantization, CUDA only (default: the planner's)")
+    t.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                   help="trade ~30%% speed for much less activation memory (default: the planner decides)")
+    t.add_argument("--effective-batch", type=int, default=None, help="examples per optimizer step (default 16 on GPU, 4 on CPU)")
+    t.add_argument("--vram", default=None, help="plan for a card of this size, e.g. 8GB (default: the GPU's free memory)")
     t.add_argument("--eval-every", type=int, default=None, help="validation loss every N steps (default 10)")
     t.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default 50)")
     t.add_argument("--system-prompt", default=None, help="system message for rows that have none")
@@ -107,6 +110,8 @@ def _train_config(a: argparse.Namespace):
     cfg.model.trust_remote_code = a.trust_remote_code
     cfg.model.allow_pickle = a.allow_pickle
     cfg.model.gradient_checkpointing = a.gradient_checkpointing
+    cfg.train.effective_batch = a.effective_batch
+    cfg.train.vram_gb = _parse_size(a.vram) / 1024**3 if a.vram else None
     overrides = [
         (cfg.train, "max_steps", a.max_steps),
         (cfg.train, "epochs", a.epochs),

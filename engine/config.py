@@ -20,10 +20,11 @@ CONFIG_VERSION = 1
 class ModelConfig:
     source: str = "demo"
     """'demo', a local Hugging Face folder, a .gguf file, or a Hub id (owner/name)."""
-    quantization: str = "none"
-    """'none', '8bit' or '4bit' (bitsandbytes NF4 with double quantization); CUDA only."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, ~30% slower."""
+    quantization: str | None = None
+    """'none', '8bit' or '4bit' (bitsandbytes NF4 with double quantization); CUDA only.
+    None: the planner chooses."""
+    gradient_checkpointing: bool | None = None
+    """Recompute activations in the backward pass: less memory, ~30% slower. None: planner."""
     trust_remote_code: bool = False
     """Run Python code shipped with a model. Off unless the user explicitly consents."""
     allow_pickle: bool = False
@@ -36,8 +37,9 @@ class ModelConfig:
 class DataConfig:
     path: str = ""
     """The dataset file."""
-    max_seq_len: int = 1024
-    """Tokens per example; longer rows are reported and skipped, never silently cut."""
+    max_seq_len: int | None = None
+    """Tokens per example; longer rows are reported and skipped, never silently cut.
+    None: the planner chooses from the data's lengths."""
     val_share: float = 0.05
     """Share of rows held out for the validation loss."""
     max_val_rows: int = 200
@@ -75,8 +77,16 @@ class TrainConfig:
     max_steps: int | None = None
     """Stop after this many optimizer steps (overrides epochs)."""
     lr: float = 2e-4
-    micro_batch: int = 4
-    grad_accum: int = 1
+    micro_batch: int | None = None
+    """Examples per forward pass. None: the planner chooses (the most that fits)."""
+    grad_accum: int | None = None
+    """Micro-batches per optimizer step. None: effective batch / micro-batch."""
+    effective_batch: int | None = None
+    """Examples per optimizer step. None: 16 on a GPU, 4 on the CPU."""
+    optimizer: str | None = None
+    """'adamw' (fp32 states) or 'adamw_8bit' (bitsandbytes, CUDA). None: the planner chooses."""
+    vram_gb: float | None = None
+    """Plan for a card of this many GB instead of the GPU's free memory."""
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
@@ -127,9 +137,9 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         m, d, l, t = self.model, self.data, self.lora, self.train
         checks = [
-            (m.quantization in QUANTIZATIONS, f"quantization must be one of {', '.join(QUANTIZATIONS)}, not '{m.quantization}'"),
+            (m.quantization is None or m.quantization in QUANTIZATIONS, f"quantization must be one of {', '.join(QUANTIZATIONS)}, not '{m.quantization}'"),
             (bool(m.source), "no model given"),
-            (d.max_seq_len >= 16, f"sequence length {d.max_seq_len} is too short (at least 16 tokens)"),
+            (d.max_seq_len is None or d.max_seq_len >= 16, f"sequence length {d.max_seq_len} is too short (at least 16 tokens)"),
             (0.0 <= d.val_share < 0.5, f"validation share {d.val_share} must be between 0 and 0.5"),
             (d.max_samples is None or d.max_samples >= 2, "max samples must be at least 2"),
             (d.reasoning in ("auto", "keep", "drop"), f"reasoning must be auto, keep or drop, not '{d.reasoning}'"),
@@ -141,8 +151,11 @@ class RunConfig:
             (t.epochs > 0 or t.max_steps, "epochs must be positive"),
             (t.max_steps is None or t.max_steps >= 1, "max steps must be at least 1"),
             (0 < t.lr < 1, f"learning rate {t.lr} is out of range"),
-            (t.micro_batch >= 1, "micro-batch must be at least 1"),
-            (t.grad_accum >= 1, "gradient accumulation must be at least 1"),
+            (t.micro_batch is None or t.micro_batch >= 1, "micro-batch must be at least 1"),
+            (t.grad_accum is None or t.grad_accum >= 1, "gradient accumulation must be at least 1"),
+            (t.effective_batch is None or t.effective_batch >= 1, "effective batch must be at least 1"),
+            (t.optimizer in (None, "adamw", "adamw_8bit"), f"optimizer must be adamw or adamw_8bit, not '{t.optimizer}'"),
+            (t.vram_gb is None or t.vram_gb > 1, "the card size (vram) must be more than 1 GB"),
             (0 <= t.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),
             (t.eval_every >= 1 and t.checkpoint_every >= 1, "eval / checkpoint intervals must be at least 1"),
             (t.keep_checkpoints >= 1, "keep at least one checkpoint"),

@@ -1,34 +1,64 @@
-"""Causal-LM loss as a sum over trained tokens.
+"""Causal-LM loss as a sum over trained tokens, without the full logits.
 
 Summing (not averaging) per micro-batch and dividing by the trained tokens of the whole
 accumulation window gives every token the same weight, however the window is split
-into micro-batches (HF's per-batch mean does not). The logits are turned into fp32 one
-chunk of rows at a time, so a 150k vocabulary never exists as a full fp32 tensor.
+into micro-batches (HF's per-batch mean does not).
+
+Chunked linear cross-entropy: the decoder's hidden states go through the output head a
+few hundred rows at a time, only at positions that carry loss, and each chunk's logits
+are recomputed in the backward pass instead of stored (activation checkpointing). A
+150k-token vocabulary never exists as a [tokens x vocab] tensor, in bf16 or fp32: the
+peak is one chunk, about CHUNK_BYTES. Pure PyTorch, so it runs on CPU and on any GPU.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .data.render import IGNORE
 
-CHUNK_TOKENS = 1024
+CHUNK_BYTES = 256 * 1024**2
+BYTES_PER_LOGIT = 14  # bf16 logits + fp32 copy + fp32 softmax gradient + bf16 gradient, per chunk element
 
 
-def loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sum of next-token cross-entropy over positions whose label is not IGNORE."""
-    vocab = logits.shape[-1]
-    shift_logits = logits[:, :-1, :].reshape(-1, vocab)
-    shift_labels = labels[:, 1:].reshape(-1).to(logits.device)
-    keep = shift_labels != IGNORE
-    shift_logits, shift_labels = shift_logits[keep], shift_labels[keep]
-    total = logits.new_zeros((), dtype=torch.float32)
-    for a in range(0, shift_labels.numel(), CHUNK_TOKENS):
-        total = total + F.cross_entropy(
-            shift_logits[a : a + CHUNK_TOKENS].float(), shift_labels[a : a + CHUNK_TOKENS], reduction="sum"
-        )
+def rows_per_chunk(vocab: int) -> int:
+    return int(max(32, min(4096, CHUNK_BYTES // (vocab * BYTES_PER_LOGIT))))
+
+
+def _ce_chunk(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+    logits = F.linear(h, weight, bias).float()
+    return F.cross_entropy(logits, y, reduction="sum")
+
+
+def chunked_ce_sum(hidden: torch.Tensor, head: torch.nn.Module, targets: torch.Tensor) -> torch.Tensor:
+    """Sum of cross-entropy of head(hidden[i]) against targets[i]; hidden is [N, H]."""
+    weight, bias = head.weight, getattr(head, "bias", None)
+    rows = rows_per_chunk(weight.shape[0])
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for a in range(0, targets.numel(), rows):
+        h, y = hidden[a : a + rows], targets[a : a + rows]
+        if torch.is_grad_enabled():
+            total = total + checkpoint(_ce_chunk, h, weight, bias, y, use_reentrant=False)
+        else:
+            total = total + _ce_chunk(h, weight, bias, y)
     return total
+
+
+def lm_parts(model) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(decoder, output head) of a causal LM, through a peft wrapper if there is one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings()
+
+
+def loss_sum(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of next-token cross-entropy over positions whose label is not IGNORE."""
+    decoder, head = lm_parts(model)
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    y = labels[:, 1:].to(hidden.device)
+    keep = y != IGNORE
+    return chunked_ce_sum(hidden[:, :-1][keep], head, y[keep])
 
 
 def count_trained(labels: torch.Tensor) -> int:

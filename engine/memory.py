@@ -12,8 +12,8 @@ activations  tokens T = micro_batch x seq_len. Without checkpointing each of L b
              keeps ~ (A_H h + A_I i) bytes per token (SDPA attention: linear in T, no T²
              score matrix); with checkpointing only each block's input (B h) is kept,
              plus one block recomputed during backward.
-logits       T x vocab x (bf16 logits + bf16 gradient + bf16 trained-row copy) plus
-             fp32 chunks of CHUNK_TOKENS rows for the loss (engine/loss.py).
+logits       one chunk of the chunked linear cross-entropy (engine/loss.py: never the
+             full T x vocab logits) + the final hidden states and their trained-row copy.
 overhead     allocator slack (FRAG of the transient terms) + cuBLAS/cuDNN workspaces.
 
 The per-token constants are bytes measured on the GPU machine (bench/planner_check.py)
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .loss import CHUNK_TOKENS
+from .loss import BYTES_PER_LOGIT, rows_per_chunk
 from .model_info import ModelInfo
 
 GiB = 1024**3
@@ -66,7 +66,9 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
     else:
         activations = m.layers * per_block
 
-    logits = tokens * m.vocab_size * 3 * s.dtype_bytes + min(tokens, CHUNK_TOKENS) * m.vocab_size * 4 * 2
+    # Chunked linear cross-entropy: one chunk of logits at a time, plus the final hidden
+    # states and their trained-row copy.
+    logits = min(tokens, rows_per_chunk(m.vocab_size)) * m.vocab_size * BYTES_PER_LOGIT + 2 * tokens * m.hidden_size * s.dtype_bytes
     overhead = FRAG * (activations + logits) + WORKSPACE
     return {k: int(v) for k, v in dict(weights=weights, lora=lora, activations=activations, logits=logits, overhead=overhead).items()}
 

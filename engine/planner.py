@@ -3,8 +3,8 @@
 Search order, best first: unquantized bf16 without then with gradient checkpointing,
 then 4-bit NF4 without then with checkpointing (8-bit is slower than 4-bit in
 bitsandbytes and rarely the only fit, so it is chosen only when asked for). For each,
-the largest micro-batch (power of two, up to the effective batch) that fits at the
-sequence length is taken. The sequence length covers the longest example when it fits,
+the largest micro-batch (up to the effective batch) that fits at the sequence length is
+taken. The sequence length covers the longest example when it fits,
 else the data's p99, then p95 (rows above it are skipped and reported, never cut).
 """
 
@@ -21,7 +21,17 @@ from .model_info import ModelInfo
 
 CONTEXT_RESERVE = 1 * GiB  # CUDA context + what the desktop holds, outside the allocator
 SAFETY = 0.05  # of the rest: headroom for what the estimate misses
-ORDER = [("none", False), ("none", True), ("4bit", False), ("4bit", True)]
+# (quantization, gradient checkpointing, optimizer), best first.
+# (quantization, gradient checkpointing, optimizer, LoRA rank divisor), best first: a
+# halved rank still learns a persona or a format; dropping long rows loses data.
+ORDER = [
+    ("none", False, "adamw", 1),
+    ("none", True, "adamw", 1),
+    ("4bit", False, "adamw", 1),
+    ("4bit", True, "adamw", 1),
+    ("4bit", True, "adamw_8bit", 1),
+    ("4bit", True, "adamw_8bit", 2),
+]
 
 
 @dataclass
@@ -47,7 +57,13 @@ class Plan:
 
 
 def budget_from_free(free_bytes: int) -> int:
+    """Usable bytes of a card with `free_bytes` free: minus the CUDA context, minus headroom."""
     return int((free_bytes - CONTEXT_RESERVE) * (1 - SAFETY))
+
+
+def budget_from_cap(cap_bytes: int) -> int:
+    """Usable bytes under an allocator cap that already excludes the context (simulated cards)."""
+    return int(cap_bytes * (1 - SAFETY))
 
 
 def seq_candidates(lengths: np.ndarray | None, context: int, default: int = 1024) -> list[tuple[int, str]]:
@@ -77,19 +93,25 @@ def plan(
     """A plan for a CUDA card with `budget_bytes` usable, or a CPU plan when None."""
     force = force or {}
     if budget_bytes is None:
-        return _cpu_plan(m, lengths, effective_batch, lora_r)
+        p = _cpu_plan(m, lengths, effective_batch, lora_r)
+        for k, v in force.items():
+            setattr(p, k, v)
+        p.grad_accum = math.ceil(effective_batch / p.micro_batch)
+        return p
     best: Plan | None = None
     for seq, seq_why in seq_candidates(lengths, m.context_length):
         if "max_seq_len" in force:
             seq, seq_why = force["max_seq_len"], "set by you"
-        for quant, ckpt in ORDER:
+        for quant, ckpt, optim, rank_div in ORDER:
             quant = force.get("quantization", quant)
             ckpt = force.get("gradient_checkpointing", ckpt)
+            optim = force.get("optimizer", optim)
+            rank = force.get("lora_r", max(4, lora_r // rank_div))
             for mb in _batches(effective_batch, force.get("micro_batch")):
-                shape = StepShape(quant, 2, mb, seq, ckpt, force.get("lora_r", lora_r))
+                shape = StepShape(quant, 2, mb, seq, ckpt, rank, optimizer=optim)
                 parts = breakdown(m, shape)
                 total = sum(parts.values())
-                candidate = _make(m, shape, parts, budget_bytes, effective_batch, seq_why, bf16)
+                candidate = _make(m, shape, parts, budget_bytes, effective_batch, seq_why, bf16, lora_r)
                 if total <= budget_bytes:
                     return candidate
                 if best is None or total < best.estimate_bytes:
@@ -103,13 +125,11 @@ def plan(
 
 
 def _batches(effective: int, forced: int | None) -> list[int]:
-    if forced:
-        return [forced]
-    top = 2 ** int(math.log2(max(1, min(effective, 16))))
-    return [top >> k for k in range(int(math.log2(top)) + 1)]
+    # Any size, not only powers of two: the largest that fits uses the card best.
+    return [forced] if forced else list(range(max(1, min(effective, 32)), 0, -1))
 
 
-def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16) -> Plan:
+def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r) -> Plan:
     weights_gib = parts["weights"] / GiB
     reasons = {
         "quantization": (
@@ -127,8 +147,13 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16) -> Plan:
         "micro_batch": f"{s.micro_batch} example(s) of up to {s.seq_len} tokens per forward pass is the most that fits.",
         "grad_accum": f"{math.ceil(effective / s.micro_batch)} micro-batches per step keep the effective batch at {effective}.",
         "max_seq_len": f"{s.seq_len} tokens: {seq_why}.",
-        "lora_r": f"Rank {s.lora_r} on every linear layer: {m.lora_params(s.lora_r) / 1e6:.1f} M trainable parameters.",
-        "optimizer": "AdamW with fp32 states: LoRA's few parameters make 8-bit states save little.",
+        "lora_r": f"Rank {s.lora_r} on every linear layer: {m.lora_params(s.lora_r) / 1e6:.1f} M trainable parameters"
+        + (" (lowered to fit this card)." if s.lora_r < requested_r else "."),
+        "optimizer": (
+            "AdamW with fp32 states: exact, and LoRA's states are small next to the weights."
+            if s.optimizer == "adamw"
+            else f"8-bit AdamW states (bitsandbytes) save {parts['lora'] * 0.375 / GiB:.2f} GiB, which this card needs."
+        ),
     }
     return Plan(
         fits=True,
@@ -140,7 +165,7 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16) -> Plan:
         max_seq_len=s.seq_len,
         lora_r=s.lora_r,
         lora_targets="all-linear",
-        optimizer="adamw",
+        optimizer=s.optimizer,
         budget_bytes=int(budget),
         estimate_bytes=sum(parts.values()),
         breakdown=parts,
@@ -150,7 +175,7 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16) -> Plan:
 
 def _suggest(m: ModelInfo, budget, lengths, effective, lora_r) -> str:
     # The longest sequence that would fit at the leanest setting, if any.
-    lean = lambda seq: sum(breakdown(m, StepShape("4bit", 2, 1, seq, True, lora_r)).values())  # noqa: E731
+    lean = lambda seq: sum(breakdown(m, StepShape("4bit", 2, 1, seq, True, lora_r, optimizer="adamw_8bit")).values())  # noqa: E731
     if lean(128) > budget:
         need = lean(512) / GiB
         return (f"Even 4-bit weights do not fit: this model needs about {need:.1f} GiB at 512 tokens, "
@@ -163,8 +188,9 @@ def _suggest(m: ModelInfo, budget, lengths, effective, lora_r) -> str:
 
 def _cpu_plan(m, lengths, effective, lora_r) -> Plan:
     seq = seq_candidates(lengths, m.context_length)[0][0]
+    mb = min(4, effective)
     return Plan(
-        fits=True, device="cpu", quantization="none", micro_batch=4, grad_accum=math.ceil(effective / 4),
+        fits=True, device="cpu", quantization="none", micro_batch=mb, grad_accum=math.ceil(effective / mb),
         gradient_checkpointing=False, max_seq_len=seq, lora_r=lora_r, lora_targets="all-linear", optimizer="adamw",
         budget_bytes=0, estimate_bytes=0, breakdown={},
         reasons={"device": "No CUDA GPU: fp32 on the CPU. Fine for the demo model, very slow for real ones."},

@@ -3,6 +3,7 @@
     <out>/<run-name>/
         config.json        the whole RunConfig tree (plus resolved model folder)
         data_report.json   what the data step kept and skipped, and why
+        plan.json          the memory plan: choices, reasons, estimate by term, calibration
         metrics.jsonl      one JSON object per logged step / evaluation
         checkpoints/       step-000050/ ... resumable states, last K kept
         adapter/           final LoRA adapter in PEFT format
@@ -27,6 +28,7 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 DATA_REPORT = "data_report.json"
+PLAN = "plan.json"
 ADAPTER = "adapter"
 CHECKPOINTS = "checkpoints"
 
@@ -92,6 +94,9 @@ class RunDir:
 
     def write_data_report(self, report: dict[str, Any]) -> None:
         write_json(self.path / DATA_REPORT, report)
+
+    def write_plan(self, plan: dict[str, Any]) -> None:
+        write_json(self.path / PLAN, plan)
 
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoints_dir / f"step-{step:06d}"

@@ -52,6 +52,15 @@ def cosine_with_warmup(total: int, warmup: int):
     return mult
 
 
+def make_optimizer(model, t) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if t.optimizer == "adamw_8bit":
+        import bitsandbytes as bnb
+
+        return bnb.optim.AdamW8bit(params, lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, reporter: Reporter | None = None) -> None:
         self.cfg = cfg.validate()
@@ -60,7 +69,7 @@ class Trainer:
         self.step = 0
         self.pos = Position()
         self.history: list[dict[str, Any]] = []
-        self.group = self.cfg.train.micro_batch  # length-grouping unit; fixed for the run
+        self.group = 1  # length-grouping unit: the planned micro-batch, set in setup()
         self._order_cache: tuple[int, list[int]] = (-1, [])
         self.max_len: int | None = None  # lowered only by out-of-memory recovery
         self.oom_events = 0
@@ -75,11 +84,12 @@ class Trainer:
             cfg.model.source, allow_pickle=cfg.model.allow_pickle, revision=cfg.model.revision, status=rep.status
         )
         self.model_folder = folder
-        self.placement: Placement = choose_placement(cfg.model, cfg.train.device, rep.warning)
         self.tokenizer = load_tokenizer(folder, cfg.model)
+        cuda = torch.cuda.is_available() and cfg.train.device != "cpu"
 
         rep.status(f"Reading {Path(cfg.data.path).name}…")
         self.data: PreparedData = prepare(cfg.data, self.tokenizer)
+        self.plan = self._plan(folder, cuda)
         report = self.data.report()
         rep.status(
             f"Data: {report['format']} format, {report['kept']} of {report['rows']} rows kept "
@@ -91,23 +101,142 @@ class Trainer:
         for note in self.data.notes:
             rep.status(f"Note: {note}")
 
+        self.placement: Placement = choose_placement(cfg.model, cfg.train.device, rep.warning)
         rep.status(f"Loading {models.display_name(cfg.model.source)} on {self.placement.device.upper()}…")
         base = load_model(folder, cfg.model, self.placement)
-        self.model = add_lora(base, cfg.lora, gradient_checkpointing=cfg.model.gradient_checkpointing)
+        self.model = add_lora(base, cfg.lora, gradient_checkpointing=bool(cfg.model.gradient_checkpointing))
         self.device = next(p.device for p in self.model.parameters())
+        self.group = cfg.train.micro_batch  # length-grouping unit; fixed for the run
 
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        self.optimizer = make_optimizer(self.model, cfg.train)
+        # fp16 needs loss scaling; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.dtype == torch.float16)
+        if self.placement.device == "cuda":
+            self._calibrate()
         self.total_steps = self._total_steps()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, cosine_with_warmup(self.total_steps, math.ceil(cfg.train.warmup_ratio * self.total_steps))
         )
-        # fp16 needs loss scaling; bf16 and fp32 do not.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.dtype == torch.float16)
 
         self.run = RunDir.create(cfg, model_name=models.display_name(cfg.model.source))
         self.run.write_config(cfg, resolved_model_folder=str(folder))
-        self.run.write_data_report(report)
+        self.run.write_data_report(self.data.report())
+        self.run.write_plan(self.plan)
+
+    def _plan(self, folder: Path, cuda: bool) -> dict[str, Any]:
+        """Fill every setting left to the planner (None) and drop rows longer than the plan."""
+        from . import model_info, planner
+        from .errors import TuneDeskError
+        from .hardware import SIMULATE_ENV, apply_simulated_cap, probe
+        from .memory import GiB
+
+        cfg, t, rep = self.cfg, self.cfg.train, self.reporter
+        forced = {
+            k: v
+            for k, v in {
+                "quantization": cfg.model.quantization,
+                "gradient_checkpointing": cfg.model.gradient_checkpointing,
+                "micro_batch": t.micro_batch,
+                "max_seq_len": cfg.data.max_seq_len,
+                "optimizer": t.optimizer,
+            }.items()
+            if v is not None
+        }
+        effective = t.effective_batch or (t.micro_batch * t.grad_accum if t.micro_batch and t.grad_accum else (16 if cuda else 4))
+        info = model_info.from_folder(folder)
+        budget = None
+        if cuda:
+            import os
+
+            apply_simulated_cap()
+            if t.vram_gb:
+                budget = planner.budget_from_free(int(t.vram_gb * GiB))
+            elif os.environ.get(SIMULATE_ENV):
+                budget = planner.budget_from_cap(int(float(os.environ[SIMULATE_ENV]) * GiB))
+            else:
+                hw = probe()
+                free = hw.gpu.free_bytes if hw.gpu else torch.cuda.mem_get_info()[0]
+                budget = planner.budget_from_free(free)
+        p = planner.plan(
+            info, budget_bytes=budget, lengths=self.data.lengths, effective_batch=effective, lora_r=cfg.lora.r,
+            bf16=cuda and torch.cuda.is_bf16_supported(), force=forced,
+        )
+        if not p.fits:
+            over = f"estimated {p.estimate_bytes / GiB:.1f} GiB against a budget of {p.budget_bytes / GiB:.1f} GiB"
+            if not forced:
+                raise TuneDeskError(f"this model does not fit the GPU ({over}). {p.suggestion}")
+            rep.warning(f"your settings may not fit ({over}); if the GPU runs out of memory the step is retried smaller. {p.suggestion}")
+        cfg.model.quantization = p.quantization
+        cfg.model.gradient_checkpointing = p.gradient_checkpointing
+        t.micro_batch = p.micro_batch
+        t.grad_accum = t.grad_accum or math.ceil(effective / p.micro_batch)
+        cfg.data.max_seq_len = p.max_seq_len
+        t.optimizer = p.optimizer if cuda else "adamw"  # bitsandbytes' 8-bit states are CUDA only
+        if p.lora_r != cfg.lora.r:
+            rep.warning(f"LoRA rank lowered from {cfg.lora.r} to {p.lora_r} to fit the card")
+            cfg.lora.alpha = round(cfg.lora.alpha * p.lora_r / cfg.lora.r)  # same alpha / r scale
+            cfg.lora.r = p.lora_r
+        self._drop_longer_than(p.max_seq_len)
+        if budget is not None:
+            rep.status(
+                f"Plan: {p.quantization if p.quantization != 'none' else 'unquantized'} weights, micro-batch {t.micro_batch} x "
+                f"{t.grad_accum}, checkpointing {'on' if p.gradient_checkpointing else 'off'}, up to {p.max_seq_len} tokens, "
+                f"{p.optimizer}: "
+                f"about {p.estimate_bytes / GiB:.1f} of {p.budget_bytes / GiB:.1f} GiB"
+            )
+        return {**p.to_dict(), "user_set": sorted(forced), "effective_batch": effective}
+
+    def _drop_longer_than(self, limit: int) -> None:
+        from .data.readers import RowProblem
+
+        for split in ("train", "val"):
+            rows = getattr(self.data, split)
+            long = [e for e in rows if len(e) > limit]
+            if long:
+                setattr(self.data, split, [e for e in rows if len(e) <= limit])
+                self.data.skipped += [
+                    RowProblem(e.row, f"too long: {len(e)} tokens > {limit} (the plan's sequence length)", "too long")
+                    for e in long
+                ]
+        if len(self.data.train) < 1:
+            from .errors import DataError
+
+            raise DataError(f"{Path(self.cfg.data.path).name}: no row fits in {limit} tokens")
+
+    def _calibrate(self) -> None:
+        """One forward/backward at the plan's largest shape, before the real run: the
+        measured peak replaces the estimate, and a shape that does not fit is made
+        smaller now rather than at step 1."""
+        from .memory import GiB
+
+        t, rep = self.cfg.train, self.reporter
+        vocab = self.model.get_input_embeddings().weight.shape[0]
+        # Optimizer states are allocated at the first real step: add them.
+        lora_states = sum(p.numel() for p in self.model.parameters() if p.requires_grad) * (2 if t.optimizer == "adamw_8bit" else 8)
+        while True:
+            torch.cuda.reset_peak_memory_stats()
+            try:
+                seq = min(self.max_len or self.cfg.data.max_seq_len, self.cfg.data.max_seq_len)
+                ids = torch.randint(0, vocab, (t.micro_batch, seq), device=self.device)
+                with self._autocast():
+                    loss = loss_sum(self.model, ids, torch.ones_like(ids), ids) / ids.numel()
+                loss.backward()
+                del loss
+                break
+            except torch.OutOfMemoryError:
+                self._recover_from_oom()
+            finally:
+                self.optimizer.zero_grad(set_to_none=True)
+        measured = torch.cuda.max_memory_reserved() + lora_states
+        torch.cuda.empty_cache()
+        self.plan["calibration"] = {
+            "measured_reserved": measured,
+            "measured_allocated": torch.cuda.max_memory_allocated() + lora_states,
+            "estimate": self.plan["estimate_bytes"],
+            "micro_batch": t.micro_batch,
+            "gradient_checkpointing": self.cfg.model.gradient_checkpointing,
+        }
+        rep.status(f"Calibrated: the largest step takes {measured / GiB:.2f} GiB (estimated {self.plan['estimate_bytes'] / GiB:.2f} GiB)")
 
     def _total_steps(self) -> int:
         t = self.cfg.train
@@ -161,11 +290,8 @@ class Trainer:
         total = 0.0
         for b in batches:
             with self._autocast():
-                logits = self.model(
-                    input_ids=b["input_ids"].to(self.device), attention_mask=b["attention_mask"].to(self.device)
-                ).logits
-                loss = loss_sum(logits, b["labels"]) / max(1, n_trained)
-            del logits
+                loss = loss_sum(self.model, b["input_ids"].to(self.device), b["attention_mask"].to(self.device), b["labels"])
+                loss = loss / max(1, n_trained)
             self.scaler.scale(loss).backward()
             total += float(loss.detach())
         self.scaler.unscale_(self.optimizer)
@@ -238,11 +364,8 @@ class Trainer:
                 for idx in eval_batches(self.data.val, batch):
                     b = collate([self.data.val[i] for i in idx], self.tokenizer.pad_token_id)
                     with self._autocast():
-                        logits = self.model(
-                            input_ids=b["input_ids"].to(self.device), attention_mask=b["attention_mask"].to(self.device)
-                        ).logits
-                        total += float(loss_sum(logits, b["labels"]))
-                    del logits
+                        ids, mask = b["input_ids"].to(self.device), b["attention_mask"].to(self.device)
+                        total += float(loss_sum(self.model, ids, mask, b["labels"]))
                     count += count_trained(b["labels"])
                 break
             except torch.OutOfMemoryError:

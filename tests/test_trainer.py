@@ -99,14 +99,15 @@ def test_out_of_memory_is_recovered_with_the_same_effective_batch(tiny_model_fol
     t = Trainer(_cfg(tiny_model_folder, tmp_path, max_steps=3, micro_batch=4, grad_accum=2), rep)
     t.setup()
     first_step_rows = t._order(0)[:8]
-    real_forward = t.model.forward
+    decoder = t.model.get_base_model().get_decoder()
+    real_forward = decoder.forward
 
     def forward(*args, input_ids=None, **kw):
         if torch.is_grad_enabled() and (input_ids.shape[0] > 1 or not t.cfg.model.gradient_checkpointing):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
         return real_forward(*args, input_ids=input_ids, **kw)
 
-    t.model.forward = forward
+    decoder.forward = forward
     summary = t.fit()
     assert summary["status"] == "finished" and summary["steps"] == 3 and summary["oom_recoveries"] == 3
     events = rep.of("oom_recovery")

@@ -32,6 +32,7 @@ from .shapes import FORMATS, RowError, Shape, detect, detect_one, to_conversatio
 DETECT_ROWS = 50
 MIN_ROWS = 2
 RENDER_VERSION = 3  # bump when rendering changes: invalidates tokenized caches
+UNPLANNED_LIMIT = 32768  # tokens, when no sequence length is set yet (the planner picks one after)
 CHARS_PER_TOKEN_GUARD = 16  # rows with more characters than this x max_seq_len are too long without tokenizing
 REQUIRED = {"alpaca": ("instruction", "answer"), "pair": ("prompt", "answer"), "messages": ("messages",),
             "sharegpt": ("messages",), "text": ("text",)}
@@ -195,7 +196,7 @@ def _conversations(cfg: DataConfig, shape: Shape) -> Iterator[tuple[int, Any]]:
 
 
 def tokenize_file(cfg: DataConfig, shape: Shape, tokenizer, notes: list[str]) -> Tokenized:
-    limit = cfg.max_seq_len
+    limit = cfg.max_seq_len or UNPLANNED_LIMIT
     ids: list[np.ndarray] = []
     masks: list[np.ndarray] = []
     rows: list[int] = []

@@ -1,0 +1,121 @@
+"""Does the planner's plan fit, and is its estimate right? (GPU machine, ../shared/GPU.md)
+
+    python3 -m bench.planner_check --tokenizer .gpu/tok --out bench/results/planner_check.json \\
+        [--presets a,b] [--cards 8,12,24]
+
+For every preset and card (8 / 12 / 24 GB cards simulated by capping the allocator at
+7.0 / 10.5 / 23 GiB, the card minus 1 GiB for the CUDA context and the desktop), it
+plans for instruction-style data (median ~200, p95 ~800, max 2,048 tokens; see
+bench/synthetic.py), builds the preset's architecture with random weights, loads it
+through the engine's loader as planned, and runs 10 training steps (after 2 warm-up
+steps) at the plan's largest shape, micro-batch x max_seq_len, every token trained:
+the worst case a length-grouped epoch can produce. It records predicted peak, measured
+peak (allocated and reserved), out-of-memory, tokens/s, and the share of the budget used.
+Each measurement runs in its own process, so caps and caches never leak between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from engine import model_info, presets
+from engine.memory import GiB
+from engine.planner import budget_from_cap, plan
+
+from bench.synthetic import instruction_lengths
+
+CAPS = {8: 7.0, 12: 10.5, 24: 23.0}
+
+
+def child(a) -> None:
+    """One measurement, in a fresh process: cap the allocator, then measure."""
+    import torch
+
+    from bench.memory_probe import measure
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(a.cap * GiB / total)
+    r = measure(Path(a.model), a.quant, a.ckpt == 1, a.mb, a.seq, steps=10, warmup=2)
+    print("RESULT " + json.dumps(r), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokenizer", type=Path, default=Path(".gpu/tok"))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--presets", default=",".join(presets.names()))
+    ap.add_argument("--cards", default="8,12,24")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/planner_check"))
+    a = ap.parse_args()
+    lengths = instruction_lengths()
+    rows = json.loads(a.out.read_text())["rows"] if a.out.is_file() else []
+    for name in a.presets.split(","):
+        info = model_info.from_preset(name)
+        plans = {}
+        for card in map(int, a.cards.split(",")):
+            cap = CAPS[card]
+            plans[card] = (cap, plan(info, budget_bytes=budget_from_cap(int(cap * GiB)), lengths=lengths))
+        if not any(p.fits for _, p in plans.values()):
+            rows += [_row(name, card, cap, p, None) for card, (cap, p) in plans.items()]
+            continue
+        folder = a.workdir / name
+        if not (folder / "config.json").is_file():
+            presets.build_random_model(name, folder, tokenizer_folder=a.tokenizer, device="cuda")
+        for card, (cap, p) in plans.items():
+            measured = None
+            if p.fits:
+                cmd = [sys.executable, "-m", "bench.planner_check", "--child", "--model", str(folder), "--cap", str(cap),
+                       "--quant", p.quantization, "--ckpt", str(int(p.gradient_checkpointing)), "--mb", str(p.micro_batch),
+                       "--seq", str(p.max_seq_len)]
+                out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+                line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+                measured = json.loads(line[7:]) if line else {"ok": False, "error": out.stderr[-800:]}
+            row = _row(name, card, cap, p, measured)
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k not in ("breakdown", "suggestion")}), flush=True)
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.write_text(json.dumps({"rows": rows}, indent=2))
+        shutil.rmtree(folder, ignore_errors=True)
+    a.out.write_text(json.dumps({"rows": rows}, indent=2))
+
+
+def _row(name, card, cap, p, m) -> dict:
+    row = {
+        "preset": name, "card_gb": card, "cap_gib": cap, "budget_gib": round(p.budget_bytes / GiB, 3), "fits": p.fits,
+        "quantization": p.quantization, "gradient_checkpointing": p.gradient_checkpointing,
+        "micro_batch": p.micro_batch, "grad_accum": p.grad_accum, "max_seq_len": p.max_seq_len,
+        "predicted_gib": round(p.estimate_bytes / GiB, 3), "breakdown": p.breakdown, "suggestion": p.suggestion,
+    }
+    if m:
+        row.update(
+            oom=not m.get("ok", False),
+            measured_allocated_gib=round(m.get("peak_allocated", 0) / GiB, 3),
+            measured_reserved_gib=round(m.get("peak_reserved", 0) / GiB, 3),
+            tokens_per_s=round(m.get("tokens_per_s", 0), 1),
+            error=m.get("error"),
+        )
+        if m.get("peak_reserved"):
+            row["predicted_over_reserved"] = round(p.estimate_bytes / m["peak_reserved"], 3)
+            row["budget_used"] = round(m["peak_reserved"] / p.budget_bytes, 3)
+    return row
+
+
+if __name__ == "__main__":
+    if "--child" in sys.argv:
+        cp = argparse.ArgumentParser()
+        cp.add_argument("--child", action="store_true")
+        cp.add_argument("--model")
+        cp.add_argument("--cap", type=float)
+        cp.add_argument("--quant")
+        cp.add_argument("--ckpt", type=int)
+        cp.add_argument("--mb", type=int)
+        cp.add_argument("--seq", type=int)
+        child(cp.parse_args())
+    else:
+        main()

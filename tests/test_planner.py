@@ -1,0 +1,111 @@
+"""Model inspection, the memory model and the planner on the presets (no GPU needed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine import model_info, presets
+from engine.memory import GiB, StepShape, breakdown
+from engine.planner import budget_from_free, plan
+
+from conftest import REPO
+
+CARDS = {"8GB": 8, "12GB": 12, "24GB": 24}
+SEVEN_B = [n for n in presets.names() if any(k in n for k in ("-7b", "-8b"))]
+
+
+@pytest.fixture(scope="module")
+def infos():
+    return {n: model_info.from_preset(n) for n in presets.names()}
+
+
+@pytest.fixture(scope="module")
+def lengths():
+    """Instruction-style data: median ~200 tokens, p95 ~800, max 2,048."""
+    rng = np.random.default_rng(0)
+    return np.clip(rng.lognormal(np.log(200), 0.85, 3000), 24, 2048).astype(int)
+
+
+def test_counts_are_exact_for_a_known_model(infos):
+    m = infos["qwen2.5-0.5b"]
+    assert m.params_total == 494_032_768  # Qwen2.5-0.5B: 0.49 B
+    assert m.tied_embeddings and m.params_lm_head == 0 and m.params_embedding == 151936 * 896
+    assert (m.layers, m.heads, m.kv_heads, m.head_dim, m.vocab_size) == (24, 14, 2, 64, 151936)
+    assert m.params_linear + m.params_embedding + m.params_norm + m.params_other == m.params_total
+    assert m.lora_params(16) == 24 * 16 * sum(i + o for i, o in m.linear_shapes.values()) == 8_798_208
+
+
+def test_memory_terms_move_the_right_way(infos):
+    m = infos["qwen2.5-0.5b"]
+    base = breakdown(m, StepShape("none", 2, 2, 1024, False))
+    q4 = breakdown(m, StepShape("4bit", 2, 2, 1024, False))
+    ckpt = breakdown(m, StepShape("none", 2, 2, 1024, True))
+    longer = breakdown(m, StepShape("none", 2, 2, 2048, False))
+    assert q4["weights"] < base["weights"] and q4["activations"] == base["activations"]
+    assert ckpt["activations"] < base["activations"] / 5 and ckpt["weights"] == base["weights"]
+    # Chunked cross-entropy: the 152k-vocabulary logits cost one chunk, whatever the length;
+    # only the hidden states grow with the tokens.
+    from engine.loss import CHUNK_BYTES
+
+    assert base["logits"] <= CHUNK_BYTES + 2 * 2048 * m.hidden_size * 2
+    assert longer["logits"] - base["logits"] == 2 * 2048 * m.hidden_size * 2
+
+
+@pytest.mark.parametrize("card", CARDS)
+def test_plans_never_exceed_the_budget_by_their_own_estimate(infos, lengths, card):
+    budget = budget_from_free(CARDS[card] * GiB)
+    for name, m in infos.items():
+        p = plan(m, budget_bytes=budget, lengths=lengths)
+        if p.fits:
+            assert p.estimate_bytes <= budget, name
+            assert p.estimate_bytes == sum(p.breakdown.values())
+            assert p.micro_batch * p.grad_accum >= 16 and p.max_seq_len >= 800, name
+            assert set(p.reasons) >= {"quantization", "gradient_checkpointing", "micro_batch", "max_seq_len"}
+
+
+@pytest.mark.parametrize("name", SEVEN_B)
+def test_seven_b_class_on_an_8gb_card_chooses_4bit(infos, lengths, name):
+    p = plan(infos[name], budget_bytes=budget_from_free(8 * GiB), lengths=lengths)
+    assert p.fits and p.quantization == "4bit", (name, p.estimate_bytes / GiB)
+
+
+def test_a_14b_on_an_8gb_card_is_refused_with_a_suggestion(infos, lengths):
+    name = next(n for n in infos if "14b" in n)
+    p = plan(infos[name], budget_bytes=budget_from_free(8 * GiB), lengths=lengths)
+    assert not p.fits
+    assert "smaller model" in p.suggestion or "Shorten" in p.suggestion
+
+
+def test_a_user_override_is_estimated_and_flagged(infos, lengths):
+    m = infos["qwen2.5-1.5b"] if "qwen2.5-1.5b" in infos else infos["qwen2.5-0.5b"]
+    budget = budget_from_free(8 * GiB)
+    p = plan(m, budget_bytes=budget, lengths=lengths, force={"micro_batch": 64, "quantization": "none"})
+    assert (p.micro_batch, p.quantization) == (64, "none")
+    assert not p.fits and p.estimate_bytes > budget and p.suggestion
+
+
+def test_small_model_uses_the_card_rather_than_quantizing(infos, lengths):
+    p = plan(infos["smollm2-135m"] if "smollm2-135m" in infos else infos["qwen2.5-0.5b"],
+             budget_bytes=budget_from_free(12 * GiB), lengths=lengths)
+    assert p.fits and p.quantization == "none"
+
+
+def test_cpu_plan_keeps_forced_fields(infos, lengths):
+    p = plan(infos["qwen2.5-0.5b"], budget_bytes=None, lengths=lengths, effective_batch=4, force={"micro_batch": 2})
+    assert (p.device, p.micro_batch, p.grad_accum, p.quantization) == ("cpu", 2, 2, "none")
+
+
+def test_plan_cli_json_has_the_documented_keys():
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "plan", "--model", "qwen2.5-0.5b", "--vram", "8GB", "--json"],
+                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    for key in ("fits", "quantization", "micro_batch", "grad_accum", "gradient_checkpointing", "max_seq_len",
+                "lora_r", "budget_bytes", "estimate_bytes", "breakdown"):
+        assert key in d
+    assert d["fits"] and d["estimate_bytes"] <= d["budget_bytes"] == budget_from_free(8 * GiB)
