@@ -28,12 +28,18 @@ from engine.memory import StepShape, breakdown
 DEFAULT_SHAPES = "none:0:1:512,none:0:1:2048,none:1:1:2048,none:0:4:512,4bit:0:1:512,4bit:1:1:2048,4bit:1:2:1024,4bit:0:2:1024"
 
 
-def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int = 3, warmup: int = 0) -> dict:
-    cfg = ModelConfig(source=str(folder), quantization=quant, gradient_checkpointing=ckpt)
+def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int = 3, warmup: int = 0,
+            optimizer: str = "adamw", embeddings_on_cpu: bool = False, lora_r: int = 16) -> dict:
+    """Peak memory and speed of `steps` training steps, loaded the way the engine loads."""
+    from engine.config import TrainConfig
+    from engine.train import make_optimizer
+
+    cfg = ModelConfig(source=str(folder), quantization=quant, gradient_checkpointing=ckpt, embeddings_on_cpu=embeddings_on_cpu)
     placement = choose_placement(cfg, "cuda", print)
-    model = add_lora(load_model(folder, cfg, placement), LoraConfig(r=16, alpha=32), gradient_checkpointing=ckpt)
+    base = load_model(folder, cfg, placement, embedding_module=model_info.from_folder(folder).embedding_module)
+    model = add_lora(base, LoraConfig(r=lora_r, alpha=2 * lora_r), gradient_checkpointing=ckpt)
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    opt = make_optimizer(model, TrainConfig(lr=1e-4, optimizer=optimizer))
     torch.cuda.synchronize()
     weights = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()

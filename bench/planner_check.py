@@ -41,7 +41,8 @@ def child(a) -> None:
 
     total = torch.cuda.get_device_properties(0).total_memory
     torch.cuda.set_per_process_memory_fraction(a.cap * GiB / total)
-    r = measure(Path(a.model), a.quant, a.ckpt == 1, a.mb, a.seq, steps=10, warmup=2)
+    r = measure(Path(a.model), a.quant, a.ckpt == 1, a.mb, a.seq, steps=10, warmup=2, optimizer=a.optimizer,
+                embeddings_on_cpu=a.cpu_embed == 1, lora_r=a.rank)
     print("RESULT " + json.dumps(r), flush=True)
 
 
@@ -72,7 +73,8 @@ def main() -> None:
             if p.fits:
                 cmd = [sys.executable, "-m", "bench.planner_check", "--child", "--model", str(folder), "--cap", str(cap),
                        "--quant", p.quantization, "--ckpt", str(int(p.gradient_checkpointing)), "--mb", str(p.micro_batch),
-                       "--seq", str(p.max_seq_len)]
+                       "--seq", str(p.max_seq_len), "--optimizer", p.optimizer, "--cpu-embed", str(int(p.embeddings_on_cpu)),
+                       "--rank", str(p.lora_r)]
                 out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
                 line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
                 measured = json.loads(line[7:]) if line else {"ok": False, "error": out.stderr[-800:]}
@@ -89,6 +91,7 @@ def _row(name, card, cap, p, m) -> dict:
     row = {
         "preset": name, "card_gb": card, "cap_gib": cap, "budget_gib": round(p.budget_bytes / GiB, 3), "fits": p.fits,
         "quantization": p.quantization, "gradient_checkpointing": p.gradient_checkpointing,
+        "optimizer": p.optimizer, "embeddings_on_cpu": p.embeddings_on_cpu, "lora_r": p.lora_r,
         "micro_batch": p.micro_batch, "grad_accum": p.grad_accum, "max_seq_len": p.max_seq_len,
         "predicted_gib": round(p.estimate_bytes / GiB, 3), "breakdown": p.breakdown, "suggestion": p.suggestion,
     }
@@ -116,6 +119,9 @@ if __name__ == "__main__":
         cp.add_argument("--ckpt", type=int)
         cp.add_argument("--mb", type=int)
         cp.add_argument("--seq", type=int)
+        cp.add_argument("--optimizer")
+        cp.add_argument("--cpu-embed", type=int)
+        cp.add_argument("--rank", type=int)
         child(cp.parse_args())
     else:
         main()

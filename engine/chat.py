@@ -43,7 +43,9 @@ class ChatSession:
         self.tokenizer = load_tokenizer(folder, cfg.model)
         ensure_chat_template(self.tokenizer)
         self.system_prompt = cfg.data.system_prompt
-        base = load_model(folder, cfg.model, placement)
+        from .model_info import from_folder
+
+        base = load_model(folder, cfg.model, placement, embedding_module=from_folder(folder).embedding_module)
         base.config.use_cache = True
         self.model = PeftModel.from_pretrained(base, self.run.adapter_dir)
         self.model.eval()

@@ -61,7 +61,7 @@ def load_tokenizer(folder: Path, model_cfg: ModelConfig):
     return tok
 
 
-def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement):
+def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, embedding_module: str = ""):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -83,8 +83,13 @@ def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement):
             )
         else:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        # Modules placed in RAM are left unquantized (they are only looked up).
+        kwargs["quantization_config"].llm_int8_enable_fp32_cpu_offload = bool(model_cfg.embeddings_on_cpu)
     if placement.device == "cuda":
         kwargs["device_map"] = {"": torch.cuda.current_device()}
+        if model_cfg.embeddings_on_cpu and embedding_module:
+            # accelerate's hooks move the looked-up hidden states to the GPU.
+            kwargs["device_map"] = {embedding_module: "cpu", "": torch.cuda.current_device()}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

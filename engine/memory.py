@@ -2,7 +2,9 @@
 
     peak = weights + lora_state + activations + logits + overhead
 
-weights      block linears at 4 bits (NF4: 0.5 B/param + 1/64 B absmax with double
+weights      (the input embedding table is left out when it is kept in RAM: a lookup
+             needs no GPU, and untied models can spare it)
+             block linears at 4 bits (NF4: 0.5 B/param + 1/64 B absmax with double
              quantization + its fp32 second level), 8 bits (1 B + fp32 row scale), or the
              compute dtype (2 B bf16/fp16); embeddings, lm_head and norms stay in the
              compute dtype (bitsandbytes never quantizes them, and TuneDesk makes no
@@ -50,6 +52,7 @@ class StepShape:
     lora_r: int = 16
     lora_targets: list[str] | str = "all-linear"
     optimizer: str = "adamw"  # adamw | adamw_8bit
+    embeddings_on_cpu: bool = False  # the input embedding table stays in RAM (untied models)
 
 
 def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
@@ -57,7 +60,8 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
     weights = m.params_linear * per_linear
     if s.quantization == "8bit":
         weights += m.layers * sum(o for _, o in m.linear_shapes.values()) * 4  # fp32 row scales
-    weights += (m.params_embedding + m.params_lm_head + m.params_norm + m.params_other) * s.dtype_bytes
+    on_gpu_embedding = 0 if (s.embeddings_on_cpu and not m.tied_embeddings) else m.params_embedding
+    weights += (on_gpu_embedding + m.params_lm_head + m.params_norm + m.params_other) * s.dtype_bytes
 
     lora = m.lora_params(s.lora_r, s.lora_targets) * (4 + 4 + (2 if s.optimizer == "adamw_8bit" else 8))
 

@@ -35,6 +35,8 @@ class ModelInfo:
     tied_embeddings: bool
     linear_shapes: dict[str, tuple[int, int]]
     """Per linear module name in one block (q_proj, …): (in_features, out_features)."""
+    embedding_module: str = ""
+    """Dotted name of the input embedding module (e.g. model.embed_tokens)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +55,7 @@ def from_config_dict(values: dict[str, Any]) -> ModelInfo:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(cfg)
     counts = {"linear": 0, "embedding": 0, "lm_head": 0, "norm": 0, "other": 0}
+    embedding_module = ""
     shapes: dict[str, tuple[int, int]] = {}
     seen: set[int] = set()
     out_emb = model.get_output_embeddings()
@@ -65,6 +68,7 @@ def from_config_dict(values: dict[str, Any]) -> ModelInfo:
         seen.update(id(p) for p in direct)
         if module is in_emb:
             counts["embedding"] += n
+            embedding_module = name
         elif module is out_emb:
             counts["lm_head"] += n
         elif isinstance(module, torch.nn.Linear):
@@ -95,6 +99,7 @@ def from_config_dict(values: dict[str, Any]) -> ModelInfo:
         context_length=getattr(text, "max_position_embeddings", 0),
         tied_embeddings=bool(getattr(cfg, "tie_word_embeddings", False)),
         linear_shapes=shapes,
+        embedding_module=embedding_module,
     )
 
 

@@ -24,13 +24,16 @@ SAFETY = 0.05  # of the rest: headroom for what the estimate misses
 # (quantization, gradient checkpointing, optimizer), best first.
 # (quantization, gradient checkpointing, optimizer, LoRA rank divisor), best first: a
 # halved rank still learns a persona or a format; dropping long rows loses data.
+# The embedding table in RAM costs nothing measurable (a lookup, then one copy of the
+# hidden states to the GPU) but only untied models can do it.
 ORDER = [
-    ("none", False, "adamw", 1),
-    ("none", True, "adamw", 1),
-    ("4bit", False, "adamw", 1),
-    ("4bit", True, "adamw", 1),
-    ("4bit", True, "adamw_8bit", 1),
-    ("4bit", True, "adamw_8bit", 2),
+    ("none", False, "adamw", 1, False),
+    ("none", True, "adamw", 1, False),
+    ("4bit", False, "adamw", 1, False),
+    ("4bit", True, "adamw", 1, False),
+    ("4bit", True, "adamw_8bit", 1, False),
+    ("4bit", True, "adamw_8bit", 1, True),
+    ("4bit", True, "adamw_8bit", 2, True),
 ]
 
 
@@ -46,6 +49,7 @@ class Plan:
     lora_r: int
     lora_targets: list[str] | str
     optimizer: str
+    embeddings_on_cpu: bool
     budget_bytes: int
     estimate_bytes: int
     breakdown: dict[str, int]
@@ -102,13 +106,16 @@ def plan(
     for seq, seq_why in seq_candidates(lengths, m.context_length):
         if "max_seq_len" in force:
             seq, seq_why = force["max_seq_len"], "set by you"
-        for quant, ckpt, optim, rank_div in ORDER:
+        for quant, ckpt, optim, rank_div, cpu_embed in ORDER:
+            if cpu_embed and m.tied_embeddings:
+                continue
+            cpu_embed = force.get("embeddings_on_cpu", cpu_embed)
             quant = force.get("quantization", quant)
             ckpt = force.get("gradient_checkpointing", ckpt)
             optim = force.get("optimizer", optim)
             rank = force.get("lora_r", max(4, lora_r // rank_div))
             for mb in _batches(effective_batch, force.get("micro_batch")):
-                shape = StepShape(quant, 2, mb, seq, ckpt, rank, optimizer=optim)
+                shape = StepShape(quant, 2, mb, seq, ckpt, rank, optimizer=optim, embeddings_on_cpu=cpu_embed)
                 parts = breakdown(m, shape)
                 total = sum(parts.values())
                 candidate = _make(m, shape, parts, budget_bytes, effective_batch, seq_why, bf16, lora_r)
@@ -149,6 +156,11 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r)
         "max_seq_len": f"{s.seq_len} tokens: {seq_why}.",
         "lora_r": f"Rank {s.lora_r} on every linear layer: {m.lora_params(s.lora_r) / 1e6:.1f} M trainable parameters"
         + (" (lowered to fit this card)." if s.lora_r < requested_r else "."),
+        "embeddings_on_cpu": (
+            f"The input embedding table ({m.params_embedding * 2 / GiB:.1f} GiB) stays in RAM: a lookup needs no GPU."
+            if s.embeddings_on_cpu
+            else "The embedding table stays on the GPU."
+        ),
         "optimizer": (
             "AdamW with fp32 states: exact, and LoRA's states are small next to the weights."
             if s.optimizer == "adamw"
@@ -166,6 +178,7 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r)
         lora_r=s.lora_r,
         lora_targets="all-linear",
         optimizer=s.optimizer,
+        embeddings_on_cpu=s.embeddings_on_cpu,
         budget_bytes=int(budget),
         estimate_bytes=sum(parts.values()),
         breakdown=parts,
@@ -175,7 +188,8 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r)
 
 def _suggest(m: ModelInfo, budget, lengths, effective, lora_r) -> str:
     # The longest sequence that would fit at the leanest setting, if any.
-    lean = lambda seq: sum(breakdown(m, StepShape("4bit", 2, 1, seq, True, lora_r, optimizer="adamw_8bit")).values())  # noqa: E731
+    lean = lambda seq: sum(breakdown(m, StepShape("4bit", 2, 1, seq, True, max(4, lora_r // 2), optimizer="adamw_8bit",  # noqa: E731
+                                                   embeddings_on_cpu=not m.tied_embeddings)).values())
     if lean(128) > budget:
         need = lean(512) / GiB
         return (f"Even 4-bit weights do not fit: this model needs about {need:.1f} GiB at 512 tokens, "
@@ -192,6 +206,7 @@ def _cpu_plan(m, lengths, effective, lora_r) -> Plan:
     return Plan(
         fits=True, device="cpu", quantization="none", micro_batch=mb, grad_accum=math.ceil(effective / mb),
         gradient_checkpointing=False, max_seq_len=seq, lora_r=lora_r, lora_targets="all-linear", optimizer="adamw",
+        embeddings_on_cpu=False,
         budget_bytes=0, estimate_bytes=0, breakdown={},
         reasons={"device": "No CUDA GPU: fp32 on the CPU. Fine for the demo model, very slow for real ones."},
     )

@@ -103,9 +103,9 @@ class Trainer:
 
         self.placement: Placement = choose_placement(cfg.model, cfg.train.device, rep.warning)
         rep.status(f"Loading {models.display_name(cfg.model.source)} on {self.placement.device.upper()}…")
-        base = load_model(folder, cfg.model, self.placement)
+        base = load_model(folder, cfg.model, self.placement, embedding_module=self.embedding_module)
         self.model = add_lora(base, cfg.lora, gradient_checkpointing=bool(cfg.model.gradient_checkpointing))
-        self.device = next(p.device for p in self.model.parameters())
+        self.device = torch.device("cuda", torch.cuda.current_device()) if self.placement.device == "cuda" else torch.device("cpu")
         self.group = cfg.train.micro_batch  # length-grouping unit; fixed for the run
 
         self.optimizer = make_optimizer(self.model, cfg.train)
@@ -139,6 +139,7 @@ class Trainer:
                 "micro_batch": t.micro_batch,
                 "max_seq_len": cfg.data.max_seq_len,
                 "optimizer": t.optimizer,
+                "embeddings_on_cpu": cfg.model.embeddings_on_cpu,
             }.items()
             if v is not None
         }
@@ -172,6 +173,8 @@ class Trainer:
         t.grad_accum = t.grad_accum or math.ceil(effective / p.micro_batch)
         cfg.data.max_seq_len = p.max_seq_len
         t.optimizer = p.optimizer if cuda else "adamw"  # bitsandbytes' 8-bit states are CUDA only
+        cfg.model.embeddings_on_cpu = bool(p.embeddings_on_cpu and cuda)
+        self.embedding_module = info.embedding_module
         if p.lora_r != cfg.lora.r:
             rep.warning(f"LoRA rank lowered from {cfg.lora.r} to {p.lora_r} to fit the card")
             cfg.lora.alpha = round(cfg.lora.alpha * p.lora_r / cfg.lora.r)  # same alpha / r scale
