@@ -11,7 +11,7 @@ PRESET=${PRESET:-deepseek-r1-distill-qwen-7b}
 M=/tmp/$PRESET-random
 [ -f $M/config.json ] || python3 -m bench.make_random_model $PRESET $M --tokenizer .gpu/tok --device cuda
 python3 -c "from bench.synthetic import write_instruction_jsonl as w; w('/tmp/instr.jsonl', 400)"
-for gib in 7 10.5; do
+for gib in ${CAPS:-7 10.5}; do
   TUNEDESK_SIMULATE_VRAM_GB=$gib python3 -m engine.cli train /tmp/instr.jsonl --model $M --max-steps 12 --eval-every 12 \
     --out /tmp/runs --name auto-$gib --json-events > "$OUT/${PRESET}_${gib}gib.jsonl"
   echo "cap=$gib rc=$?"

@@ -100,6 +100,7 @@ def _row(name, card, cap, p, m) -> dict:
             oom=not m.get("ok", False),
             measured_allocated_gib=round(m.get("peak_allocated", 0) / GiB, 3),
             measured_reserved_gib=round(m.get("peak_reserved", 0) / GiB, 3),
+            weights_allocated_gib=round(m.get("weights_allocated", 0) / GiB, 3),
             tokens_per_s=round(m.get("tokens_per_s", 0), 1),
             error=m.get("error"),
         )

@@ -21,6 +21,7 @@ from .atomic import atomic_dir, write_json
 from .config import RunConfig
 from .data import PreparedData, prepare
 from .data.batching import collate, epoch_order, eval_batches
+from .errors import TuneDeskError
 from .loading import Placement, add_lora, choose_placement, load_model, load_tokenizer
 from .loss import count_trained, loss_sum
 from .reporting import Reporter
@@ -126,7 +127,6 @@ class Trainer:
     def _plan(self, folder: Path, cuda: bool) -> dict[str, Any]:
         """Fill every setting left to the planner (None) and drop rows longer than the plan."""
         from . import model_info, planner
-        from .errors import TuneDeskError
         from .hardware import SIMULATE_ENV, apply_simulated_cap, probe
         from .memory import GiB
 
@@ -217,19 +217,11 @@ class Trainer:
         # Optimizer states are allocated at the first real step: add them.
         lora_states = sum(p.numel() for p in self.model.parameters() if p.requires_grad) * (2 if t.optimizer == "adamw_8bit" else 8)
         while True:
+            torch.cuda.empty_cache()  # measure from what is really held, not from the loader's cache
             torch.cuda.reset_peak_memory_stats()
-            try:
-                seq = min(self.max_len or self.cfg.data.max_seq_len, self.cfg.data.max_seq_len)
-                ids = torch.randint(0, vocab, (t.micro_batch, seq), device=self.device)
-                with self._autocast():
-                    loss = loss_sum(self.model, ids, torch.ones_like(ids), ids) / ids.numel()
-                loss.backward()
-                del loss
+            if not self._out_of_memory(self._probe_step, vocab):
                 break
-            except torch.OutOfMemoryError:
-                self._recover_from_oom()
-            finally:
-                self.optimizer.zero_grad(set_to_none=True)
+            self._recover_from_oom()
         measured = torch.cuda.max_memory_reserved() + lora_states
         torch.cuda.empty_cache()
         self.plan["calibration"] = {
@@ -277,11 +269,33 @@ class Trainer:
         """One optimizer step; an out-of-memory error re-runs the same step smaller."""
         start = Position(self.pos.epoch, self.pos.index)
         while True:
-            try:
-                return self._train_step()
-            except torch.OutOfMemoryError:
-                self.pos = Position(start.epoch, start.index)  # the same examples again, split finer
-                self._recover_from_oom()
+            result: dict[str, Any] = {}
+            if not self._out_of_memory(lambda: result.update(self._train_step())):
+                return result
+            self.pos = Position(start.epoch, start.index)  # the same examples again, split finer
+            self._recover_from_oom()
+
+    @staticmethod
+    def _out_of_memory(fn, *args) -> bool:
+        """Run fn; True if CUDA ran out of memory. Recovery happens in the caller, after
+        the handler has exited: inside it, the traceback still holds every activation of
+        the failed step, and no smaller retry could fit next to them."""
+        try:
+            fn(*args)
+            return False
+        except torch.OutOfMemoryError:
+            return True
+
+    def _probe_step(self, vocab: int) -> None:
+        t = self.cfg.train
+        seq = min(self.max_len or self.cfg.data.max_seq_len, self.cfg.data.max_seq_len)
+        try:
+            ids = torch.randint(0, vocab, (t.micro_batch, seq), device=self.device)
+            with self._autocast():
+                loss = loss_sum(self.model, ids, torch.ones_like(ids), ids) / ids.numel()
+            loss.backward()
+        finally:
+            self.optimizer.zero_grad(set_to_none=True)
 
     def _train_step(self) -> dict[str, Any]:
         t = self.cfg.train
@@ -336,8 +350,7 @@ class Trainer:
             current = self.max_len or longest
             new = int(current * 0.75)
             if new < 64:
-                from .errors import TuneDeskError
-
+        
                 raise TuneDeskError(
                     "out of GPU memory even at micro-batch 1 with gradient checkpointing and short examples; "
                     "use 4-bit quantization or a smaller model"
@@ -361,24 +374,25 @@ class Trainer:
             return None
         self.model.eval()
         batch = self.cfg.train.micro_batch
-        while True:
-            try:
-                total, count = 0.0, 0
-                for idx in eval_batches(self.data.val, batch):
-                    b = collate([self.data.val[i] for i in idx], self.tokenizer.pad_token_id)
-                    with self._autocast():
-                        ids, mask = b["input_ids"].to(self.device), b["attention_mask"].to(self.device)
-                        total += float(loss_sum(self.model, ids, mask, b["labels"]))
-                    count += count_trained(b["labels"])
-                break
-            except torch.OutOfMemoryError:
-                if batch == 1:
-                    raise
-                batch //= 2
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
+        sums: list[float] = [0.0, 0]
+
+        def run(batch: int) -> None:
+            sums[:] = [0.0, 0]
+            for idx in eval_batches(self.data.val, batch):
+                b = collate([self.data.val[i] for i in idx], self.tokenizer.pad_token_id)
+                with self._autocast():
+                    ids, mask = b["input_ids"].to(self.device), b["attention_mask"].to(self.device)
+                    sums[0] += float(loss_sum(self.model, ids, mask, b["labels"]))
+                sums[1] += count_trained(b["labels"])
+
+        while self._out_of_memory(run, batch):
+            if batch == 1:
+                raise TuneDeskError("out of GPU memory while evaluating one validation example; use a shorter sequence length")
+            batch //= 2
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
         self.model.train()
-        return total / max(1, count)
+        return sums[0] / max(1, sums[1])
 
     # -- saving ---------------------------------------------------------------------
     def _memory(self) -> int:
