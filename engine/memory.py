@@ -16,7 +16,11 @@ activations  tokens T = micro_batch x seq_len. Without checkpointing each of L b
              plus one block recomputed during backward.
 logits       one chunk of the chunked linear cross-entropy (engine/loss.py: never the
              full T x vocab logits) + the final hidden states and their trained-row copy.
-overhead     allocator slack (FRAG of the transient terms) + cuBLAS/cuDNN workspaces.
+overhead     allocator slack (FRAG of the transient terms) + cuBLAS/cuDNN workspaces;
+             with the embedding table in RAM, also CPU_EMBED_SLACK of the weights: on that
+             path the allocator held 8-11% of the weights' size beyond what was allocated
+             (7B/8B presets on a 7 GiB cap), and a 14B on 10.5 GiB ran out of memory
+             without it (bench/results/planner_check/planner_check_big*.json).
 
 The per-token constants are bytes measured on the GPU machine (bench/planner_check.py)
 and are kept here in one place so the planner can be recalibrated.
@@ -38,6 +42,7 @@ A_I = 8.6  # bytes per token per block per intermediate unit
 B_H = 2.4  # bytes per token per block per hidden unit kept with checkpointing
 RECOMPUTE = 1.4  # the one block recomputed in backward holds this many times a block's activations
 FRAG = 0.05
+CPU_EMBED_SLACK = 0.12
 WORKSPACE = 320 * 1024**2
 LINEAR_BYTES = {"4bit": 0.5 + 1 / 64 + 4 / (64 * 256), "8bit": 1.0, "none": None}
 
@@ -76,6 +81,8 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
     # states and their trained-row copy.
     logits = min(tokens, rows_per_chunk(m.vocab_size)) * m.vocab_size * BYTES_PER_LOGIT + 2 * tokens * m.hidden_size * s.dtype_bytes
     overhead = FRAG * (activations + logits) + WORKSPACE
+    if s.embeddings_on_cpu and not m.tied_embeddings:
+        overhead += CPU_EMBED_SLACK * weights
     return {k: int(v) for k, v in dict(weights=weights, lora=lora, activations=activations, logits=logits, overhead=overhead).items()}
 
 
