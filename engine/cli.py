@@ -46,6 +46,10 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--allow-pickle", action="store_true", help="accept .bin/.pt pickle weights (only for sources you trust)")
     t.add_argument("--json-events", action="store_true", help="print one JSON object per event instead of a progress bar")
 
+    r = sub.add_parser("resume", help="continue a stopped or interrupted run from its last checkpoint")
+    r.add_argument("run", help="the run folder")
+    r.add_argument("--json-events", action="store_true", help="print one JSON object per event instead of a progress bar")
+
     pr = sub.add_parser("probe", help="show the GPU, RAM and disk TuneDesk will plan for")
     pr.add_argument("--out", default="", help="folder whose free disk space to report (default: the runs folder)")
     pr.add_argument("--json", action="store_true")
@@ -152,8 +156,11 @@ def _cmd_train(a: argparse.Namespace) -> int:
         reporter.warning("stopping after this step (Ctrl+C again to abort without saving)")
 
     signal.signal(signal.SIGINT, on_sigint)
-    trainer = Trainer(_train_config(a), reporter)
-    trainer.setup()
+    if a.command == "resume":
+        trainer = Trainer.resume(a.run, reporter)
+    else:
+        trainer = Trainer(_train_config(a), reporter)
+        trainer.setup()
     summary = trainer.fit()
     return 0 if summary["status"] == "finished" else 130
 
@@ -274,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return run_app()
     _quiet_libraries()
-    commands = {"train": _cmd_train, "chat": _cmd_chat, "inspect": _cmd_inspect, "probe": _cmd_probe, "plan": _cmd_plan}
+    commands = {"train": _cmd_train, "resume": _cmd_train, "chat": _cmd_chat, "inspect": _cmd_inspect, "probe": _cmd_probe, "plan": _cmd_plan}
     try:
         return commands[args.command](args)
     except TuneDeskError as e:

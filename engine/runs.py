@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .atomic import append_jsonl, read_jsonl, write_json
+from .atomic import append_jsonl, read_jsonl, write_json, write_text
 from .config import RunConfig
 from .errors import TuneDeskError
 
@@ -81,6 +81,10 @@ class RunDir:
 
     def log_metrics(self, record: dict[str, Any]) -> None:
         append_jsonl(self.path / METRICS, record)
+
+    def rewrite_metrics(self, records: list[dict[str, Any]]) -> None:
+        """Replace metrics.jsonl atomically (a resumed run drops the steps it repeats)."""
+        write_text(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in records))
 
     def metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path / METRICS)

@@ -76,7 +76,18 @@ class Trainer:
         self.oom_events = 0
 
     # -- setup ----------------------------------------------------------------------
-    def setup(self) -> None:
+    @classmethod
+    def resume(cls, run_dir: str | Path, reporter: Reporter | None = None) -> "Trainer":
+        """A trainer set up to continue `run_dir` from its last checkpoint, with its config."""
+        run = RunDir.open(run_dir)
+        if not run.checkpoints():
+            raise TuneDeskError(f"{run.path}: no checkpoint to resume from")
+        cfg, _ = run.read_config()
+        trainer = cls(cfg, reporter)
+        trainer.setup(resume=run)
+        return trainer
+
+    def setup(self, resume: RunDir | None = None) -> None:
         cfg, rep = self.cfg, self.reporter
         torch.manual_seed(cfg.train.seed)
         random.seed(cfg.train.seed)
@@ -119,6 +130,10 @@ class Trainer:
             self.optimizer, cosine_with_warmup(self.total_steps, math.ceil(cfg.train.warmup_ratio * self.total_steps))
         )
 
+        if resume is not None:
+            self.run = resume
+            self._restore(resume.checkpoints()[-1])
+            return
         self.run = RunDir.create(cfg, model_name=models.display_name(cfg.model.source))
         self.run.write_config(cfg, resolved_model_folder=str(folder))
         self.run.write_data_report(self.data.report())
@@ -428,6 +443,27 @@ class Trainer:
         self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
         return target
 
+    def _restore(self, checkpoint: Path) -> None:
+        """Adapter, optimizer, scheduler, RNG and data position of a checkpoint; the
+        metrics logged after it are dropped, since those steps run again."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        assert self.run is not None
+        set_peft_model_state_dict(self.model, load_file(checkpoint / "adapter_model.safetensors", device=str(self.device)))
+        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)  # our own file, tensors only
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_torch"])
+        if state["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        random.setstate((3, tuple(state["rng_python"]), None))
+        self.step, self.pos, self.group = state["step"], Position(state["epoch"], state["index"]), state["group"]
+        self.history = [r for r in self.run.metrics() if r.get("step", 0) <= self.step]
+        self.run.rewrite_metrics(self.history)
+        self.reporter.status(f"Resuming {self.run.path.name} from step {self.step} of {self.total_steps}")
+
     def save_adapter(self) -> Path:
         assert self.run is not None
         with atomic_dir(self.run.adapter_dir) as tmp:
@@ -439,10 +475,14 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         assert self.run is not None, "call setup() first"
         cfg, rep, run = self.cfg, self.reporter, self.run
-        rep.event("started", run_dir=str(run.path), total_steps=self.total_steps)
-        first_eval = self.evaluate()
-        if first_eval is not None:
-            self._log({"step": 0, "eval_loss": first_eval})
+        rep.event("started", run_dir=str(run.path), total_steps=self.total_steps, step=self.step)
+        first_step = self.step
+        if first_step == 0:
+            first_eval = self.evaluate()
+            if first_eval is not None:
+                self._log({"step": 0, "eval_loss": first_eval})
+        else:  # resumed: the run's first evaluation is in its history
+            first_eval = next((h["eval_loss"] for h in self.history if "eval_loss" in h), None)
         start = time.monotonic()
         tokens_done = 0
         status = "finished"
@@ -468,7 +508,7 @@ class Trainer:
                 epoch=self.epoch_float,
                 tokens_per_s=rate,
                 elapsed_s=elapsed,
-                eta_s=elapsed / self.step * (self.total_steps - self.step),
+                eta_s=elapsed / (self.step - first_step) * (self.total_steps - self.step),
             )
             if self.step % cfg.train.checkpoint_every == 0 and self.step < self.total_steps:
                 self.save_checkpoint()

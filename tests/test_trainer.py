@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
 import torch
 
 from engine.config import RunConfig
@@ -127,3 +128,42 @@ def test_out_of_memory_is_recovered_with_the_same_effective_batch(tiny_model_fol
     assert rep.of("metrics")[1]["trained_tokens"] == expected
     saved = json.loads((tmp_path / "tiny" / "config.json").read_text())
     assert (saved["train"]["micro_batch"], saved["train"]["grad_accum"], saved["model"]["gradient_checkpointing"]) == (1, 8, True)
+
+
+def test_resume_continues_a_stopped_run_exactly(tiny_model_folder, tmp_path):
+    """Stop at step 3 of 6, resume from the checkpoint: the step count, the loss curve and
+    the data order continue as if never interrupted (same losses as an unbroken run)."""
+    whole = RecordingReporter()
+    full = Trainer(_cfg(tiny_model_folder, tmp_path / "a", max_steps=6, eval_every=2), whole)
+    full.setup()
+    assert full.fit()["status"] == "finished"
+
+    first = StopAfter(3)
+    t = Trainer(_cfg(tiny_model_folder, tmp_path / "b", max_steps=6, eval_every=2), first)
+    t.setup()
+    assert t.fit()["status"] == "stopped"
+    run_dir = tmp_path / "b" / "tiny"
+
+    second = RecordingReporter()
+    resumed = Trainer.resume(run_dir, second)
+    assert second.of("status")[-1]["text"].startswith("Resuming tiny from step 3")
+    summary = resumed.fit()
+    assert summary["status"] == "finished" and summary["steps"] == 6
+    assert [m["step"] for m in second.of("progress")] == [4, 5, 6]
+
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in logged if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    unbroken = [m["loss"] for m in whole.of("metrics") if "loss" in m]
+    assert [r["loss"] for r in logged if "loss" in r] == pytest.approx(unbroken, rel=1e-4)
+    assert summary["eval_loss_start"] == pytest.approx(whole.of("metrics")[0]["eval_loss"])
+
+
+def test_resume_needs_a_checkpoint(tmp_path, tiny_model_folder):
+    from engine.errors import TuneDeskError
+    from engine.runs import RunDir
+
+    run = RunDir.create(_cfg(tiny_model_folder, tmp_path, max_steps=2), model_name="tiny")
+    run.write_config(_cfg(tiny_model_folder, tmp_path, max_steps=2))
+    with pytest.raises(TuneDeskError, match="no checkpoint to resume from"):
+        Trainer.resume(run.path)
