@@ -52,8 +52,13 @@ def resolve(
     allow_pickle: bool = False,
     revision: str | None = None,
     status: Callable[[str], None] = lambda _: None,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> Path:
-    """Return a local model folder for `source`, converting or downloading once."""
+    """Return a local model folder for `source`, converting or downloading once.
+
+    `progress(done, total)` hears download bytes; `cancelled()` returning True stops a
+    download (ModelError 'cancelled'; what was fetched stays in the cache for next time)."""
     source = (source or DEMO).strip()
     if source == DEMO:
         return _converted_gguf(demo_gguf_path(), name="demo-smollm2-135m-instruct", status=status)
@@ -67,7 +72,8 @@ def resolve(
     if path.suffix.lower() == ".gguf" or path.is_absolute() or source.startswith((".", "~")):
         raise ModelError(f"{source}: no such file or folder")
     if HUB_ID.match(source):
-        return _hub_download(source, revision=revision, allow_pickle=allow_pickle, status=status)
+        return _hub_download(source, revision=revision, allow_pickle=allow_pickle, status=status,
+                             progress=progress, cancelled=cancelled)
     raise ModelError(f"'{source}' is not a model folder, a .gguf file or a Hub id like Qwen/Qwen2.5-0.5B-Instruct")
 
 
@@ -118,7 +124,28 @@ def _converted_gguf(gguf: Path, *, name: str, status: Callable[[str], None]) -> 
     return target
 
 
-def _hub_download(repo_id: str, *, revision: str | None, allow_pickle: bool, status: Callable[[str], None]) -> Path:
+class DownloadCancelled(Exception):
+    pass
+
+
+def _progress_bar(progress: Callable[[int, int], None] | None, cancelled: Callable[[], bool] | None):
+    """A tqdm class for huggingface_hub that reports bytes and can stop the download."""
+    from tqdm.auto import tqdm
+
+    class Bar(tqdm):
+        def update(self, n=1):
+            if cancelled and cancelled():
+                raise DownloadCancelled()
+            out = super().update(n)
+            if progress and self.total and self.unit == "B":
+                progress(int(self.n), int(self.total))
+            return out
+
+    return Bar
+
+
+def _hub_download(repo_id: str, *, revision: str | None, allow_pickle: bool, status: Callable[[str], None],
+                  progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -134,7 +161,10 @@ def _hub_download(repo_id: str, *, revision: str | None, allow_pickle: bool, sta
         pass
     status(f"Downloading {repo_id} from the Hugging Face Hub…")
     try:
-        folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns)
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
+                                   tqdm_class=_progress_bar(progress, cancelled))
+    except DownloadCancelled:
+        raise ModelError(f"{repo_id}: download cancelled") from None
     except GatedRepoError:
         raise ModelError(f"{repo_id}: this model is gated; accept its license on huggingface.co and log in (hf auth login)") from None
     except RepositoryNotFoundError:

@@ -21,7 +21,6 @@ from .model_info import ModelInfo
 
 CONTEXT_RESERVE = 1 * GiB  # CUDA context + what the desktop holds, outside the allocator
 SAFETY = 0.05  # of the rest: headroom for what the estimate misses
-# (quantization, gradient checkpointing, optimizer), best first.
 # (quantization, gradient checkpointing, optimizer, LoRA rank divisor), best first: a
 # halved rank still learns a persona or a format; dropping long rows loses data.
 # The embedding table in RAM costs nothing measurable (a lookup, then one copy of the
@@ -68,6 +67,42 @@ def budget_from_free(free_bytes: int) -> int:
 def budget_from_cap(cap_bytes: int) -> int:
     """Usable bytes under an allocator cap that already excludes the context (simulated cards)."""
     return int(cap_bytes * (1 - SAFETY))
+
+
+def budget_for(vram_gb: float | None, hw) -> int | None:
+    """The budget of a run: an explicit card size, else the probed GPU (a simulated card
+    is a cap that already excludes the context), else None (CPU)."""
+    if vram_gb:
+        return budget_from_free(int(vram_gb * GiB))
+    if hw is None or hw.gpu is None:
+        return None
+    if hw.simulated_vram_bytes:
+        return budget_from_cap(hw.simulated_vram_bytes)
+    return budget_from_free(hw.gpu.free_bytes)
+
+
+def user_settings(cfg) -> dict[str, Any]:
+    """The plan fields the user set in a RunConfig (None means: the planner chooses)."""
+    values = {
+        "quantization": cfg.model.quantization,
+        "gradient_checkpointing": cfg.model.gradient_checkpointing,
+        "micro_batch": cfg.train.micro_batch,
+        "max_seq_len": cfg.data.max_seq_len,
+        "optimizer": cfg.train.optimizer,
+        "embeddings_on_cpu": cfg.model.embeddings_on_cpu,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def effective_batch(cfg, cuda: bool) -> int:
+    t = cfg.train
+    return t.effective_batch or (t.micro_batch * t.grad_accum if t.micro_batch and t.grad_accum else (16 if cuda else 4))
+
+
+def plan_run(cfg, m: ModelInfo, *, budget_bytes: int | None, lengths: np.ndarray | None, bf16: bool = True) -> "Plan":
+    """The plan for a RunConfig: what the trainer uses and what the GUI shows, the same."""
+    return plan(m, budget_bytes=budget_bytes, lengths=lengths, effective_batch=effective_batch(cfg, budget_bytes is not None),
+                lora_r=cfg.lora.r, bf16=bf16, force=user_settings(cfg))
 
 
 def seq_candidates(lengths: np.ndarray | None, context: int, default: int = 1024) -> list[tuple[int, str]]:

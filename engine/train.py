@@ -142,41 +142,18 @@ class Trainer:
     def _plan(self, folder: Path, cuda: bool) -> dict[str, Any]:
         """Fill every setting left to the planner (None) and drop rows longer than the plan."""
         from . import model_info, planner
-        from .hardware import SIMULATE_ENV, apply_simulated_cap, probe
+        from .hardware import apply_simulated_cap, probe
         from .memory import GiB
 
         cfg, t, rep = self.cfg, self.cfg.train, self.reporter
-        forced = {
-            k: v
-            for k, v in {
-                "quantization": cfg.model.quantization,
-                "gradient_checkpointing": cfg.model.gradient_checkpointing,
-                "micro_batch": t.micro_batch,
-                "max_seq_len": cfg.data.max_seq_len,
-                "optimizer": t.optimizer,
-                "embeddings_on_cpu": cfg.model.embeddings_on_cpu,
-            }.items()
-            if v is not None
-        }
-        effective = t.effective_batch or (t.micro_batch * t.grad_accum if t.micro_batch and t.grad_accum else (16 if cuda else 4))
+        forced = planner.user_settings(cfg)
+        effective = planner.effective_batch(cfg, cuda)
         info = model_info.from_folder(folder)
         budget = None
         if cuda:
-            import os
-
             apply_simulated_cap()
-            if t.vram_gb:
-                budget = planner.budget_from_free(int(t.vram_gb * GiB))
-            elif os.environ.get(SIMULATE_ENV):
-                budget = planner.budget_from_cap(int(float(os.environ[SIMULATE_ENV]) * GiB))
-            else:
-                hw = probe()
-                free = hw.gpu.free_bytes if hw.gpu else torch.cuda.mem_get_info()[0]
-                budget = planner.budget_from_free(free)
-        p = planner.plan(
-            info, budget_bytes=budget, lengths=self.data.lengths, effective_batch=effective, lora_r=cfg.lora.r,
-            bf16=cuda and torch.cuda.is_bf16_supported(), force=forced,
-        )
+            budget = planner.budget_for(t.vram_gb, probe()) or planner.budget_from_free(torch.cuda.mem_get_info()[0])
+        p = planner.plan_run(cfg, info, budget_bytes=budget, lengths=self.data.lengths, bf16=cuda and torch.cuda.is_bf16_supported())
         if not p.fits:
             over = f"estimated {p.estimate_bytes / GiB:.1f} GiB against a budget of {p.budget_bytes / GiB:.1f} GiB"
             if not forced:

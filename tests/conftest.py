@@ -67,3 +67,6 @@ def tiny_model_folder(tmp_path_factory, demo_folder) -> Path:
     LlamaForCausalLM(cfg).save_pretrained(out)
     AutoTokenizer.from_pretrained(demo_folder).save_pretrained(out)
     return out
+
+
+pytest_plugins = ["gui_helpers"]  # window / settings fixtures of the GUI tests

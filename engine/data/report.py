@@ -3,7 +3,7 @@
 The JSON form is a stable interface (documented in the README):
     file, format, mapping, rows, kept, train, val, skipped [{row, reason}],
     skipped_by_kind {kind: count}, notes [str], reasoning, model,
-    examples [{row, text, marked, tokens, trained}],
+    examples [{row, text, marked, spans [[start, end] of trained characters], tokens, trained}],
     lengths {min, p50, p95, max, mean, histogram {edges, counts}},
     tokens_per_epoch, trained_tokens_per_epoch
 """
@@ -45,15 +45,20 @@ def length_stats(lengths: np.ndarray, bins: int = 12) -> dict[str, Any]:
 
 
 def inspect_file(cfg: DataConfig, tokenizer, *, model_name: str = "") -> dict[str, Any]:
-    data: PreparedData = prepare(cfg, tokenizer)
+    return describe(prepare(cfg, tokenizer), cfg.path, model_name=model_name)
+
+
+def describe(data: PreparedData, path: str, *, model_name: str = "") -> dict[str, Any]:
+    """The inspect report of prepared data (the GUI keeps the data for the planner too)."""
     report = data.report()
     report.pop("trained_tokens", None)
     return {
-        "file": str(Path(cfg.path)),
+        "file": str(Path(path)),
         **report,
         "model": model_name,
         "examples": [
-            {"row": s["row"], "text": s["text"], "marked": mark(s["text"], s["spans"]), "tokens": s["tokens"], "trained": s["trained"]}
+            {"row": s["row"], "text": s["text"], "marked": mark(s["text"], s["spans"]), "spans": [list(x) for x in s["spans"]],
+             "tokens": s["tokens"], "trained": s["trained"]}
             for s in data.samples
         ],
         "lengths": length_stats(data.lengths),

@@ -1,0 +1,220 @@
+"""Data: choose a file (dialog, drag & drop or a bundled sample), see how it was read."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+    QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget,
+)
+
+from ..session import Session
+from ..widgets import Banner, hint, title
+
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+SAMPLE_NAMES = {
+    "pirate_trivia.jsonl": "Pirate trivia (alpaca)",
+    "support_desk.json": "Router support (Q&&A)",
+    "chat_messages.jsonl": "Cooking chat (messages)",
+}
+FILE_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt *.gz);;All files (*)"
+FORMATS = [("Detected automatically", None), ("Alpaca: instruction / input / output", "alpaca"),
+           ("Question / answer pairs", "pair"), ("Chat messages (role / content)", "messages"),
+           ("ShareGPT (from / value)", "sharegpt"), ("Plain text (continued pre-training)", "text")]
+ROLES = {"alpaca": ["instruction", "input", "answer", "system", "reasoning", "history"],
+         "pair": ["prompt", "answer", "system", "reasoning"], "messages": ["messages"], "sharegpt": ["messages"],
+         "text": ["text"]}
+TRAINED_STYLE = "background-color: rgba(34, 197, 94, 0.28);"
+
+
+def highlighted_html(text: str, spans) -> str:
+    """The rendered example as HTML, the trained characters highlighted."""
+    out, cur = [], 0
+    for a, b in spans:
+        out += [html.escape(text[cur:a]), f'<span style="{TRAINED_STYLE}">{html.escape(text[a:b])}</span>']
+        cur = b
+    out.append(html.escape(text[cur:]))
+    return "<pre style='white-space: pre-wrap; font-family: monospace;'>" + "".join(out) + "</pre>"
+
+
+class DataPage(QWidget):
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.setAcceptDrops(True)
+        root = QVBoxLayout(self)
+        root.addWidget(title("1  Your data"))
+        root.addWidget(hint("A JSONL, JSON, CSV, Parquet or TXT file — or drop one here. "
+                            "TuneDesk detects its shape and shows exactly what it will train on."))
+        pick = QHBoxLayout()
+        self.open_button = QPushButton("Open dataset…")
+        self.open_button.setObjectName("primary")
+        self.open_button.setToolTip("Choose a dataset file (Ctrl+O)")
+        self.open_button.clicked.connect(self.choose_file)
+        pick.addWidget(self.open_button)
+        pick.addWidget(QLabel("or try a sample:"))
+        self.sample_buttons: dict[str, QPushButton] = {}
+        for name, label in SAMPLE_NAMES.items():
+            if (SAMPLES / name).is_file():
+                b = QPushButton(label)
+                b.setToolTip(str(SAMPLES / name))
+                b.clicked.connect(lambda _=False, n=name: self.open_path(SAMPLES / n))
+                self.sample_buttons[name] = b
+                pick.addWidget(b)
+        pick.addStretch(1)
+        root.addLayout(pick)
+        self.file_label = QLabel("No dataset chosen yet.")
+        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        root.addWidget(self.file_label)
+        self.banner = Banner()
+        root.addWidget(self.banner)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        shape_box = QGroupBox("Shape and fields")
+        form = QFormLayout(shape_box)
+        self.format_combo = QComboBox()
+        for label, value in FORMATS:
+            self.format_combo.addItem(label, value)
+        self.format_combo.setToolTip("Override the detected shape when it is wrong")
+        self.format_combo.currentIndexChanged.connect(self._show_roles)
+        form.addRow("Format", self.format_combo)
+        self.role_edits: dict[str, QLineEdit] = {}
+        for role in ["instruction", "input", "prompt", "answer", "system", "reasoning", "history", "messages", "text"]:
+            e = QLineEdit()
+            e.setPlaceholderText("(not used)")
+            e.setToolTip(f"The file's field that holds the {role}")
+            self.role_edits[role] = e
+            form.addRow(role.capitalize(), e)
+        self.apply_button = QPushButton("Apply mapping")
+        self.apply_button.setToolTip("Read the file again with this shape and these fields")
+        self.apply_button.clicked.connect(self.apply_mapping)
+        form.addRow("", self.apply_button)
+        self.form = form
+        ll.addWidget(shape_box)
+        counts_box = QGroupBox("Rows")
+        cl = QVBoxLayout(counts_box)
+        self.counts_label = QLabel("–")
+        self.counts_label.setWordWrap(True)
+        cl.addWidget(self.counts_label)
+        self.skipped_table = QTableWidget(0, 2)
+        self.skipped_table.setHorizontalHeaderLabels(["Row", "Why it was skipped"])
+        self.skipped_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.skipped_table.verticalHeader().hide()
+        self.skipped_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        cl.addWidget(self.skipped_table)
+        ll.addWidget(counts_box, 1)
+        split.addWidget(left)
+
+        right = QWidget()
+        rl = QGridLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(QLabel("Rendered examples — <span style='background: rgba(34,197,94,.28)'>highlighted</span> "
+                            "text is what the model learns to write"), 0, 0)
+        self.examples = QTextBrowser()
+        rl.addWidget(self.examples, 1, 0)
+        self.hist = pg.PlotWidget()
+        self.hist.setMinimumHeight(170)
+        self.hist.setLabel("bottom", "tokens per example")
+        self.hist.setLabel("left", "rows")
+        self.hist.setMenuEnabled(False)
+        rl.addWidget(self.hist, 2, 0)
+        rl.setRowStretch(1, 3)
+        rl.setRowStretch(2, 2)
+        split.addWidget(right)
+        split.setSizes([380, 820])
+        root.addWidget(split, 1)
+
+        session.data_loading.connect(self._loading)
+        session.data_changed.connect(self._show_report)
+        session.data_failed.connect(self._failed)
+        self._show_roles()
+
+    # -- choosing a file --------------------------------------------------------------
+    def choose_file(self) -> None:
+        start = str(Path(self.session.cfg.data.path).parent) if self.session.cfg.data.path else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open a dataset", start, FILE_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path) -> None:
+        self.session.load_data(str(path))
+
+    def dragEnterEvent(self, e) -> None:
+        if e.mimeData().hasUrls() and any(u.isLocalFile() for u in e.mimeData().urls()):
+            e.acceptProposedAction()
+
+    def dropEvent(self, e) -> None:
+        files = [u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()]
+        if files:
+            self.open_path(files[0])
+            e.acceptProposedAction()
+
+    def apply_mapping(self) -> None:
+        fmt = self.format_combo.currentData()
+        mapping = {r: e.text().strip() for r, e in self.role_edits.items() if e.isVisible() and e.text().strip()} if fmt else None
+        self.session.load_data(self.session.cfg.data.path, fmt=fmt, mapping=mapping or None)
+
+    def _show_roles(self) -> None:
+        fmt = self.format_combo.currentData()
+        shown = set(ROLES.get(fmt, [])) if fmt else set()
+        for role, e in self.role_edits.items():
+            e.setVisible(role in shown)
+            self.form.labelForField(e).setVisible(role in shown)
+
+    # -- showing what was read ----------------------------------------------------------
+    def _loading(self, path: str) -> None:
+        self.banner.clear_message()
+        self.file_label.setText(f"<b>{html.escape(Path(path).name)}</b> — reading…" if path else "No dataset chosen yet.")
+        if path and self.session.model is None:
+            self.file_label.setText(f"<b>{html.escape(Path(path).name)}</b> — waiting for the model's tokenizer…")
+
+    def _failed(self, message: str, _details: str) -> None:
+        self.file_label.setText(f"<b>{html.escape(Path(self.session.cfg.data.path).name)}</b>")
+        self.banner.show_message("error", message)
+        self.counts_label.setText("–")
+        self.skipped_table.setRowCount(0)
+        self.examples.clear()
+        self.hist.clear()
+
+    def _show_report(self) -> None:
+        r = self.session.data_report
+        self.file_label.setText(f"<b>{html.escape(Path(r['file']).name)}</b> — {html.escape(r['file'])}")
+        self.format_combo.blockSignals(True)
+        self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(r["format"])))
+        self.format_combo.blockSignals(False)
+        self._show_roles()
+        for role, e in self.role_edits.items():
+            e.setText(r["mapping"].get(role, ""))
+        L = r.get("lengths") or {}
+        self.counts_label.setText(
+            f"<b>{r['rows']:,}</b> rows read, <b>{r['kept']:,}</b> kept ({r['train']:,} to train, {r['val']:,} to validate), "
+            f"<b>{len(r['skipped']):,}</b> skipped."
+            + (f"<br>Tokens per example: median {L['p50']:,}, 95% under {L['p95']:,}, longest {L['max']:,}." if L else "")
+            + "".join(f"<br>• {html.escape(n)}" for n in r["notes"])
+        )
+        self.skipped_table.setRowCount(len(r["skipped"]))
+        for i, s in enumerate(r["skipped"]):
+            self.skipped_table.setItem(i, 0, QTableWidgetItem(str(s["row"])))
+            self.skipped_table.setItem(i, 1, QTableWidgetItem(s["reason"]))
+        bad = sum(r["skipped_by_kind"].values()) if r.get("skipped_by_kind") else 0
+        if bad:
+            self.banner.show_message("warning", f"{bad} row(s) cannot be used and will be left out; the table says why.")
+        else:
+            self.banner.show_message("ok", f"All {r['rows']:,} rows are usable ({r['format']} format).")
+        self.examples.setHtml("<hr>".join(
+            f"<p><b>Row {ex['row']}</b> — {ex['tokens']} tokens, {ex['trained']} trained</p>" + highlighted_html(ex["text"], ex["spans"])
+            for ex in r["examples"]
+        ))
+        self.hist.clear()
+        if L:
+            edges, counts = L["histogram"]["edges"], L["histogram"]["counts"]
+            self.hist.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts, brush="#3b82f6"))
+            self.hist.addItem(pg.InfiniteLine(pos=L["p95"], angle=90, pen=pg.mkPen("#ef4444", style=Qt.PenStyle.DashLine),
+                                              label="p95", labelOpts={"position": 0.9}))

@@ -1,0 +1,172 @@
+"""What the window knows: the one RunConfig being edited, the loaded model's card and
+tokenizer, the inspected dataset, the probed hardware. Slow work runs in the thread
+pool (gui.tasks); results come back as signals. A newer request makes an older result
+stale, so a slow answer never overwrites a newer choice."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from engine.config import RunConfig
+
+from . import settings
+from .tasks import run_task
+
+
+def _import_engine() -> None:
+    # torch and transformers take seconds to import: never on the UI thread before it shows.
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
+    import engine.planner  # noqa: F401
+    import engine.train  # noqa: F401
+
+
+def _inspect(data_cfg, tokenizer, model_name: str) -> tuple[Any, dict[str, Any]]:
+    from engine.data import prepare
+    from engine.data.report import describe
+
+    data = prepare(data_cfg, tokenizer)
+    return data, describe(data, data_cfg.path, model_name=model_name)
+
+
+def _probe(out_dir: str):
+    from engine import paths
+    from engine.hardware import probe
+
+    return probe(out_dir or paths.default_runs_dir())
+
+
+class Session(QObject):
+    engine_ready = Signal()
+    model_loading = Signal(str)
+    model_changed = Signal()
+    model_failed = Signal(str, str)
+    download_progress = Signal(int, int)
+    data_loading = Signal(str)
+    data_changed = Signal()
+    data_failed = Signal(str, str)
+    hardware_changed = Signal()
+    config_changed = Signal()  # a plan-relevant setting was edited
+    status = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cfg = RunConfig()
+        self.cfg.model.source = settings.get("model_source", "demo") or "demo"
+        self.cfg.out_dir = settings.get("out_dir", "")
+        last = settings.get("last_dataset", "")
+        self.cfg.data.path = last if last and Path(last).is_file() else ""
+        self.ready = False
+        self.model = None  # engine.model_card.LoadedModel
+        self.data = None  # engine.data.PreparedData
+        self.data_report: dict[str, Any] | None = None
+        self.hardware = None  # engine.hardware.HardwareInfo
+        self._model_gen = self._data_gen = 0
+        self._cancel_download = False
+
+    # -- engine ---------------------------------------------------------------------
+    def load_engine(self) -> None:
+        self.status.emit("Loading the training engine (PyTorch)…")
+        run_task(_import_engine, on_done=lambda _: self._engine_loaded(),
+                 on_failed=lambda msg, det: self.model_failed.emit(f"The training engine cannot start: {msg}", det))
+
+    def _engine_loaded(self) -> None:
+        import gc
+
+        gc.freeze()  # torch & co. are loaded for good: keep the collector's full passes short
+        self.ready = True
+        self.status.emit("Ready")
+        self.engine_ready.emit()
+        self.refresh_hardware()
+        self.load_model()
+
+    # -- model ----------------------------------------------------------------------
+    def load_model(self, source: str | None = None) -> None:
+        if source is not None:
+            self.cfg.model.source = source.strip() or "demo"
+        self._model_gen += 1
+        gen, self._cancel_download = self._model_gen, False
+        self.model = None
+        self.model_loading.emit(self.cfg.model.source)
+        if not self.ready:
+            return  # loaded once the engine is
+        from engine import model_card
+
+        run_task(
+            lambda cfg: model_card.load(cfg, status=self.status.emit, progress=self.download_progress.emit,
+                                        cancelled=lambda: self._cancel_download),
+            copy.deepcopy(self.cfg.model),
+            on_done=lambda m: self._model_loaded(gen, m),
+            on_failed=lambda msg, det: gen == self._model_gen and self.model_failed.emit(msg, det),
+        )
+
+    def cancel_download(self) -> None:
+        self._cancel_download = True
+
+    def _model_loaded(self, gen: int, model) -> None:
+        if gen != self._model_gen:
+            return
+        self.model = model
+        settings.put("model_source", self.cfg.model.source)
+        self.status.emit(f"Model: {model.card['name']}")
+        self.model_changed.emit()
+        if self.cfg.data.path:
+            self.load_data()
+
+    # -- data -----------------------------------------------------------------------
+    def load_data(self, path: str | None = None, *, fmt: str | None = None, mapping: dict[str, str] | None = None) -> None:
+        """Inspect a dataset (a new path clears any format override)."""
+        if path is not None:
+            self.cfg.data.path = str(path)
+            self.cfg.data.format, self.cfg.data.mapping = fmt, mapping
+        self._data_gen += 1
+        gen = self._data_gen
+        self.data, self.data_report = None, None
+        self.data_loading.emit(self.cfg.data.path)
+        if self.model is None:
+            return  # inspected once the model (its tokenizer) is loaded
+        data_cfg = copy.deepcopy(self.cfg.data)
+        data_cfg.max_seq_len = None  # inspect everything; the plan picks the length
+        run_task(
+            _inspect, data_cfg, self.model.tokenizer, self.model.card["name"],
+            on_done=lambda r: self._data_loaded(gen, r),
+            on_failed=lambda msg, det: gen == self._data_gen and self.data_failed.emit(msg, det),
+        )
+
+    def _data_loaded(self, gen: int, result) -> None:
+        if gen != self._data_gen:
+            return
+        self.data, self.data_report = result
+        settings.put("last_dataset", self.cfg.data.path)
+        self.data_changed.emit()
+
+    # -- hardware and plan ------------------------------------------------------------
+    def refresh_hardware(self) -> None:
+        run_task(_probe, self.cfg.out_dir, on_done=self._hardware_probed)
+
+    def _hardware_probed(self, hw) -> None:
+        self.hardware = hw
+        self.hardware_changed.emit()
+
+    def plan(self):
+        """The engine planner's plan for the current settings, or None before a model."""
+        if self.model is None or not self.ready:
+            return None
+        from engine import planner
+
+        budget = planner.budget_for(self.cfg.train.vram_gb, self.hardware)
+        bf16 = bool(self.hardware and self.hardware.gpu and self.hardware.gpu.bf16)
+        lengths = self.data.lengths if self.data is not None else None
+        return planner.plan_run(self.cfg, self.model.info, budget_bytes=budget, lengths=lengths, bf16=bf16 or budget is None)
+
+    def edited(self) -> None:
+        self.config_changed.emit()
+
+    def run_config(self) -> RunConfig:
+        """A copy of the settings for a training (the engine fills what is left to the plan)."""
+        return copy.deepcopy(self.cfg)
