@@ -63,6 +63,9 @@ def main() -> int:
     w.plan_page.max_steps.setValue(a.steps)
     w.plan_page.eval_every.setValue(max(1, a.steps // 4))
     shot("Plan", "3-plan")
+    w.plan_page.vram.setValue(8)  # the same plan for an RTX 4060: the memory bar appears
+    shot("Plan", "3-plan-8gb")
+    w.plan_page.vram.setValue(0)
     w.train()
     wait(lambda: w.train_page.last_status is not None and not w.controller.running, "the training", 1800)
     shot("Train", "4-train-finished")

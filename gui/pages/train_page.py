@@ -87,7 +87,7 @@ class TrainPage(QWidget):
         self.banner = Banner()
         root.addWidget(self.banner)
 
-        grid = QGridLayout()
+        self.grid = grid = QGridLayout()
         self.loss_plot = _plot("Loss", "loss")
         self.loss_plot.addLegend(offset=(-10, 10))
         self.raw_curve = self.loss_plot.plot([], [], pen=pg.mkPen((150, 150, 150, 120)), name="training (raw)")
@@ -300,7 +300,10 @@ class TrainPage(QWidget):
         self.mem_curve.setData(s["mem_x"], s["mem"])
         self.mem_plot.setTitle("GPU memory (peak)" if self.session.hardware and self.session.hardware.gpu else "Process memory (RAM)")
         self.util_curve.setData(s["util_x"], s["util"])
-        self.util_plot.setVisible(bool(self.session.hardware and self.session.hardware.gpu))
+        gpu = bool(self.session.hardware and self.session.hardware.gpu)
+        if self.util_plot.isVisibleTo(self) != gpu:
+            self.util_plot.setVisible(gpu)
+            self.grid.addWidget(self.mem_plot, 1, 1, 1, 1 if gpu else 2)  # memory takes the free cell
         d = self._latest_progress
         if d:
             self.progress.setMaximum(d["total_steps"])
