@@ -191,7 +191,7 @@ def _cmd_plan(a: argparse.Namespace) -> int:
     from .hardware import probe
     from .loading import load_tokenizer
     from .memory import GiB
-    from .planner import budget_from_free, plan
+    from .planner import budget_for, budget_from_free, plan
 
     if a.model in presets.names():
         info, tok_folder = model_info.from_preset(a.model), models.resolve("demo")
@@ -208,7 +208,7 @@ def _cmd_plan(a: argparse.Namespace) -> int:
         budget, bf16 = budget_from_free(_parse_size(a.vram)), True
     else:
         hw = probe()
-        budget = budget_from_free(hw.gpu.free_bytes) if hw.gpu else None
+        budget = budget_for(None, hw)
         bf16 = hw.gpu.bf16 if hw.gpu else False
     p = plan(info, budget_bytes=budget, lengths=lengths, effective_batch=a.effective_batch, bf16=bf16)
     if a.json:

@@ -31,33 +31,25 @@ class ModelPage(QWidget):
         self.folder_radio = QRadioButton("A model folder on this computer (Hugging Face format)")
         self.gguf_radio = QRadioButton("A .gguf file")
         self.hub_radio = QRadioButton("A model from the Hugging Face Hub")
-        for r in (self.demo_radio, self.folder_radio, self.gguf_radio, self.hub_radio):
-            self.group.addButton(r)
-            grid.addWidget(r)
-            if r is self.folder_radio:
-                row = QHBoxLayout()
-                self.folder_edit = QLineEdit()
-                self.folder_edit.setPlaceholderText("folder with config.json and *.safetensors")
+        self.folder_edit, self.gguf_edit, self.hub_edit = QLineEdit(), QLineEdit(), QLineEdit()
+        rows = [(self.demo_radio, None, "", None),
+                (self.folder_radio, self.folder_edit, "folder with config.json and *.safetensors", self._browse_folder),
+                (self.gguf_radio, self.gguf_edit, "model.gguf", self._browse_gguf),
+                (self.hub_radio, self.hub_edit, "owner/name, e.g. Qwen/Qwen2.5-0.5B-Instruct", None)]
+        for radio, edit, placeholder, browse in rows:
+            self.group.addButton(radio)
+            grid.addWidget(radio)
+            if edit is None:
+                continue
+            row = QHBoxLayout()
+            edit.setPlaceholderText(placeholder)
+            edit.textEdited.connect(lambda _t, r=radio: r.setChecked(True))  # typing a source picks it
+            row.addWidget(edit)
+            if browse is not None:
                 b = QPushButton("Browse…")
-                b.clicked.connect(self._browse_folder)
-                row.addWidget(self.folder_edit)
+                b.clicked.connect(browse)
                 row.addWidget(b)
-                grid.addLayout(row)
-            if r is self.gguf_radio:
-                row = QHBoxLayout()
-                self.gguf_edit = QLineEdit()
-                self.gguf_edit.setPlaceholderText("model.gguf")
-                b = QPushButton("Browse…")
-                b.clicked.connect(self._browse_gguf)
-                row.addWidget(self.gguf_edit)
-                row.addWidget(b)
-                grid.addLayout(row)
-            if r is self.hub_radio:
-                row = QHBoxLayout()
-                self.hub_edit = QLineEdit()
-                self.hub_edit.setPlaceholderText("owner/name, e.g. Qwen/Qwen2.5-0.5B-Instruct")
-                row.addWidget(self.hub_edit)
-                grid.addLayout(row)
+            grid.addLayout(row)
         actions = QHBoxLayout()
         self.load_button = QPushButton("Use this model")
         self.load_button.setObjectName("primary")
