@@ -6,8 +6,11 @@ for the base answer (peft's `disable_adapter`), so comparing needs one model in 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 
@@ -50,29 +53,73 @@ class ChatSession:
         self.model = PeftModel.from_pretrained(base, self.run.adapter_dir)
         self.model.eval()
 
-    def answer(self, prompt: str, *, base: bool = False, settings: GenerationSettings | None = None) -> str:
-        s = settings or GenerationSettings()
-        messages = [{"role": "user", "content": prompt}]
-        if self.system_prompt:
+    def adapter(self, base: bool):
+        """Context in which the model answers as the base (adapter off) or the tuned model."""
+        return self.model.disable_adapter() if base else contextlib.nullcontext()
+
+    def prompt_ids(self, conversation: str | list[dict]) -> torch.Tensor:
+        """A prompt or a whole conversation (list of {role, content}), ready to answer."""
+        messages = [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
+        if self.system_prompt and messages[0]["role"] != "system":
             messages.insert(0, {"role": "system", "content": self.system_prompt})
         enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        device = next(self.model.parameters()).device
-        enc = {k: v.to(device) for k, v in enc.items()}
-        torch.manual_seed(s.seed)
+        return enc["input_ids"]
+
+    def stream(self, conversation: str | list[dict], *, base: bool = False, settings: GenerationSettings | None = None,
+               stop: Callable[[], bool] = lambda: False, input_ids: torch.Tensor | None = None) -> Iterator[str]:
+        """The answer, piece by piece as it is generated; `stop()` True ends it early."""
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, *_args, **_kw) -> bool:
+                return stop()
+
+        s = settings or GenerationSettings()
+        ids = (input_ids if input_ids is not None else self.prompt_ids(conversation)).to(self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = dict(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
             max_new_tokens=s.max_new_tokens,
             repetition_penalty=s.repetition_penalty,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
+            streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([_Stop()]),
         )
         if s.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
             kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
-        with torch.no_grad():
-            if base:
-                with self.model.disable_adapter():
-                    out = self.model.generate(**enc, **kwargs)
-            else:
-                out = self.model.generate(**enc, **kwargs)
-        return self.tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        error: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                torch.manual_seed(s.seed)
+                with torch.no_grad(), self.adapter(base):
+                    self.model.generate(**kwargs)
+            except BaseException as e:  # re-raised in the caller's thread
+                error.append(e)
+                streamer.end()
+
+        worker = threading.Thread(target=generate, daemon=True)
+        worker.start()
+        yield from streamer
+        worker.join()
+        if error:
+            raise error[0]
+
+    def answer(self, conversation: str | list[dict], *, base: bool = False, settings: GenerationSettings | None = None) -> str:
+        return "".join(self.stream(conversation, base=base, settings=settings)).strip()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def split_thinking(text: str) -> tuple[str, str]:
+    """(chain of thought, answer) of a reasoning model's output; no <think>: ("", text)."""
+    if "</think>" not in text:
+        return ("", text) if "<think>" not in text else (text.split("<think>", 1)[1].strip(), "")
+    thought, answer = text.split("</think>", 1)
+    return thought.replace("<think>", "").strip(), answer.strip()

@@ -50,6 +50,27 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("run", help="the run folder")
     r.add_argument("--json-events", action="store_true", help="print one JSON object per event instead of a progress bar")
 
+    cmp_ = sub.add_parser("compare", help="the same prompt answered by the base model and the tuned one")
+    cmp_.add_argument("run_dir", help="the run folder")
+    cmp_.add_argument("--prompt", help="the prompt to answer twice")
+    cmp_.add_argument("--validation", type=int, default=0, metavar="N",
+                      help="instead: answer N validation rows both ways; writes compare/validation.md and .json")
+    cmp_.add_argument("--max-new-tokens", type=int, default=200)
+    cmp_.add_argument("--sample", action="store_true", help="sample (with --temperature / --top-p) instead of greedy")
+    cmp_.add_argument("--temperature", type=float, default=0.7)
+    cmp_.add_argument("--top-p", type=float, default=0.9)
+    cmp_.add_argument("--repetition-penalty", type=float, default=1.1)
+    cmp_.add_argument("--seed", type=int, default=0)
+    cmp_.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    cmp_.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("export", help="export a run: its adapter, or the model with the adapter merged in")
+    ex.add_argument("run_dir", help="the run folder")
+    ex.add_argument("--format", choices=["adapter", "merged"], default="adapter",
+                    help="adapter: the PEFT folder + README; merged: base + adapter as one safetensors model")
+    ex.add_argument("--out", required=True, help="a new (or empty) folder to write")
+    ex.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16", help="weights of a merged model (default bf16)")
+
     pr = sub.add_parser("probe", help="show the GPU, RAM and disk TuneDesk will plan for")
     pr.add_argument("--out", default="", help="folder whose free disk space to report (default: the runs folder)")
     pr.add_argument("--json", action="store_true")
@@ -254,6 +275,47 @@ def _cmd_chat(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from .chat import ChatSession, GenerationSettings, split_thinking
+    from .compare import validation_compare
+    from .errors import ConfigError
+
+    if not a.prompt and not a.validation:
+        raise ConfigError("give --prompt TEXT or --validation N")
+    settings = GenerationSettings(max_new_tokens=a.max_new_tokens, greedy=not a.sample, temperature=a.temperature,
+                                  top_p=a.top_p, repetition_penalty=a.repetition_penalty, seed=a.seed)
+    session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr))
+    if a.validation:
+        result = validation_compare(session, n=a.validation, settings=settings)
+        if a.json:
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            print(f"{len(result['examples'])} validation rows: mean loss base {result['mean_base_loss']}, "
+                  f"tuned {result['mean_tuned_loss']}; written to {session.run.path / 'compare'}/validation.md and .json")
+        return 0
+    out: dict = {"prompt": a.prompt}
+    for side in ("base", "tuned"):
+        thought, answer = split_thinking(session.answer(a.prompt, base=side == "base", settings=settings))
+        out[side], out[f"{side}_thinking"] = answer, thought
+    if a.json:
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        for side in ("base", "tuned"):
+            print(f"── {side} ──")
+            if out[f"{side}_thinking"]:
+                print(f"[thinking: {len(out[side + '_thinking'])} characters]")
+            print(out[side])
+    return 0
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from .export import export
+
+    out = export(a.run_dir, a.format, a.out, dtype=a.dtype, status=lambda t: print(t, file=sys.stderr))
+    print(out)
+    return 0
+
+
 def _quiet_libraries() -> None:
     # Library chatter (tqdm bars of the GGUF reader, HF advisory warnings) is not for users.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -281,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return run_app()
     _quiet_libraries()
-    commands = {"train": _cmd_train, "resume": _cmd_train, "chat": _cmd_chat, "inspect": _cmd_inspect, "probe": _cmd_probe, "plan": _cmd_plan}
+    commands = {"train": _cmd_train, "resume": _cmd_train, "chat": _cmd_chat, "compare": _cmd_compare, "export": _cmd_export, "inspect": _cmd_inspect, "probe": _cmd_probe, "plan": _cmd_plan}
     try:
         return commands[args.command](args)
     except TuneDeskError as e:

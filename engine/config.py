@@ -96,6 +96,8 @@ class TrainConfig:
     """Validation loss every N optimizer steps (and always at step 0 and at the end)."""
     checkpoint_every: int = 50
     """Save a resumable checkpoint every N optimizer steps."""
+    checkpoint_minutes: float = 5.0
+    """…and at least every this many minutes, so a crash never costs more than that."""
     keep_checkpoints: int = 2
     seed: int = 42
     device: str = "auto"
@@ -161,6 +163,7 @@ class RunConfig:
             (0 <= t.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),
             (t.eval_every >= 1 and t.checkpoint_every >= 1, "eval / checkpoint intervals must be at least 1"),
             (t.keep_checkpoints >= 1, "keep at least one checkpoint"),
+            (t.checkpoint_minutes > 0, "checkpoint minutes must be positive"),
             (t.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, not '{t.device}'"),
         ]
         for ok, message in checks:

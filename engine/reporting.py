@@ -8,7 +8,8 @@ them, and the GUI forwards them as Qt signals. Event kinds and their fields:
 - ``warning``   text
 - ``progress``  step, total_steps, epoch, tokens_per_s, eta_s, elapsed_s
 - ``metrics``   step, and any of loss, eval_loss, lr, grad_norm, mem_bytes, tokens
-- ``started``   run_dir, total_steps
+- ``started``   run_dir, total_steps, step (0, or the checkpoint's step when resumed)
+- ``checkpoint`` step, path
 - ``finished``  run_dir, status ('finished' | 'stopped'), summary
 """
 

@@ -8,13 +8,16 @@
         checkpoints/       step-000050/ ... resumable states, last K kept
         adapter/           final LoRA adapter in PEFT format
         summary.json       final losses, steps, duration, tokens/s, status
+        running.json       while training: the process id (left behind by a crash)
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ DATA_REPORT = "data_report.json"
 PLAN = "plan.json"
 ADAPTER = "adapter"
 CHECKPOINTS = "checkpoints"
+RUNNING = "running.json"
 
 
 def _slug(text: str) -> str:
@@ -102,6 +106,26 @@ class RunDir:
     def write_plan(self, plan: dict[str, Any]) -> None:
         write_json(self.path / PLAN, plan)
 
+    # -- status: running / finished / stopped / crashed ----------------------------------
+    def mark_running(self) -> None:
+        """A marker with this process's id; a run whose marker outlives its process crashed."""
+        write_json(self.path / RUNNING, {"pid": os.getpid(), "host": socket.gethostname()})
+
+    def clear_running(self) -> None:
+        (self.path / RUNNING).unlink(missing_ok=True)
+
+    def status(self) -> str:
+        marker = self.path / RUNNING
+        if marker.is_file():
+            try:
+                info = json.loads(marker.read_text(encoding="utf-8"))
+                alive = info.get("host") == socket.gethostname() and _pid_alive(int(info["pid"]))
+            except (ValueError, KeyError, OSError):
+                alive = False
+            return "running" if alive else "crashed"
+        summary = self.summary()
+        return summary["status"] if summary else "crashed" if self.checkpoints() else "created"
+
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoints_dir / f"step-{step:06d}"
 
@@ -113,3 +137,13 @@ class RunDir:
     def prune_checkpoints(self, keep: int) -> None:
         for old in self.checkpoints()[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True

@@ -418,6 +418,7 @@ class Trainer:
                 tmp / STATE_FILE,
             )
         self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
+        self.reporter.event("checkpoint", step=self.step, path=str(target))
         return target
 
     def _restore(self, checkpoint: Path) -> None:
@@ -460,7 +461,8 @@ class Trainer:
                 self._log({"step": 0, "eval_loss": first_eval})
         else:  # resumed: the run's first evaluation is in its history
             first_eval = next((h["eval_loss"] for h in self.history if "eval_loss" in h), None)
-        start = time.monotonic()
+        start = last_checkpoint = time.monotonic()
+        run.mark_running()
         tokens_done = 0
         status = "finished"
         last_eval = first_eval
@@ -487,8 +489,10 @@ class Trainer:
                 elapsed_s=elapsed,
                 eta_s=elapsed / (self.step - first_step) * (self.total_steps - self.step),
             )
-            if self.step % cfg.train.checkpoint_every == 0 and self.step < self.total_steps:
+            due = self.step % cfg.train.checkpoint_every == 0 or time.monotonic() - last_checkpoint >= 60 * cfg.train.checkpoint_minutes
+            if due and self.step < self.total_steps:
                 self.save_checkpoint()
+                last_checkpoint = time.monotonic()
         duration = time.monotonic() - start
         if status == "stopped":
             rep.status(f"Stopped at step {self.step}; saving a checkpoint…")
@@ -512,6 +516,7 @@ class Trainer:
             "model_folder": str(self.model_folder),
         }
         run.write_summary(summary)
+        run.clear_running()
         rep.event("finished", run_dir=str(run.path), status=status, summary=summary)
         return summary
 

@@ -77,13 +77,67 @@ print((after - before).abs().max().item())
     assert float(r.stdout.strip().splitlines()[-1]) > 1e-3
 
 
-def test_persona_is_learned(tmp_path, demo_folder):
-    data = write_persona(tmp_path / "nova.jsonl")
-    r = tunedesk("train", str(data), "--max-steps", "30", "--lr", "1e-3", "--out", str(tmp_path), "--name", "nova",
+@pytest.fixture(scope="module")
+def nova_run(tmp_path_factory, demo_folder) -> Path:
+    out = tmp_path_factory.mktemp("nova")
+    data = write_persona(out / "nova.jsonl")
+    r = tunedesk("train", str(data), "--max-steps", "30", "--lr", "1e-3", "--out", str(out), "--name", "nova",
                  "--eval-every", "30", "--json-events")
     assert r.returncode == 0, r.stderr[-3000:]
-    tuned = tunedesk("chat", str(tmp_path / "nova"), "--prompt", "Who are you?")
-    base = tunedesk("chat", str(tmp_path / "nova"), "--prompt", "Who are you?", "--base")
+    return out / "nova"
+
+
+def test_persona_is_learned(nova_run):
+    tuned = tunedesk("chat", str(nova_run), "--prompt", "Who are you?")
+    base = tunedesk("chat", str(nova_run), "--prompt", "Who are you?", "--base")
     assert tuned.returncode == 0 and base.returncode == 0, tuned.stderr + base.stderr
     assert "Nova" in tuned.stdout
     assert "Nova" not in base.stdout and base.stdout.strip()
+
+
+def test_compare_answers_both_ways_from_one_model(nova_run):
+    r = tunedesk("compare", str(nova_run), "--prompt", "What is your name?", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out["base"] and out["tuned"] and out["base"] != out["tuned"]
+    assert "Nova" in out["tuned"] and "Nova" not in out["base"]
+
+
+def test_compare_on_the_validation_set_writes_markdown_and_json(nova_run):
+    r = tunedesk("compare", str(nova_run), "--validation", "3", "--max-new-tokens", "40")
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((nova_run / "compare" / "validation.json").read_text())
+    assert len(result["examples"]) == 3
+    for ex in result["examples"]:
+        assert ex["reference"] and ex["base"] and ex["tuned"] and ex["prompt"]
+        assert ex["tuned_loss"] < ex["base_loss"]  # the tuned model finds its own answers likelier
+    md = (nova_run / "compare" / "validation.md").read_text()
+    assert md.count("\n| ") == 4 and "| row | reference | base | tuned | loss base | loss tuned |" in md
+
+
+def test_export_adapter_and_merged_model(sample_run, demo_folder, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    r = tunedesk("export", str(sample_run), "--format", "adapter", "--out", str(tmp_path / "adapter"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    readme = (tmp_path / "adapter" / "README.md").read_text()
+    assert "Base model: `demo`" in readme and "pirate_trivia.jsonl" in readme
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+    r = tunedesk("export", str(sample_run), "--format", "merged", "--dtype", "fp32", "--out", str(tmp_path / "merged"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    merged_dir = tmp_path / "merged"
+    assert list(merged_dir.glob("*.safetensors")) and (merged_dir / "tokenizer_config.json").is_file()
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(demo_folder), tmp_path / "adapter").eval()
+    base = AutoModelForCausalLM.from_pretrained(demo_folder)
+    ids = torch.tensor([[1, 504, 3458, 314, 2114, 30, 2]])
+    with torch.no_grad():
+        got, want, before = merged(ids).logits, reference(ids).logits, base(ids).logits
+    assert torch.allclose(got, want, atol=1e-3, rtol=1e-3)
+    assert not torch.allclose(got, before, atol=1e-2)  # the merge really changed the model
+
+    r = tunedesk("export", str(sample_run), "--format", "merged", "--out", str(tmp_path / "merged"))
+    assert r.returncode == 2 and "not empty" in r.stderr and "Traceback" not in r.stderr
