@@ -147,3 +147,36 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # alive, owned by someone else
         return True
     return True
+
+
+def list_runs(parent: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every run folder under `parent` (default: the user's runs folder), newest first,
+    with what a runs table shows. Folders that are not runs are ignored."""
+    root = Path(parent).expanduser() if parent else paths.default_runs_dir()
+    rows = []
+    for folder in root.iterdir() if root.is_dir() else []:
+        if not (folder / CONFIG).is_file():
+            continue
+        run = RunDir(folder)
+        try:
+            cfg, _ = run.read_config()
+        except (ValueError, TuneDeskError):
+            continue  # a config from the future or hand-edited beyond repair: not listed
+        summary = run.summary() or {}
+        losses = [m for m in run.metrics() if "loss" in m]
+        rows.append({
+            "path": str(folder),
+            "name": folder.name,
+            # data_report.json is written once, when the run starts (config.json changes on recovery)
+            "created": (folder / DATA_REPORT if (folder / DATA_REPORT).is_file() else folder / CONFIG).stat().st_mtime,
+            "model": cfg.model.source,
+            "dataset": Path(cfg.data.path).name,
+            "status": run.status(),
+            "steps": summary.get("steps", losses[-1]["step"] if losses else 0),
+            "total_steps": summary.get("total_steps"),
+            "train_loss": summary.get("train_loss", losses[-1]["loss"] if losses else None),
+            "eval_loss": summary.get("eval_loss"),
+            "duration_s": summary.get("duration_s"),
+            "resumable": bool(run.checkpoints()) and run.status() in ("stopped", "crashed"),
+        })
+    return sorted(rows, key=lambda r: r["created"], reverse=True)

@@ -3,6 +3,8 @@ Train button, a status bar. It owns the session and the training controller."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -11,15 +13,17 @@ from PySide6.QtWidgets import (
 )
 
 from . import settings
+from .pages.compare_page import ComparePage
 from .pages.data_page import DataPage
 from .pages.model_page import ModelPage
 from .pages.plan_page import PlanPage
+from .pages.runs_page import RunsPage
 from .pages.train_page import TrainPage
 from .session import Session
 from .widgets import show_error
 from .worker import TrainController
 
-PAGES = ["Data", "Model", "Plan", "Train"]
+PAGES = ["Data", "Model", "Plan", "Train", "Compare", "Runs"]
 
 
 class MainWindow(QMainWindow):
@@ -64,7 +68,9 @@ class MainWindow(QMainWindow):
         self.model_page = ModelPage(self.session)
         self.plan_page = PlanPage(self.session)
         self.train_page = TrainPage(self.session, self.controller)
-        for page in (self.data_page, self.model_page, self.plan_page, self.train_page):
+        self.compare_page = ComparePage(self.session)
+        self.runs_page = RunsPage(self.session)
+        for page in (self.data_page, self.model_page, self.plan_page, self.train_page, self.compare_page, self.runs_page):
             page.layout().setContentsMargins(20, 16, 20, 16)
             self.stack.addWidget(page)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
@@ -81,6 +87,10 @@ class MainWindow(QMainWindow):
         self.controller.started.connect(lambda _: self._training_state())
         self.controller.done.connect(self._training_done)
         self.train_page.training_finished.connect(self._notify)
+        self.train_page.training_finished.connect(lambda d: self.compare_page.refresh_runs(select=d["run_dir"]))
+        self.runs_page.resume_requested.connect(self._resume_run)
+        self.runs_page.compare_requested.connect(self._compare_run)
+        self.runs_page.retrain_requested.connect(self._retrain_run)
 
         QShortcut(QKeySequence.StandardKey.Open, self, activated=self._open_dataset)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.train)
@@ -111,6 +121,27 @@ class MainWindow(QMainWindow):
             return
         self.show_page("Train")
         self.train_page.start()
+
+    def _resume_run(self, path: str) -> None:
+        self.show_page("Train")
+        self.train_page.resume(path)
+
+    def _compare_run(self, path: str) -> None:
+        self.show_page("Compare")
+        self.compare_page.open_run(path)
+
+    def _retrain_run(self, path: str) -> None:
+        """The run's settings (as it ran them) become the current ones; a new run folder."""
+        from engine.runs import RunDir
+
+        cfg, _ = RunDir.open(path).read_config()
+        cfg.name, cfg.out_dir = "", self.session.cfg.out_dir
+        self.session.cfg = cfg
+        self.plan_page.load_fields()
+        self.session.load_model(cfg.model.source)
+        self.session.load_data(cfg.data.path, fmt=cfg.data.format, mapping=cfg.data.mapping)
+        self.show_page("Plan")
+        self.statusBar().showMessage(f"Settings of {Path(path).name} loaded: click Train to run them again.", 10000)
 
     def _update_summary(self) -> None:
         m = self.session.model.card["name"] if self.session.model else "…"

@@ -69,6 +69,21 @@ def main() -> int:
     w.train()
     wait(lambda: w.train_page.last_status is not None and not w.controller.running, "the training", 1800)
     shot("Train", "4-train-finished")
+    c = w.compare_page
+    w.show_page("Compare")
+    c.open_run(w.train_page.run_dir)
+    wait(lambda: c.chat is not None, "the run to load")
+    c.max_new.setValue(48)
+    c.prompt.setPlainText("What is the capital of France?")
+    c.ask()
+    wait(lambda: not c.busy, "both answers")
+    c.val_n.setValue(3)
+    c.compare_validation()
+    wait(lambda: not c.busy, "the validation compare")
+    shot("Compare", "5-compare")
+    shot("Runs", "6-runs")
+    w.runs_page.table.selectRow(0)
+    shot("Runs", "6-runs")
     w.close()
     return 0
 

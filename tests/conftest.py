@@ -69,4 +69,25 @@ def tiny_model_folder(tmp_path_factory, demo_folder) -> Path:
     return out
 
 
+def tunedesk(*args: str, timeout: int = 900):
+    """Run the `tunedesk` CLI in a subprocess (as a user would), from the repo root."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          env=os.environ.copy(), cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def nova_run(tmp_path_factory, demo_folder) -> Path:
+    """The demo model trained on the Nova persona (tests/persona.py): 30 CPU steps, once."""
+    from persona import write_persona
+
+    out = tmp_path_factory.mktemp("nova")
+    data = write_persona(out / "nova.jsonl")
+    r = tunedesk("train", str(data), "--max-steps", "30", "--lr", "1e-3", "--out", str(out), "--name", "nova",
+                 "--eval-every", "30", "--json-events")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out / "nova"
+
+
 pytest_plugins = ["gui_helpers"]  # window / settings fixtures of the GUI tests

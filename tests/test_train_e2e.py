@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLES
-from persona import write_persona
+from conftest import SAMPLES, tunedesk
 
 pytestmark = pytest.mark.slow
-
-
-def tunedesk(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
-        cwd=Path(__file__).resolve().parent.parent,
-    )
 
 
 def events(stdout: str) -> list[dict]:
@@ -75,16 +65,6 @@ print((after - before).abs().max().item())
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert float(r.stdout.strip().splitlines()[-1]) > 1e-3
-
-
-@pytest.fixture(scope="module")
-def nova_run(tmp_path_factory, demo_folder) -> Path:
-    out = tmp_path_factory.mktemp("nova")
-    data = write_persona(out / "nova.jsonl")
-    r = tunedesk("train", str(data), "--max-steps", "30", "--lr", "1e-3", "--out", str(out), "--name", "nova",
-                 "--eval-every", "30", "--json-events")
-    assert r.returncode == 0, r.stderr[-3000:]
-    return out / "nova"
 
 
 def test_persona_is_learned(nova_run):

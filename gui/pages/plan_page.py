@@ -140,7 +140,7 @@ class PlanPage(QWidget):
         root.addWidget(box)
         root.addStretch(1)
 
-        self._load_fields()
+        self._set_fields()
         for w in (self.quant, self.ckpt, self.optim):
             w.currentIndexChanged.connect(self._edited)
         for w in (self.micro, self.effective, self.seq, self.rank, self.max_steps, self.eval_every, self.ckpt_every):
@@ -164,7 +164,20 @@ class PlanPage(QWidget):
         self.meter_timer.stop()
 
     # -- fields <-> config ---------------------------------------------------------------
-    def _load_fields(self) -> None:
+    def load_fields(self) -> None:
+        """Show the session's settings (e.g. a past run's); edits are not echoed back meanwhile."""
+        widgets = [self.quant, self.ckpt, self.optim, self.micro, self.effective, self.seq, self.rank, self.epochs,
+                   self.max_steps, self.lr, self.eval_every, self.ckpt_every, self.vram]
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            self._set_fields()
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
+        self.refresh()
+
+    def _set_fields(self) -> None:
         c = self.session.cfg
         self.quant.setCurrentIndex(max(0, self.quant.findData(c.model.quantization)))
         self.ckpt.setCurrentIndex(max(0, self.ckpt.findData(c.model.gradient_checkpointing)))

@@ -63,7 +63,7 @@ class TrainPage(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.resume_button = QPushButton("Resume")
         self.resume_button.setToolTip("Continue the stopped run from its last checkpoint")
-        self.resume_button.clicked.connect(self.resume)
+        self.resume_button.clicked.connect(lambda: self.resume())
         self.open_button = QPushButton("Open run folder")
         self.open_button.clicked.connect(lambda: self.run_dir and QDesktopServices.openUrl(QUrl.fromLocalFile(self.run_dir)))
         for b in (self.start_button, self.stop_button, self.resume_button, self.open_button):
@@ -167,7 +167,10 @@ class TrainPage(QWidget):
         self._begin()
         return ok
 
-    def resume(self) -> bool:
+    def resume(self, run_dir: str | None = None) -> bool:
+        """Continue `run_dir` (default: the run this page last showed) from its last checkpoint."""
+        if run_dir:
+            self.run_dir = run_dir
         if self.controller.running or not self.run_dir:
             return False
         self.banner.clear_message()

@@ -1,0 +1,187 @@
+"""Runs: every run folder, its config and curves; resume, train again, compare, delete,
+and the loss curves of two runs over each other."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QHBoxLayout, QHeaderView, QMessageBox, QPlainTextEdit, QPushButton, QSplitter, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from engine import paths
+
+from ..session import Session
+from ..widgets import Banner, duration, hint, title
+
+COLUMNS = [("name", "Run"), ("created", "Date"), ("model", "Model"), ("dataset", "Dataset"), ("status", "Status"),
+           ("steps", "Steps"), ("train_loss", "Train loss"), ("eval_loss", "Eval loss"), ("duration_s", "Duration")]
+COLORS = ["#3b82f6", "#f59e0b", "#22c55e", "#ef4444"]
+
+
+def _cell(key: str, value) -> str:
+    if value is None:
+        return "–"
+    if key == "created":
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(value))
+    if key in ("train_loss", "eval_loss"):
+        return f"{value:.3f}"
+    if key == "duration_s":
+        return duration(value)
+    return str(value)
+
+
+class RunsPage(QWidget):
+    resume_requested = Signal(str)
+    compare_requested = Signal(str)
+    retrain_requested = Signal(str)
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.rows: list[dict] = []
+        root = QVBoxLayout(self)
+        root.addWidget(title("6  Runs"))
+        root.addWidget(hint("Every training is a folder. Select one to see its settings and curves; select two to "
+                            "overlay their loss curves."))
+        bar = QHBoxLayout()
+        self.buttons: dict[str, QPushButton] = {}
+        for key, label, tip, slot in (
+            ("refresh", "Refresh", "Read the runs folder again", self.refresh),
+            ("resume", "Resume", "Continue a stopped or crashed run from its last checkpoint", self._resume),
+            ("retrain", "Train again with these settings", "Load this run's settings into the Plan page", self._retrain),
+            ("compare", "Compare", "Open this run on the Compare page", self._compare),
+            ("open", "Open folder", "Show the run folder", self._open_folder),
+            ("delete", "Delete…", "Delete the run folder (asks first)", self._delete),
+        ):
+            b = QPushButton(label)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            self.buttons[key] = b
+            bar.addWidget(b)
+        bar.addStretch(1)
+        root.addLayout(bar)
+        self.banner = Banner()
+        root.addWidget(self.banner)
+        split = QSplitter(Qt.Orientation.Vertical)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([c[1] for c in COLUMNS])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().hide()
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.itemSelectionChanged.connect(self._selected)
+        split.addWidget(self.table)
+        detail = QSplitter(Qt.Orientation.Horizontal)
+        self.config_view = QPlainTextEdit()
+        self.config_view.setReadOnly(True)
+        self.config_view.setPlaceholderText("The selected run's settings")
+        self.plot = pg.PlotWidget(title="Loss")
+        self.plot.setLabel("bottom", "step")
+        self.plot.addLegend(offset=(-10, 10))
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        detail.addWidget(self.config_view)
+        detail.addWidget(self.plot)
+        detail.setSizes([420, 780])
+        split.addWidget(detail)
+        split.setSizes([300, 400])
+        root.addWidget(split, 1)
+        self._selected()
+
+    def showEvent(self, e) -> None:
+        super().showEvent(e)
+        self.refresh()
+
+    def refresh(self) -> None:
+        from engine.runs import list_runs
+
+        keep = {r["path"] for r in self.selected()}
+        self.rows = list_runs(self.session.cfg.out_dir or paths.default_runs_dir())
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(self.rows))
+        for i, r in enumerate(self.rows):
+            for c, (key, _) in enumerate(COLUMNS):
+                value = f"{r['steps']} / {r['total_steps']}" if key == "steps" and r.get("total_steps") else r.get(key)
+                self.table.setItem(i, c, QTableWidgetItem(_cell(key, value)))
+            if r["path"] in keep:
+                self.table.selectRow(i)
+        self.table.blockSignals(False)
+        self._selected()
+
+    def selected(self) -> list[dict]:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        return [self.rows[i] for i in rows if i < len(self.rows)]
+
+    def select(self, path: str) -> None:
+        for i, r in enumerate(self.rows):
+            if r["path"] == path:
+                self.table.selectRow(i)
+
+    def _selected(self) -> None:
+        sel = self.selected()
+        one = sel[0] if len(sel) == 1 else None
+        self.buttons["resume"].setEnabled(bool(one and one["resumable"]))
+        for key in ("retrain", "compare", "open"):
+            self.buttons[key].setEnabled(one is not None)
+        self.buttons["compare"].setEnabled(bool(one and Path(one["path"], "adapter", "adapter_config.json").is_file()))
+        self.buttons["delete"].setEnabled(one is not None and one["status"] != "running")
+        self.config_view.setPlainText(Path(one["path"], "config.json").read_text(encoding="utf-8") if one else "")
+        self.plot.clear()
+        from engine.runs import RunDir
+
+        for n, r in enumerate(sel[:4]):
+            metrics = RunDir(r["path"]).metrics()
+            pts = [(m["step"], m["loss"]) for m in metrics if "loss" in m]
+            evs = [(m["step"], m["eval_loss"]) for m in metrics if m.get("eval_loss") is not None]
+            color = COLORS[n % len(COLORS)]
+            if pts:
+                self.plot.plot(*zip(*pts), pen=pg.mkPen(color, width=2), name=f"{r['name']} train")
+            if evs:
+                self.plot.plot(*zip(*evs), pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine), symbol="o",
+                               symbolSize=5, symbolBrush=color, name=f"{r['name']} eval")
+
+    def curves(self) -> int:
+        return len(self.plot.getPlotItem().listDataItems())
+
+    # -- actions ---------------------------------------------------------------------------------
+    def _one(self) -> dict | None:
+        sel = self.selected()
+        return sel[0] if len(sel) == 1 else None
+
+    def _resume(self) -> None:
+        if one := self._one():
+            self.resume_requested.emit(one["path"])
+
+    def _retrain(self) -> None:
+        if one := self._one():
+            self.retrain_requested.emit(one["path"])
+
+    def _compare(self) -> None:
+        if one := self._one():
+            self.compare_requested.emit(one["path"])
+
+    def _open_folder(self) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        if one := self._one():
+            QDesktopServices.openUrl(QUrl.fromLocalFile(one["path"]))
+
+    def confirm_delete(self, name: str) -> bool:
+        return QMessageBox.question(self, "Delete run", f"Delete the run folder “{name}” and everything in it?",
+                                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                    QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+
+    def _delete(self) -> None:
+        one = self._one()
+        if one is None or one["status"] == "running" or not self.confirm_delete(one["name"]):
+            return
+        shutil.rmtree(one["path"], ignore_errors=True)
+        self.banner.show_message("ok", f"Deleted {one['name']}.")
+        self.refresh()
