@@ -145,6 +145,7 @@ class ComparePage(QWidget):
         self.val_button.clicked.connect(self.compare_validation)
         self.val_label = QLabel("")
         self.val_label.setObjectName("hint")
+        self.val_label.setWordWrap(True)
         vrow.addWidget(QLabel("Rows"))
         vrow.addWidget(self.val_n)
         vrow.addWidget(self.val_button)
