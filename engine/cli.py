@@ -66,8 +66,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="export a run: its adapter, or the model with the adapter merged in")
     ex.add_argument("run_dir", help="the run folder")
-    ex.add_argument("--format", choices=["adapter", "merged"], default="adapter",
-                    help="adapter: the PEFT folder + README; merged: base + adapter as one safetensors model")
+    ex.add_argument("--format", choices=["adapter", "merged", "gguf", "ollama"], default="adapter",
+                    help="adapter: the PEFT folder + README; merged: base + adapter as one safetensors model; "
+                         "gguf: for llama.cpp / LM Studio; ollama: GGUF + Modelfile")
+    ex.add_argument("--quant", choices=["f16", "q8_0", "all"], default="q8_0", help="GGUF weights (default q8_0; all: both)")
     ex.add_argument("--out", required=True, help="a new (or empty) folder to write")
     ex.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16", help="weights of a merged model (default bf16)")
 
@@ -311,7 +313,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 def _cmd_export(a: argparse.Namespace) -> int:
     from .export import export
 
-    out = export(a.run_dir, a.format, a.out, dtype=a.dtype, status=lambda t: print(t, file=sys.stderr))
+    out = export(a.run_dir, a.format, a.out, dtype=a.dtype, quant=a.quant, status=lambda t: print(t, file=sys.stderr))
     print(out)
     return 0
 

@@ -1,8 +1,10 @@
-"""Export a run: the PEFT adapter (with a README), or the base model with the adapter
-merged into it as a plain safetensors folder that any transformers-based tool loads."""
+"""Export a run: the PEFT adapter (with a README); the base model with the adapter merged
+in, as a plain safetensors folder that any transformers-based tool loads; that model as
+GGUF (llama.cpp, LM Studio); or GGUF + Modelfile for Ollama."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -13,7 +15,7 @@ from .config import ModelConfig
 from .errors import TuneDeskError
 from .runs import RunDir
 
-FORMATS = ("adapter", "merged")
+FORMATS = ("adapter", "merged", "gguf", "ollama")
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
@@ -34,7 +36,7 @@ def _adapter_readme(run: RunDir) -> str:
     )
 
 
-def export(run_dir: str | Path, fmt: str, out: str | Path, *, dtype: str = "bf16",
+def export(run_dir: str | Path, fmt: str, out: str | Path, *, dtype: str = "bf16", quant: str = "q8_0",
            status: Callable[[str], None] = lambda _: None) -> Path:
     run = RunDir.open(run_dir)
     if fmt not in FORMATS:
@@ -49,9 +51,33 @@ def export(run_dir: str | Path, fmt: str, out: str | Path, *, dtype: str = "bf16
             for f in run.adapter_dir.iterdir():
                 shutil.copy2(f, tmp / f.name)
             write_text(tmp / "README.md", _adapter_readme(run))
-        else:
+        elif fmt == "merged":
             _merge(run, tmp, dtype, status)
+        else:
+            _gguf(run, tmp, fmt, quant, status)
     return target
+
+
+def _gguf(run: RunDir, tmp: Path, fmt: str, quant: str, status: Callable[[str], None]) -> None:
+    """Merge in fp32 (exact), then write GGUF; for Ollama also a Modelfile and its command."""
+    from transformers import AutoTokenizer
+
+    from .gguf_export import write_gguf
+    from .ollama_export import modelfile
+
+    merged = tmp / ".merged"
+    _merge(run, merged, "fp32", status)
+    cfg, _ = run.read_config()
+    name = re.sub(r"[^a-z0-9._-]+", "-", run.path.name.lower()).strip("-") or "tunedesk-model"
+    quants = ["f16", "q8_0"] if quant == "all" else [quant]
+    for q in quants:
+        write_gguf(merged, tmp / f"{name}-{q}.gguf", q, name=name, status=status)
+    if fmt == "ollama":
+        tok = AutoTokenizer.from_pretrained(merged)
+        write_text(tmp / "Modelfile", modelfile(f"{name}-{quants[-1]}.gguf", tok, system=cfg.data.system_prompt))
+        write_text(tmp / "README.md", f"# {name} for Ollama\n\nRegister it once, then chat:\n\n"
+                                      f"    ollama create {name} -f Modelfile\n    ollama run {name}\n")
+    shutil.rmtree(merged)
 
 
 def _merge(run: RunDir, tmp: Path, dtype: str, status: Callable[[str], None]) -> None:

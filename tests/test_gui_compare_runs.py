@@ -85,6 +85,9 @@ def test_runs_page_lists_overlays_resumes_retrains_and_deletes(qtbot, window, mo
     assert {r["path"]: r for r in page.rows}[stopped]["status"] == "finished"
 
     page.select(finished)
+    page.export("adapter", str(Path(finished).parent / "exported-adapter"))
+    qtbot.waitUntil(lambda: not page.exporting, timeout=60_000)
+    assert page.banner.property("kind") == "ok" and (Path(finished).parent / "exported-adapter" / "README.md").is_file()
     page.buttons["retrain"].click()
     assert w.stack.currentWidget() is w.plan_page and w.session.cfg.train.max_steps == 3 and w.session.cfg.name == ""
 

@@ -121,3 +121,37 @@ def test_export_adapter_and_merged_model(sample_run, demo_folder, tmp_path):
 
     r = tunedesk("export", str(sample_run), "--format", "merged", "--out", str(tmp_path / "merged"))
     assert r.returncode == 2 and "not empty" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_export_gguf_f16_and_q8_0_load_back_and_match_the_merged_model(sample_run, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    r = tunedesk("export", str(sample_run), "--format", "merged", "--dtype", "fp32", "--out", str(tmp_path / "merged"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = tunedesk("export", str(sample_run), "--format", "gguf", "--quant", "all", "--out", str(tmp_path / "gguf"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32)
+    ids = torch.tensor([[1, 504, 3458, 314, 2114, 30, 2, 17, 99, 1234]])
+    with torch.no_grad():
+        want = merged(ids).logits
+    files = {p.name.rsplit("-", 1)[1]: p for p in (tmp_path / "gguf").glob("*.gguf")}
+    assert set(files) == {"f16.gguf", "q8_0.gguf"}
+    for kind, tol in (("f16.gguf", 0.1), ("q8_0.gguf", 2.0)):
+        # transformers' own GGUF reader (gguf_file=), independent of our writer
+        m = AutoModelForCausalLM.from_pretrained(files[kind].parent, gguf_file=files[kind].name, dtype=torch.float32)
+        with torch.no_grad():
+            got = m(ids).logits
+        assert (got - want).abs().max() < tol, kind
+        assert (got.argmax(-1) == want.argmax(-1)).float().mean() >= 0.9, kind
+
+
+def test_export_ollama_writes_gguf_modelfile_and_command(sample_run, tmp_path):
+    r = tunedesk("export", str(sample_run), "--format", "ollama", "--out", str(tmp_path / "ollama"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    folder = tmp_path / "ollama"
+    modelfile = (folder / "Modelfile").read_text()
+    gguf_name = modelfile.splitlines()[0].removeprefix("FROM ./")
+    assert (folder / gguf_name).is_file() and gguf_name.endswith("-q8_0.gguf")
+    assert 'TEMPLATE """' in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+    assert "ollama create " in (folder / "README.md").read_text()

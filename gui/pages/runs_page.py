@@ -22,6 +22,8 @@ from ..widgets import Banner, duration, hint, title
 COLUMNS = [("name", "Run"), ("created", "Date"), ("model", "Model"), ("dataset", "Dataset"), ("status", "Status"),
            ("steps", "Steps"), ("train_loss", "Train loss"), ("eval_loss", "Eval loss"), ("duration_s", "Duration")]
 COLORS = ["#3b82f6", "#f59e0b", "#22c55e", "#ef4444"]
+EXPORTS = {"adapter": "LoRA adapter (PEFT)", "merged": "Merged model (safetensors)", "gguf": "GGUF (llama.cpp, LM Studio)",
+           "ollama": "Ollama (GGUF + Modelfile)"}
 
 
 def _cell(key: str, value) -> str:
@@ -45,6 +47,7 @@ class RunsPage(QWidget):
         super().__init__()
         self.session = session
         self.rows: list[dict] = []
+        self.exporting = False
         root = QVBoxLayout(self)
         root.addWidget(title("6  Runs"))
         root.addWidget(hint("Every training is a folder. Select one to see its settings and curves; select two to "
@@ -57,6 +60,7 @@ class RunsPage(QWidget):
             ("retrain", "Train again with these settings", "Load this run's settings into the Plan page", self._retrain),
             ("compare", "Compare", "Open this run on the Compare page", self._compare),
             ("open", "Open folder", "Show the run folder", self._open_folder),
+            ("export", "Export…", "Adapter, merged model, GGUF or Ollama", self._export_menu),
             ("delete", "Delete…", "Delete the run folder (asks first)", self._delete),
         ):
             b = QPushButton(label)
@@ -128,6 +132,8 @@ class RunsPage(QWidget):
         sel = self.selected()
         one = sel[0] if len(sel) == 1 else None
         self.buttons["resume"].setEnabled(bool(one and one["resumable"]))
+        self.buttons["export"].setEnabled(bool(one and Path(one["path"], "adapter", "adapter_config.json").is_file())
+                                          and not self.exporting)
         for key in ("retrain", "compare", "open"):
             self.buttons[key].setEnabled(one is not None)
         self.buttons["compare"].setEnabled(bool(one and Path(one["path"], "adapter", "adapter_config.json").is_file()))
@@ -173,6 +179,49 @@ class RunsPage(QWidget):
 
         if one := self._one():
             QDesktopServices.openUrl(QUrl.fromLocalFile(one["path"]))
+
+    def _export_menu(self) -> None:
+        from PySide6.QtWidgets import QMenu
+
+        menu = QMenu(self)
+        for fmt, label in EXPORTS.items():
+            menu.addAction(label, lambda f=fmt: self._export_to_chosen_folder(f))
+        menu.exec(self.buttons["export"].mapToGlobal(self.buttons["export"].rect().bottomLeft()))
+
+    def _export_to_chosen_folder(self, fmt: str) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        one = self._one()
+        if one is None:
+            return
+        parent = QFileDialog.getExistingDirectory(self, "Export into this folder", str(Path(one["path"]).parent))
+        if parent:
+            self.export(fmt, str(Path(parent) / f"{one['name']}-{fmt}"))
+
+    def export(self, fmt: str, out: str) -> None:
+        """Export the selected run in the background; the banner tells how it went."""
+        from engine.export import export
+
+        from ..tasks import run_task
+
+        one = self._one()
+        if one is None or self.exporting:
+            return
+        self.exporting = True
+        self._selected()
+        self.banner.show_message("warning", f"Exporting {one['name']} as {EXPORTS[fmt].lower()}… (a merged or GGUF "
+                                            f"export loads the whole model: this can take minutes)")
+        run_task(export, one["path"], fmt, out, on_done=self._exported, on_failed=self._export_failed)
+
+    def _exported(self, out) -> None:
+        self.exporting = False
+        self.banner.show_message("ok", f"Exported to {out}")
+        self._selected()
+
+    def _export_failed(self, message: str, _details: str) -> None:
+        self.exporting = False
+        self.banner.show_message("error", f"Export failed: {message}")
+        self._selected()
 
     def confirm_delete(self, name: str) -> bool:
         return QMessageBox.question(self, "Delete run", f"Delete the run folder “{name}” and everything in it?",
