@@ -53,6 +53,23 @@ class ChatSession:
         self.model = PeftModel.from_pretrained(base, self.run.adapter_dir)
         self.model.eval()
 
+    @classmethod
+    def attach(cls, run_dir: str | Path, model, tokenizer, *, system_prompt: str | None = None) -> "ChatSession":
+        """A session over a model already in memory (the one a training just finished
+        with): compare right after training without loading anything again."""
+        self = cls.__new__(cls)
+        self.run = RunDir.open(run_dir)
+        self.tokenizer = tokenizer
+        ensure_chat_template(self.tokenizer)
+        self.system_prompt = system_prompt
+        self.model = model
+        self.model.eval()
+        self.model.get_base_model().config.use_cache = True  # training turned the KV cache off
+        self.from_memory = True
+        return self
+
+    from_memory = False
+
     def adapter(self, base: bool):
         """Context in which the model answers as the base (adapter off) or the tuned model."""
         return self.model.disable_adapter() if base else contextlib.nullcontext()

@@ -37,6 +37,7 @@ class TrainWorker(QObject):
     oom_recovered = Signal(object)  # {text, step, micro_batch, grad_accum, ...}
     finished = Signal(object)  # {run_dir, status, summary}
     failed = Signal(str, str)  # message, details
+    model_ready = Signal(object)  # engine.chat.ChatSession over the trained model, still in memory
     done = Signal()  # always last, after finished or failed
 
     def __init__(self, cfg: RunConfig | None = None, resume_dir: str | None = None) -> None:
@@ -77,6 +78,11 @@ class TrainWorker(QObject):
             # collector, whose full passes over millions of objects stall every thread.
             gc.freeze()
             trainer.fit()
+            from engine.chat import ChatSession
+
+            # Hand the trained model over for comparing: no second load from disk.
+            self.model_ready.emit(ChatSession.attach(trainer.run.path, trainer.model, trainer.tokenizer,
+                                                     system_prompt=trainer.cfg.data.system_prompt))
         except TuneDeskError as e:
             self.failed.emit(str(e), traceback.format_exc())
         except Exception as e:  # a bug or a library error: plain line first, trace in details
@@ -100,6 +106,8 @@ class TrainController(QObject):
     oom_recovered = Signal(object)
     finished = Signal(object)
     failed = Signal(str, str)
+    model_ready = Signal(object)
+    starting = Signal()  # before a training loads anything: time to free what the last one left
     done = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -114,9 +122,10 @@ class TrainController(QObject):
     def start(self, cfg: RunConfig | None = None, *, resume_dir: str | None = None) -> bool:
         if self.running:
             return False
+        self.starting.emit()
         self.thread, self.worker = QThread(), TrainWorker(cfg, resume_dir)
         self.worker.moveToThread(self.thread)
-        for name in ("started", "progress", "metrics", "status", "warning", "oom_recovered", "finished", "failed"):
+        for name in ("started", "progress", "metrics", "status", "warning", "oom_recovered", "finished", "failed", "model_ready"):
             getattr(self.worker, name).connect(getattr(self, name))
         self.thread.started.connect(self.worker.run)
         self.worker.done.connect(self.thread.quit)

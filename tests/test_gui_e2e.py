@@ -55,6 +55,16 @@ def test_train_the_demo_from_the_window_and_stay_responsive(qtbot, window):
     assert w.train_page.progress.value() == STEPS and "step 6 / 6" in w.train_page.progress.format()
     assert "Training finished" in w.train_page.banner.text()
 
+    # The trained model goes to the Compare page as it is in memory: no reload.
+    qtbot.waitUntil(lambda: w.compare_page.chat is not None, timeout=30_000)
+    chat = w.compare_page.chat
+    assert chat.from_memory and chat.run.path == run and "still in memory" in w.compare_page.banner.text()
+    w.compare_page.max_new.setValue(12)
+    w.compare_page.prompt.setPlainText("What is the capital of France?")
+    w.compare_page.ask()
+    qtbot.waitUntil(lambda: not w.compare_page.busy, timeout=120_000)
+    assert all(w.compare_page.answers().values())
+
     # Measured over the training steps (first to last progress event): the one-off work
     # before them (first forward, lazy library imports) and after them (the final adapter
     # write) holds the GIL in library code and is reported, not asserted. The UI thread's

@@ -183,6 +183,21 @@ class ComparePage(QWidget):
         self.refresh_runs(select=run_dir)
         self.load_selected()
 
+    def attach(self, chat) -> None:
+        """Use a session over the model a training just finished with (no reload)."""
+        if self.busy:
+            return
+        self.refresh_runs(select=str(chat.run.path))
+        self._loaded(chat)
+        self.banner.show_message("ok", f"{chat.run.path.name} is ready (the trained model, still in memory): "
+                                       "ask both models anything.")
+
+    def release(self) -> None:
+        """Forget the session (a new training needs the memory)."""
+        if not self.busy:
+            self.chat = None
+            self._update_buttons()
+
     def load_selected(self) -> None:
         run_dir = self.run_combo.currentData()
         if not run_dir or self.busy:
