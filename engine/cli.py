@@ -73,6 +73,9 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="a new (or empty) folder to write")
     ex.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16", help="weights of a merged model (default bf16)")
 
+    dr = sub.add_parser("doctor", help="check this computer for training: PyTorch, GPU, bitsandbytes, memory, disk, demo")
+    dr.add_argument("--json", action="store_true")
+
     pr = sub.add_parser("probe", help="show the GPU, RAM and disk TuneDesk will plan for")
     pr.add_argument("--out", default="", help="folder whose free disk space to report (default: the runs folder)")
     pr.add_argument("--json", action="store_true")
@@ -186,6 +189,14 @@ def _cmd_train(a: argparse.Namespace) -> int:
         trainer.setup()
     summary = trainer.fit()
     return 0 if summary["status"] == "finished" else 130
+
+
+def _cmd_doctor(a: argparse.Namespace) -> int:
+    from .doctor import format_checks, run_checks
+
+    checks = run_checks()
+    print(json.dumps([c.to_dict() for c in checks], indent=2) if a.json else format_checks(checks))
+    return 1 if any(c.status == "problem" for c in checks) else 0
 
 
 def _cmd_probe(a: argparse.Namespace) -> int:
@@ -345,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return run_app()
     _quiet_libraries()
-    commands = {"train": _cmd_train, "resume": _cmd_train, "chat": _cmd_chat, "compare": _cmd_compare, "export": _cmd_export, "inspect": _cmd_inspect, "probe": _cmd_probe, "plan": _cmd_plan}
+    commands = {"train": _cmd_train, "resume": _cmd_train, "chat": _cmd_chat, "compare": _cmd_compare, "export": _cmd_export, "inspect": _cmd_inspect, "probe": _cmd_probe, "doctor": _cmd_doctor, "plan": _cmd_plan}
     try:
         return commands[args.command](args)
     except TuneDeskError as e:

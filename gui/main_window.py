@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QStackedWidget, QSystemTrayIcon, QVBoxLayout, QWidget,
 )
 
-from . import settings
+from . import dialogs, settings
 from .pages.compare_page import ComparePage
 from .pages.data_page import DataPage
 from .pages.model_page import ModelPage
@@ -93,6 +93,10 @@ class MainWindow(QMainWindow):
         self.runs_page.compare_requested.connect(self._compare_run)
         self.runs_page.retrain_requested.connect(self._retrain_run)
 
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("Diagnostics…", lambda: dialogs.diagnostics(self))
+        help_menu.addAction("Open data folder", self._open_data_folder)
+        help_menu.addAction("About TuneDesk", lambda: dialogs.about(self))
         QShortcut(QKeySequence.StandardKey.Open, self, activated=self._open_dataset)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.train)
         QShortcut(QKeySequence("Escape"), self, activated=self.train_page.stop)
@@ -109,6 +113,14 @@ class MainWindow(QMainWindow):
     # -- navigation and actions -----------------------------------------------------------
     def show_page(self, name: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(name))
+
+    def _open_data_folder(self) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        from engine import paths
+
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.data_dir())))
 
     def _open_dataset(self) -> None:
         self.show_page("Data")

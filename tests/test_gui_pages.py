@@ -144,3 +144,15 @@ def test_closing_during_training_asks_stops_and_keeps_the_checkpoint(qtbot, wind
     run = Path(window.train_page.run_dir)
     assert window.train_page.last_status == "stopped"
     assert list((run / "checkpoints").glob("step-*")) and (run / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_help_menu_diagnostics_and_about(qtbot, window):
+    from gui import dialogs
+
+    d = dialogs.diagnostics(window)
+    qtbot.waitUntil(lambda: "Ready to train." in d.text.toPlainText() or "problem" in d.text.toPlainText(), timeout=60_000)
+    assert "PyTorch" in d.text.toPlainText() and "Demo model" in d.text.toPlainText()
+    a = dialogs.about(window)
+    text = a.text.toPlainText()
+    assert "torch " in text and "transformers" in text and "tunedesk" in text
+    assert [x.text() for x in window.menuBar().actions()] == ["&Help"]
