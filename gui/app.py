@@ -15,11 +15,24 @@ def run_app(argv: list[str] | None = None) -> int:
     from . import theme
     from .main_window import MainWindow
 
+    from engine import logs
+
+    logs.setup()
+    logs.get("gui").info("TuneDesk started")
     theme.apply(app)
+    app.setWindowIcon(icon())
     window = MainWindow()
     window.show()
     QTimer.singleShot(0, window.session.load_engine)
     return app.exec()
+
+
+def icon():
+    from pathlib import Path
+
+    from PySide6.QtGui import QIcon
+
+    return QIcon(str(Path(__file__).resolve().parents[1] / "resources" / "icons" / "tunedesk.svg"))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (
     QStackedWidget, QSystemTrayIcon, QVBoxLayout, QWidget,
 )
 
+from engine import logs, paths
+
 from . import dialogs, settings
 from .pages.compare_page import ComparePage
 from .pages.data_page import DataPage
@@ -95,7 +97,8 @@ class MainWindow(QMainWindow):
 
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("Diagnostics…", lambda: dialogs.diagnostics(self))
-        help_menu.addAction("Open data folder", self._open_data_folder)
+        help_menu.addAction("Open data folder", lambda: self._open_folder(paths.data_dir()))
+        help_menu.addAction("Open log folder", lambda: self._open_folder(logs.log_dir()))
         help_menu.addAction("About TuneDesk", lambda: dialogs.about(self))
         QShortcut(QKeySequence.StandardKey.Open, self, activated=self._open_dataset)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.train)
@@ -114,13 +117,11 @@ class MainWindow(QMainWindow):
     def show_page(self, name: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(name))
 
-    def _open_data_folder(self) -> None:
+    def _open_folder(self, folder) -> None:
         from PySide6.QtCore import QUrl
         from PySide6.QtGui import QDesktopServices
 
-        from engine import paths
-
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.data_dir())))
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     def _open_dataset(self) -> None:
         self.show_page("Data")

@@ -16,6 +16,9 @@ from engine.config import RunConfig
 from . import settings
 from .tasks import run_task
 
+SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
+FIRST_SAMPLE = "pirate_trivia.jsonl"
+
 
 def _import_engine() -> None:
     # torch and transformers take seconds to import: never on the UI thread before it shows.
@@ -61,6 +64,11 @@ class Session(QObject):
         self.cfg.out_dir = settings.get("out_dir", "")
         last = settings.get("last_dataset", "")
         self.cfg.data.path = last if last and Path(last).is_file() else ""
+        # First run: the bundled sample and the demo model are chosen, so the very first
+        # click on Train works, offline.
+        self.first_run = not settings.settings().allKeys()
+        if self.first_run:
+            self.cfg.data.path = str(SAMPLES / FIRST_SAMPLE)
         self.ready = False
         self.model = None  # engine.model_card.LoadedModel
         self.data = None  # engine.data.PreparedData

@@ -9,14 +9,19 @@ training at a time.
 from __future__ import annotations
 
 import copy
+import logging
 import traceback
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from engine import logs
 from engine.config import RunConfig
 from engine.errors import TuneDeskError
 from engine.reporting import Reporter
+
+
+log = logs.get("train")
 
 
 class _SignalReporter(Reporter):
@@ -47,6 +52,9 @@ class TrainWorker(QObject):
         self.reporter = _SignalReporter(self)
 
     def forward(self, kind: str, data: dict[str, Any]) -> None:
+        if kind in ("status", "warning", "oom_recovery", "started", "finished", "checkpoint"):
+            log.log(logging.WARNING if kind in ("warning", "oom_recovery") else logging.INFO, "%s %s", kind,
+                    data.get("text") or {k: v for k, v in data.items() if k != "summary"})
         if kind in ("status", "warning"):
             getattr(self, kind).emit(str(data.get("text", "")))
             return
@@ -84,8 +92,10 @@ class TrainWorker(QObject):
             self.model_ready.emit(ChatSession.attach(trainer.run.path, trainer.model, trainer.tokenizer,
                                                      system_prompt=trainer.cfg.data.system_prompt))
         except TuneDeskError as e:
+            log.warning("training failed: %s", e)
             self.failed.emit(str(e), traceback.format_exc())
         except Exception as e:  # a bug or a library error: plain line first, trace in details
+            log.exception("training crashed")
             self.failed.emit(f"Training stopped on an unexpected error: {type(e).__name__}: {e}", traceback.format_exc())
         finally:
             self.done.emit()

@@ -156,3 +156,19 @@ def test_help_menu_diagnostics_and_about(qtbot, window):
     text = a.text.toPlainText()
     assert "torch " in text and "transformers" in text and "tunedesk" in text
     assert [x.text() for x in window.menuBar().actions()] == ["&Help"]
+
+
+def test_first_run_is_ready_to_train_the_sample_on_the_demo(qtbot, window):
+    """No settings yet: the pirate sample and the demo model are chosen, and a welcome says so."""
+    w = window
+    assert w.session.first_run and w.session.cfg.model.source == "demo"
+    assert w.session.cfg.data.path.endswith("pirate_trivia.jsonl")
+    qtbot.waitUntil(lambda: w.session.data_report is not None, timeout=60_000)
+    assert w.data_page.banner.isVisible() and w.data_page.banner.text().startswith("Welcome to TuneDesk!")
+    assert w.train_page.can_start() == ""  # the first click on Train can start
+
+
+def test_app_icon_is_found():
+    from gui.app import icon
+
+    assert not icon().isNull()

@@ -32,7 +32,10 @@ def _record(controller) -> list[tuple[str, object]]:
 
 
 def test_signal_order_of_a_whole_training(qtbot, tiny_model_folder, tmp_path):
+    from engine import logs
     from gui.worker import TrainController
+
+    log_file = logs.setup()
 
     c = TrainController()
     seen = _record(c)
@@ -47,6 +50,8 @@ def test_signal_order_of_a_whole_training(qtbot, tiny_model_folder, tmp_path):
     assert finished["status"] == "finished" and finished["summary"]["steps"] == 4
     assert not c.running
     assert (tmp_path / "runs" / "gui-run" / "adapter" / "adapter_model.safetensors").is_file()
+    logged = log_file.read_text(encoding="utf-8")
+    assert f"started {{'run_dir': '{tmp_path / 'runs' / 'gui-run'}'" in logged and "finished" in logged
 
 
 def test_stop_saves_a_checkpoint_and_reports_stopped(qtbot, tiny_model_folder, tmp_path):

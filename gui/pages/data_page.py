@@ -12,10 +12,9 @@ from PySide6.QtWidgets import (
     QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget,
 )
 
-from ..session import Session
+from ..session import FIRST_SAMPLE, SAMPLES, Session
 from ..widgets import Banner, hint, title
 
-SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 SAMPLE_NAMES = {
     "pirate_trivia.jsonl": "Pirate trivia (alpaca)",
     "support_desk.json": "Router support (Q&&A)",
@@ -135,6 +134,11 @@ class DataPage(QWidget):
         session.data_changed.connect(self._show_report)
         session.data_failed.connect(self._failed)
         self._show_roles()
+        if session.first_run:
+            self.welcome = ("Welcome to TuneDesk! The Pirate trivia sample and the built-in demo model are ready: click "
+                            "▶ Train and it learns to answer like a pirate, offline, in about a minute. Then open your "
+                            "own file here.")
+            self.banner.show_message("ok", self.welcome)
 
     # -- choosing a file --------------------------------------------------------------
     def choose_file(self) -> None:
@@ -207,7 +211,10 @@ class DataPage(QWidget):
         if bad:
             self.banner.show_message("warning", f"{bad} row(s) cannot be used and will be left out; the table says why.")
         else:
-            self.banner.show_message("ok", f"All {r['rows']:,} rows are usable ({r['format']} format).")
+            text = f"All {r['rows']:,} rows are usable ({r['format']} format)."
+            if self.session.first_run and Path(r["file"]).name == FIRST_SAMPLE:
+                text = f"{self.welcome} {text}"
+            self.banner.show_message("ok", text)
         self.examples.setHtml("<hr>".join(
             f"<p><b>Row {ex['row']}</b> — {ex['tokens']} tokens, {ex['trained']} trained</p>" + highlighted_html(ex["text"], ex["spans"])
             for ex in r["examples"]
