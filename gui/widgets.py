@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
 
 from . import theme
 
@@ -33,6 +33,14 @@ def hint(text: str) -> QLabel:
     label.setObjectName("hint")
     label.setWordWrap(True)
     return label
+
+
+def page_layout(page: QWidget, title_text: str, hint_text: str) -> QVBoxLayout:
+    """A page's vertical layout, opened by its numbered title and a one-line hint."""
+    layout = QVBoxLayout(page)
+    layout.addWidget(title(title_text))
+    layout.addWidget(hint(hint_text))
+    return layout
 
 
 class Banner(QLabel):

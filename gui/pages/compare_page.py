@@ -16,7 +16,7 @@ from engine import paths
 
 from ..session import Session
 from ..tasks import run_task
-from ..widgets import Banner, hint, title
+from ..widgets import Banner, page_layout
 
 SIDES = ("base", "tuned")
 
@@ -54,10 +54,8 @@ class ComparePage(QWidget):
         self.busy = False
         self.stream = _Stream()
         self.stream.piece.connect(self._piece)
-        root = QVBoxLayout(self)
-        root.addWidget(title("5  Compare"))
-        root.addWidget(hint("The same prompt, answered by the model before and after training. Both answers come from "
-                            "one copy of the weights: the adapter is switched off for the base model."))
+        root = page_layout(self, "5  Compare", "The same prompt, answered by the model before and after training. Both answers come from "
+            "one copy of the weights: the adapter is switched off for the base model.")
         top = QHBoxLayout()
         self.run_combo = QComboBox()
         self.run_combo.setMinimumWidth(420)

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..session import FIRST_SAMPLE, SAMPLES, Session
-from ..widgets import Banner, hint, title
+from ..widgets import Banner, page_layout
 
 SAMPLE_NAMES = {
     "pirate_trivia.jsonl": "Pirate trivia (alpaca)",
@@ -45,10 +45,8 @@ class DataPage(QWidget):
         super().__init__()
         self.session = session
         self.setAcceptDrops(True)
-        root = QVBoxLayout(self)
-        root.addWidget(title("1  Your data"))
-        root.addWidget(hint("A JSONL, JSON, CSV, Parquet or TXT file — or drop one here. "
-                            "TuneDesk detects its shape and shows exactly what it will train on."))
+        root = page_layout(self, "1  Your data", "A JSONL, JSON, CSV, Parquet or TXT file — or drop one here. "
+            "TuneDesk detects its shape and shows exactly what it will train on.")
         pick = QHBoxLayout()
         self.open_button = QPushButton("Open dataset…")
         self.open_button.setObjectName("primary")

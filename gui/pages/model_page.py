@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..session import Session
-from ..widgets import Banner, hint, title
+from ..widgets import Banner, page_layout
 
 CARD_ROWS = [("name", "Model"), ("architecture", "Architecture"), ("parameters", "Parameters"), ("layers", "Layers"),
              ("hidden_size", "Hidden size"), ("heads", "Attention heads"), ("vocabulary", "Vocabulary"),
@@ -20,10 +20,8 @@ class ModelPage(QWidget):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
-        root = QVBoxLayout(self)
-        root.addWidget(title("2  The model"))
-        root.addWidget(hint("Start with the built-in demo: it is small, works offline and trains on a CPU. "
-                            "Bigger models need an NVIDIA GPU."))
+        root = page_layout(self, "2  The model", "Start with the built-in demo: it is small, works offline and trains on a CPU. "
+            "Bigger models need an NVIDIA GPU.")
         box = QGroupBox("Source")
         grid = QVBoxLayout(box)
         self.group = QButtonGroup(self)

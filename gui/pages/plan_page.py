@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
 
 from .. import theme
 from ..session import Session
-from ..widgets import Banner, MemoryBar, gib, hint, title
+from ..widgets import Banner, MemoryBar, gib, page_layout
 
 AUTO = "Auto"
 
@@ -41,10 +41,8 @@ class PlanPage(QWidget):
         super().__init__()
         self.session = session
         self.current_plan = None
-        outer = QVBoxLayout(self)
-        outer.addWidget(title("3  The plan"))
-        outer.addWidget(hint("TuneDesk picks settings that fit your card. Leave a field on Auto, or set it yourself: "
-                             "the estimate updates as you type."))
+        outer = page_layout(self, "3  The plan", "TuneDesk picks settings that fit your card. Leave a field on Auto, or set it yourself: "
+            "the estimate updates as you type.")
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         body = QWidget()

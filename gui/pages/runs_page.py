@@ -11,13 +11,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView, QHBoxLayout, QHeaderView, QMessageBox, QPlainTextEdit, QPushButton, QSplitter, QTableWidget,
-    QTableWidgetItem, QVBoxLayout, QWidget,
+    QTableWidgetItem, QWidget,
 )
 
 from engine import paths
 
 from ..session import Session
-from ..widgets import Banner, duration, hint, title
+from ..widgets import Banner, duration, page_layout
 
 COLUMNS = [("name", "Run"), ("created", "Date"), ("model", "Model"), ("dataset", "Dataset"), ("status", "Status"),
            ("steps", "Steps"), ("train_loss", "Train loss"), ("eval_loss", "Eval loss"), ("duration_s", "Duration")]
@@ -48,10 +48,8 @@ class RunsPage(QWidget):
         self.session = session
         self.rows: list[dict] = []
         self.exporting = False
-        root = QVBoxLayout(self)
-        root.addWidget(title("6  Runs"))
-        root.addWidget(hint("Every training is a folder. Select one to see its settings and curves; select two to "
-                            "overlay their loss curves."))
+        root = page_layout(self, "6  Runs", "Every training is a folder. Select one to see its settings and curves; select two to "
+            "overlay their loss curves.")
         bar = QHBoxLayout()
         self.buttons: dict[str, QPushButton] = {}
         for key, label, tip, slot in (

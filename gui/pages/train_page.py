@@ -9,14 +9,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget,
+    QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QWidget,
 )
 
 from engine import paths
 
 from .. import settings
 from ..session import Session
-from ..widgets import Banner, duration, hint, show_error, title
+from ..widgets import Banner, duration, page_layout, show_error
 from ..worker import TrainController
 
 SMOOTHING = 0.9  # exponential moving average of the training loss
@@ -49,9 +49,7 @@ class TrainPage(QWidget):
         self.session, self.controller = session, controller
         self.run_dir: str | None = None
         self.last_status: str | None = None
-        root = QVBoxLayout(self)
-        root.addWidget(title("4  Train"))
-        root.addWidget(hint("Stop keeps a checkpoint; Resume continues from it. Runs are kept as folders."))
+        root = page_layout(self, "4  Train", "Stop keeps a checkpoint; Resume continues from it. Runs are kept as folders.")
 
         top = QHBoxLayout()
         self.start_button = QPushButton("Start training")
@@ -189,7 +187,6 @@ class TrainPage(QWidget):
     def _begin(self) -> None:
         self.progress.setFormat("Preparing…")
         self.progress.setMaximum(0)  # busy until the first progress event
-        self._started_at = time.monotonic()
         self.redraw_timer.start()
         if self.session.hardware and self.session.hardware.gpu:
             self.util_timer.start()
