@@ -14,6 +14,8 @@ from .errors import TuneDeskError
 
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tunedesk", description="Fine-tune an open LLM on your own data.")
+    p.add_argument("--self-test", action="store_true",
+                   help="check this installation: window, engine, hardware, a 2-step demo training, one answer")
     sub = p.add_subparsers(dest="command")
 
     t = sub.add_parser("train", help="train a LoRA adapter on a dataset file")
@@ -347,6 +349,10 @@ def _quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    if args.self_test:
+        from gui.self_test import run_self_test  # gui/ (and Qt) only when asked for
+
+        return run_self_test()
     if args.command is None:
         try:
             from gui.app import run_app  # noqa: PLC0415 - the GUI is optional for the CLI
