@@ -8,7 +8,7 @@ set -uo pipefail
 OUT=${OUT:-bench/results/auto_plan_train}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TUNEDESK_HOME=/tmp/tunedesk-home
 PRESET=${PRESET:-deepseek-r1-distill-qwen-7b}
-M=/tmp/$PRESET-random
+M=${M:-/tmp/planner_check/$PRESET}  # planner_check --keep leaves it there
 [ -f $M/config.json ] || python3 -m bench.make_random_model $PRESET $M --tokenizer .gpu/tok --device cuda
 python3 -c "from bench.synthetic import write_instruction_jsonl as w; w('/tmp/instr.jsonl', 400)"
 for gib in ${CAPS:-7 10.5}; do

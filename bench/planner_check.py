@@ -1,7 +1,15 @@
 """Does the planner's plan fit, and is its estimate right? (GPU machine, ../shared/GPU.md)
 
     python3 -m bench.planner_check --tokenizer .gpu/tok --out bench/results/planner_check.json \\
-        [--presets a,b] [--cards 8,12,24]
+        [--presets a,b] [--cards 8,12,24] [--keep]
+    python3 -m bench.planner_check --report RESULTS.json [MORE.json ...]   # no GPU needed
+
+--report merges result files (the first row of a preset x card wins), re-plans every row
+with the current planner, and writes planner_check.json + table.md beside the first file
+with the acceptance checks: no out-of-memory at the planned setting, predicted peak within
+15% of the measured (reserved) peak, and at least 60% of the budget used where the
+micro-batch was capped. A row whose plan has changed since it was measured is flagged
+for remeasuring, never silently compared with the new estimate.
 
 For every preset and card (8 / 12 / 24 GB cards simulated by capping the allocator at
 7.0 / 10.5 / 23 GiB, the card minus 1 GiB for the CUDA context and the desktop), it
@@ -12,6 +20,10 @@ steps) at the plan's largest shape, micro-batch x max_seq_len, every token train
 the worst case a length-grouped epoch can produce. It records predicted peak, measured
 peak (allocated and reserved), out-of-memory, tokens/s, and the share of the budget used.
 Each measurement runs in its own process, so caps and caches never leak between runs.
+Presets of identical shape (e.g. Llama-3.1-8B and DeepSeek-R1-Distill-Llama-8B) get the
+same plan and the same memory: the second is recorded from the first's measurement
+("measured_as"), not run again. --keep leaves the model folders in --workdir for other
+benchmarks (bench/auto_plan_train.sh looks there).
 """
 
 from __future__ import annotations
@@ -53,11 +65,19 @@ def main() -> None:
     ap.add_argument("--presets", default=",".join(presets.names()))
     ap.add_argument("--cards", default="8,12,24")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/planner_check"))
+    ap.add_argument("--keep", action="store_true", help="keep the random-weight model folders")
     a = ap.parse_args()
     lengths = instruction_lengths()
     rows = json.loads(a.out.read_text())["rows"] if a.out.is_file() else []
+    measured_shapes: dict[str, str] = {}  # shape key -> the preset measured for it
     for name in a.presets.split(","):
         info = model_info.from_preset(name)
+        twin = measured_shapes.get(_shape_key(info))
+        if twin:
+            rows += [{**r, "preset": name, "measured_as": twin} for r in rows if r["preset"] == twin]
+            a.out.write_text(json.dumps({"rows": rows}, indent=2))
+            continue
+        measured_shapes[_shape_key(info)] = name
         plans = {}
         for card in map(int, a.cards.split(",")):
             cap = CAPS[card]
@@ -83,8 +103,16 @@ def main() -> None:
             print(json.dumps({k: v for k, v in row.items() if k not in ("breakdown", "suggestion")}), flush=True)
             a.out.parent.mkdir(parents=True, exist_ok=True)
             a.out.write_text(json.dumps({"rows": rows}, indent=2))
-        shutil.rmtree(folder, ignore_errors=True)
+        if not a.keep:
+            shutil.rmtree(folder, ignore_errors=True)
     a.out.write_text(json.dumps({"rows": rows}, indent=2))
+
+
+def _shape_key(info) -> str:
+    """Everything about a model that its training memory depends on (not its name,
+    rope settings or context length)."""
+    d = info.to_dict()
+    return json.dumps({k: v for k, v in d.items() if k != "context_length"}, sort_keys=True)
 
 
 def _row(name, card, cap, p, m) -> dict:
@@ -110,7 +138,62 @@ def _row(name, card, cap, p, m) -> dict:
     return row
 
 
+KEYS = ("fits", "quantization", "gradient_checkpointing", "optimizer", "embeddings_on_cpu", "lora_r",
+        "micro_batch", "grad_accum", "max_seq_len")
+
+
+def report(files: list[Path]) -> bool:
+    """Merge measured rows, re-estimate them with the current memory model, write the table."""
+    lengths = instruction_lengths()
+    merged: dict[tuple, dict] = {}
+    for f in files:
+        for r in json.loads(f.read_text())["rows"]:
+            merged.setdefault((r["preset"], r["card_gb"]), r)
+    rows, problems = [], []
+    for (name, card), r in sorted(merged.items()):
+        p = plan(model_info.from_preset(name), budget_bytes=budget_from_cap(int(CAPS[card] * GiB)), lengths=lengths)
+        changed = [k for k in KEYS if getattr(p, k) != r[k]]
+        r = {**r, "predicted_gib": round(p.estimate_bytes / GiB, 3), "breakdown": p.breakdown}
+        if changed:
+            problems.append(f"{name} {card} GB: plan changed since measured ({', '.join(changed)}): remeasure")
+        if r.get("measured_reserved_gib"):
+            r["predicted_over_reserved"] = round(r["predicted_gib"] / r["measured_reserved_gib"], 3)
+            if r["oom"]:
+                problems.append(f"{name} {card} GB: out of memory at the planned setting")
+            if abs(r["predicted_over_reserved"] - 1) > 0.15:
+                problems.append(f"{name} {card} GB: predicted/measured {r['predicted_over_reserved']}")
+            if r["micro_batch"] < r["micro_batch"] * r["grad_accum"] and r["budget_used"] < 0.6:
+                problems.append(f"{name} {card} GB: capped micro-batch uses only {r['budget_used']:.0%} of the budget")
+        elif r["fits"]:
+            problems.append(f"{name} {card} GB: planned but not measured")
+        rows.append(r)
+    out = files[0].parent
+    (out / "planner_check.json").write_text(json.dumps({"rows": rows, "problems": problems}, indent=2))
+    lines = [
+        "| preset | card | plan (quant, ckpt, optim, emb-in-RAM, r, mb x accum, seq) | predicted GiB | measured alloc / reserved GiB "
+        "| pred/reserved | budget used | tok/s | OOM |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if not r["fits"]:
+            lines.append(f"| {r['preset']} | {r['card_gb']} GB | refused: {r['suggestion'].split('.')[0]} | {r['predicted_gib']} | – | – | – | – | – |")
+            continue
+        ck = "ckpt on" if r["gradient_checkpointing"] else "ckpt off"
+        lines.append(
+            f"| {r['preset']} | {r['card_gb']} GB | {r['quantization']}, {ck}, {r['optimizer']}, {'yes' if r['embeddings_on_cpu'] else 'no'}, "
+            f"r{r['lora_r']}, {r['micro_batch']}x{r['grad_accum']}, {r['max_seq_len']} | {r['predicted_gib']} | "
+            f"{r['measured_allocated_gib']} / {r['measured_reserved_gib']} | {r['predicted_over_reserved']} | {r['budget_used']} | "
+            f"{r['tokens_per_s']:.0f} | {'YES' if r['oom'] else 'no'}{' (as ' + r['measured_as'] + ')' if r.get('measured_as') else ''} |"
+        )
+    lines += ["", "Problems: " + ("; ".join(problems) if problems else "none")]
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return not problems
+
+
 if __name__ == "__main__":
+    if "--report" in sys.argv:
+        sys.exit(0 if report([Path(f) for f in sys.argv[sys.argv.index("--report") + 1 :]]) else 1)
     if "--child" in sys.argv:
         cp = argparse.ArgumentParser()
         cp.add_argument("--child", action="store_true")

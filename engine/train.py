@@ -200,30 +200,48 @@ class Trainer:
 
     def _calibrate(self) -> None:
         """One forward/backward at the plan's largest shape, before the real run: the
-        measured peak replaces the estimate, and a shape that does not fit is made
-        smaller now rather than at step 1."""
+        measured peak replaces the estimate, and a shape that does not fit the budget is
+        made smaller now rather than at step 1. A measured peak over the budget counts
+        as out of memory even when the card (or cap) had room: the real steps add
+        optimizer states and fragmentation, and would fail on a later step."""
         from .memory import GiB
 
         t, rep = self.cfg.train, self.reporter
         vocab = self.model.get_input_embeddings().weight.shape[0]
+        budget = self.plan.get("budget_bytes")
+        forced = set(self.plan.get("user_set", ()))
+        loaded = torch.cuda.memory_allocated()
         # Optimizer states are allocated at the first real step: add them.
         lora_states = sum(p.numel() for p in self.model.parameters() if p.requires_grad) * (2 if t.optimizer == "adamw_8bit" else 8)
         while True:
             torch.cuda.empty_cache()  # measure from what is really held, not from the loader's cache
             torch.cuda.reset_peak_memory_stats()
-            if not self._out_of_memory(self._probe_step, vocab):
-                break
-            self._recover_from_oom()
-        measured = torch.cuda.max_memory_reserved() + lora_states
+            if self._out_of_memory(self._probe_step, vocab):
+                self._recover_from_oom()
+                continue
+            measured = torch.cuda.max_memory_reserved() + lora_states
+            if budget and measured > budget:
+                over = f"the largest step needs {measured / GiB:.2f} GiB, over the budget of {budget / GiB:.2f} GiB"
+                if forced:  # the user's settings are kept; recovery acts if the card really runs out
+                    rep.warning(f"Calibration: {over} with your settings")
+                else:
+                    self._recover_from_oom(f"Calibration: {over}")
+                    continue
+            break
         torch.cuda.empty_cache()
         self.plan["calibration"] = {
             "measured_reserved": measured,
             "measured_allocated": torch.cuda.max_memory_allocated() + lora_states,
+            "loaded_allocated": loaded,
             "estimate": self.plan["estimate_bytes"],
             "micro_batch": t.micro_batch,
             "gradient_checkpointing": self.cfg.model.gradient_checkpointing,
+            "max_len": self.max_len,
         }
-        rep.status(f"Calibrated: the largest step takes {measured / GiB:.2f} GiB (estimated {self.plan['estimate_bytes'] / GiB:.2f} GiB)")
+        rep.status(
+            f"Calibrated: the largest step takes {measured / GiB:.2f} GiB (estimated {self.plan['estimate_bytes'] / GiB:.2f} GiB; "
+            f"the loaded model holds {loaded / GiB:.2f} GiB)"
+        )
 
     def _total_steps(self) -> int:
         t = self.cfg.train
@@ -281,6 +299,9 @@ class Trainer:
     def _probe_step(self, vocab: int) -> None:
         t = self.cfg.train
         seq = min(self.max_len or self.cfg.data.max_seq_len, self.cfg.data.max_seq_len)
+        # Train mode, as in the real step: a freshly loaded model is in eval mode, where
+        # gradient checkpointing does not act and every layer's activations are kept.
+        self.model.train()
         try:
             ids = torch.randint(0, vocab, (t.micro_batch, seq), device=self.device)
             with self._autocast():
@@ -314,7 +335,7 @@ class Trainer:
         self.step += 1
         return {"loss": total, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": n_trained}
 
-    def _recover_from_oom(self) -> None:
+    def _recover_from_oom(self, cause: str | None = None) -> None:
         """Free what the failed step held, then make the step smaller, same effective batch.
 
         Order of retreat: halve the micro-batch (doubling accumulation); at micro-batch 1
@@ -323,6 +344,7 @@ class Trainer:
         import gc
 
         t = self.cfg.train
+        cause = cause or f"Out of GPU memory at step {self.step + 1}"
         self.optimizer.zero_grad(set_to_none=True)
         gc.collect()
         if torch.cuda.is_available():
@@ -331,25 +353,24 @@ class Trainer:
         if t.micro_batch > 1:
             t.micro_batch //= 2
             t.grad_accum = math.ceil(effective / t.micro_batch)
-            text = (f"Out of GPU memory at step {self.step + 1}: micro-batch lowered to {t.micro_batch} with "
+            text = (f"{cause}: micro-batch lowered to {t.micro_batch} with "
                     f"{t.grad_accum} accumulation steps (same effective batch of {t.micro_batch * t.grad_accum}); retrying the step")
         elif not self.cfg.model.gradient_checkpointing:
             self.cfg.model.gradient_checkpointing = True
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            text = f"Out of GPU memory at step {self.step + 1} at micro-batch 1: gradient checkpointing turned on; retrying the step"
+            text = f"{cause} at micro-batch 1: gradient checkpointing turned on; retrying the step"
         else:
             longest = max(len(e) for e in self.data.train)
             current = self.max_len or longest
             new = int(current * 0.75)
             if new < 64:
-        
                 raise TuneDeskError(
                     "out of GPU memory even at micro-batch 1 with gradient checkpointing and short examples; "
                     "use 4-bit quantization or a smaller model"
                 )
             self.max_len = new
             kept = sum(1 for e in self.data.train if len(e) <= new)
-            text = (f"Out of GPU memory at step {self.step + 1}: training only on examples up to {new} tokens from now on "
+            text = (f"{cause}: training only on examples up to {new} tokens from now on "
                     f"({kept} of {len(self.data.train)} rows); retrying the step")
         self.oom_events += 1
         self.reporter.warning(text)

@@ -167,3 +167,16 @@ def test_resume_needs_a_checkpoint(tmp_path, tiny_model_folder):
     run.write_config(_cfg(tiny_model_folder, tmp_path, max_steps=2))
     with pytest.raises(TuneDeskError, match="no checkpoint to resume from"):
         Trainer.resume(run.path)
+
+
+def test_calibration_probe_runs_in_train_mode(tiny_model_folder, tmp_path):
+    """The probe must measure the real step: in eval mode gradient checkpointing (and
+    dropout) are off, and the measured peak would be far above the real one."""
+    t = Trainer(_cfg(tiny_model_folder, tmp_path, max_steps=1), RecordingReporter())
+    t.setup()
+    t.model.eval()  # as a freshly loaded model is
+    modes = []
+    decoder = t.model.get_base_model().get_decoder()
+    decoder.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    t._probe_step(t.model.get_input_embeddings().weight.shape[0])
+    assert modes == [True]
