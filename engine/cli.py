@@ -35,6 +35,8 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
                    help="trade ~30%% speed for much less activation memory (default: the planner decides)")
     t.add_argument("--effective-batch", type=int, default=None, help="examples per optimizer step (default 16 on GPU, 4 on CPU)")
+    t.add_argument("--packing", action=argparse.BooleanOptionalAction, default=None,
+                   help="pack several short examples per row, without attention across them (default off)")
     t.add_argument("--vram", default=None, help="plan for a card of this size, e.g. 8GB (default: the GPU's free memory)")
     t.add_argument("--eval-every", type=int, default=None, help="validation loss every N steps (default 10)")
     t.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default 50)")
@@ -150,6 +152,7 @@ def _train_config(a: argparse.Namespace):
         (cfg.train, "lr", a.lr),
         (cfg.train, "micro_batch", a.batch),
         (cfg.train, "grad_accum", a.grad_accum),
+        (cfg.train, "packing", a.packing),
         (cfg.train, "eval_every", a.eval_every),
         (cfg.train, "checkpoint_every", a.checkpoint_every),
         (cfg.train, "device", a.device),

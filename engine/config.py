@@ -87,6 +87,9 @@ class TrainConfig:
     """Examples per optimizer step. None: 16 on a GPU, 4 on the CPU."""
     optimizer: str | None = None
     """'adamw' (fp32 states) or 'adamw_8bit' (bitsandbytes, CUDA). None: the planner chooses."""
+    packing: bool = False
+    """Lay a step's examples end to end in rows of up to max_seq_len tokens (no attention
+    across examples): fewer, fuller forward passes for the same examples per step."""
     vram_gb: float | None = None
     """Plan for a card of this many GB instead of the GPU's free memory."""
     warmup_ratio: float = 0.05

@@ -52,10 +52,13 @@ def lm_parts(model) -> tuple[torch.nn.Module, torch.nn.Module]:
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def loss_sum(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sum of next-token cross-entropy over positions whose label is not IGNORE."""
+def loss_sum(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor,
+             position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of next-token cross-entropy over positions whose label is not IGNORE.
+    With position_ids (packed rows) the attention mask must be None: transformers then
+    keeps attention inside each example (engine/data/batching.py)."""
     decoder, head = lm_parts(model)
-    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
     y = labels[:, 1:].to(hidden.device)
     keep = y != IGNORE
     return chunked_ce_sum(hidden[:, :-1][keep], head, y[keep])

@@ -20,7 +20,7 @@ from . import models
 from .atomic import atomic_dir, write_json
 from .config import RunConfig
 from .data import PreparedData, prepare
-from .data.batching import collate, epoch_order, eval_batches
+from .data.batching import collate, collate_packed, epoch_order, eval_batches, pack_rows
 from .errors import TuneDeskError
 from .loading import Placement, add_lora, choose_placement, load_model, load_tokenizer
 from .loss import count_trained, loss_sum
@@ -314,13 +314,18 @@ class Trainer:
         t = self.cfg.train
         self.model.train()
         idx = [self._next_batch() for _ in range(t.grad_accum)]
-        batches = [collate([self.data.train[i] for i in b], self.tokenizer.pad_token_id) for b in idx if b]
+        batches = self._packed(idx) if t.packing else [
+            collate([self.data.train[i] for i in b], self.tokenizer.pad_token_id) for b in idx if b
+        ]
         n_trained = sum(count_trained(b["labels"]) for b in batches)
         tokens = sum(int(b["attention_mask"].sum()) for b in batches)
         total = 0.0
         for b in batches:
             with self._autocast():
-                loss = loss_sum(self.model, b["input_ids"].to(self.device), b["attention_mask"].to(self.device), b["labels"])
+                if "position_ids" in b:
+                    loss = loss_sum(self.model, b["input_ids"].to(self.device), None, b["labels"], b["position_ids"].to(self.device))
+                else:
+                    loss = loss_sum(self.model, b["input_ids"].to(self.device), b["attention_mask"].to(self.device), b["labels"])
                 loss = loss / max(1, n_trained)
             self.scaler.scale(loss).backward()
             total += float(loss.detach())
@@ -334,6 +339,15 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
         return {"loss": total, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": n_trained}
+
+    def _packed(self, idx: list[list[int]]) -> list[dict[str, torch.Tensor]]:
+        """The step's examples packed into rows of up to the sequence length, in
+        micro-batches of micro_batch rows: the planned shape, with less padding."""
+        t = self.cfg.train
+        examples = [self.data.train[i] for b in idx for i in b]
+        width = min(self.max_len or self.cfg.data.max_seq_len, self.cfg.data.max_seq_len)
+        rows = [[examples[i] for i in r] for r in pack_rows([len(e) for e in examples], width)]
+        return [collate_packed(rows[k : k + t.micro_batch], self.tokenizer.pad_token_id) for k in range(0, len(rows), t.micro_batch)]
 
     def _recover_from_oom(self, cause: str | None = None) -> None:
         """Free what the failed step held, then make the step smaller, same effective batch.
@@ -495,6 +509,8 @@ class Trainer:
             tokens_done += m["tokens"]
             elapsed = time.monotonic() - start
             record = {"step": self.step, "epoch": round(self.epoch_float, 4), **m, "mem_bytes": self._memory()}
+            if self.placement.device == "cuda":  # what the card really had to hold (benchmarks)
+                record["mem_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
             if self.step % cfg.train.eval_every == 0 or self.step == self.total_steps:
                 last_eval = self.evaluate()
                 if last_eval is not None:

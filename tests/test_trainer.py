@@ -180,3 +180,35 @@ def test_calibration_probe_runs_in_train_mode(tiny_model_folder, tmp_path):
     decoder.register_forward_pre_hook(lambda module, args: modes.append(module.training))
     t._probe_step(t.model.get_input_embeddings().weight.shape[0])
     assert modes == [True]
+
+
+def test_packed_step_equals_the_unpacked_step(tiny_model_folder, tmp_path):
+    """Packing only changes the layout: the same 8 examples give the same summed loss,
+    the same trained-token count and the same update as one-example-per-row batches,
+    in fewer rows (attention stays inside each example; boundaries are not targets)."""
+    results = {}
+    for packing in (False, True):
+        t = Trainer(_cfg(tiny_model_folder, tmp_path / str(packing), max_steps=1, micro_batch=4, grad_accum=2,
+                         packing=packing, lr=1e-2), RecordingReporter())
+        t.cfg.lora.dropout = 0.0  # dropout masks would differ between the two layouts
+        t.setup()
+        t.cfg.data.max_seq_len = max(len(e) for e in t.data.train[:8]) * 3  # room for several per row
+        batches = iter([[0, 1, 2, 3], [4, 5, 6, 7]])
+        t._next_batch = lambda: next(batches)
+        rows = t._packed([[0, 1, 2, 3], [4, 5, 6, 7]]) if packing else None
+        m = t.train_step()
+        lora = {n: p.detach().clone() for n, p in t.model.named_parameters() if p.requires_grad}
+        results[packing] = (m, lora, rows)
+    (plain, plain_w, _), (packed, packed_w, rows) = results[False], results[True]
+    assert sum(r["input_ids"].shape[0] for r in rows) < 8  # several examples shared a row
+    assert packed["trained_tokens"] == plain["trained_tokens"] and packed["tokens"] == plain["tokens"]
+    assert abs(packed["loss"] - plain["loss"]) < 1e-4
+    assert all(torch.allclose(packed_w[n], plain_w[n], atol=1e-5) for n in plain_w)
+
+
+def test_pack_rows_fills_rows_first_fit_decreasing():
+    from engine.data.batching import pack_rows
+
+    rows = pack_rows([500, 300, 900, 200, 100, 1000], capacity=1000)
+    assert sorted(sorted(r) for r in rows) == [[0, 1, 3], [2, 4], [5]]
+    assert all(sum([500, 300, 900, 200, 100, 1000][i] for i in r) <= 1000 for r in rows)

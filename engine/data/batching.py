@@ -7,6 +7,13 @@ examples have similar lengths, so a micro-batch is padded only to its own longes
 while the order across the epoch stays random. A micro-batch is the next few examples of
 that flat order, so halving the micro-batch (out-of-memory recovery) keeps exactly the
 same examples in the same step.
+
+Packing (TrainConfig.packing): a step's examples are laid end to end in rows of at most
+max_seq_len tokens (first-fit decreasing), so a forward pass carries several short
+examples per row instead of one padded one. Position ids restart at 0 for every
+example; from them transformers builds a block-diagonal causal mask (attention_mask
+None), so no token attends across examples, and the first token of each example is
+never a target (it would be predicted from the previous example's last token).
 """
 
 from __future__ import annotations
@@ -55,3 +62,43 @@ def collate(examples: Sequence[Example], pad_id: int):
         labels[row, :n] = torch.from_numpy(np.asarray(e.labels, dtype=np.int64))
         mask[row, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Indices of `lengths` in rows of at most `capacity` tokens (first-fit decreasing):
+    few rows, and the same examples whatever their order."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        for r, free in enumerate(room):
+            if lengths[i] <= free:
+                rows[r].append(i)
+                room[r] -= lengths[i]
+                break
+        else:
+            rows.append([i])
+            room.append(capacity - lengths[i])
+    return rows
+
+
+def collate_packed(rows: Sequence[Sequence[Example]], pad_id: int):
+    """Rows of packed examples: input_ids, position_ids, labels, and attention_mask (1 on
+    real tokens: for counting; the model gets None and attends by position ids)."""
+    import torch
+
+    width = max(sum(len(e) for e in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    pos = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        at = 0
+        for e in row:
+            n = len(e)
+            ids[r, at : at + n] = torch.from_numpy(np.asarray(e.input_ids, dtype=np.int64))
+            labels[r, at + 1 : at + n] = torch.from_numpy(np.asarray(e.labels[1:], dtype=np.int64))
+            pos[r, at : at + n] = torch.arange(n)
+            mask[r, at : at + n] = 1
+            at += n
+        pos[r, at:] = torch.arange(width - at)  # the padding is one more block of its own
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "position_ids": pos}

@@ -1,0 +1,179 @@
+"""The seed-tutorial recipe against TuneDesk: same model, data and simulated card (GPU machine).
+
+    python3 -m bench.throughput --tokenizer .gpu/tok --out bench/results/throughput/throughput.json \\
+        [--preset deepseek-r1-distill-qwen-1.5b] [--cards 12,8] [--steps 10] [--variants seed,tunedesk,packed]
+
+The model is the preset's architecture with random weights (bench/planner_check.py says
+why that is enough); the data are question/answer rows whose token lengths have median
+~200 and p95 ~800, max 2,048 (bench/synthetic.py). Cards are simulated by capping the
+allocator: 8 GB -> 7.0 GiB, 12 GB -> 10.5 GiB. Each variant runs in its own process:
+- seed: the recipe tutorials teach, exactly: fp16 weights, LoRA r16 on q_proj/v_proj,
+  every example padded (and truncated) to 512 tokens, batch 2 x accumulation 4,
+  labels = input_ids, the model's own cross-entropy over the full logits;
+- tunedesk: `tunedesk train` with its automatic plan (the card, the data's lengths);
+- packed: the same with --packing (a step's examples laid end to end in rows).
+Useful tokens are the tokens a step attends to and learns from, padding excluded;
+tokens/s is over the steps after `--warmup`, without the evaluations. Model FLOPs
+utilization uses the common convention 6 x N x useful tokens per second (N = all
+parameters, frozen ones included; attention FLOPs not counted) against the H100's dense
+BF16/FP16 peak of 989 TFLOP/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.planner_check import CAPS
+from bench.synthetic import write_instruction_jsonl
+
+GiB = 1024**3
+PEAK_FLOPS = 989e12
+
+
+def seed_child(a) -> dict:
+    """The tutorial recipe, written the way the tutorials write it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.cuda.set_per_process_memory_fraction(a.cap * GiB / torch.cuda.get_device_properties(0).total_memory)
+    tok = AutoTokenizer.from_pretrained(a.model)
+    tok.pad_token = tok.pad_token or tok.eos_token
+    rows = [json.loads(line) for line in open(a.data, encoding="utf-8")]
+    texts = [f"### Question:\n{r['question']}\n\n### Answer:\n{r['answer']}{tok.eos_token}" for r in rows]
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float16, device_map={"": 0})
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "v_proj"],
+                                             task_type="CAUSAL_LM"))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    scaler = torch.amp.GradScaler("cuda")
+    model.train()
+    torch.cuda.reset_peak_memory_stats()
+    useful = padded = 0
+    at = 0
+    t0 = time.perf_counter()
+    try:
+        for step in range(a.warmup + a.steps):
+            if step == a.warmup:
+                torch.cuda.synchronize()
+                t0, useful, padded = time.perf_counter(), 0, 0
+            for _ in range(4):  # gradient accumulation 4
+                batch = [texts[(at + i) % len(texts)] for i in range(2)]
+                at += 2
+                enc = tok(batch, padding="max_length", truncation=True, max_length=512, return_tensors="pt").to("cuda")
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(**enc, labels=enc["input_ids"]).loss / 4
+                scaler.scale(loss).backward()
+                useful += int(enc["attention_mask"].sum())
+                padded += enc["input_ids"].numel()
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        return {"ok": True, "useful_tokens_per_s": useful / seconds, "padded_tokens_per_s": padded / seconds,
+                "useful_share": useful / padded, **_peaks()}
+    except torch.OutOfMemoryError as e:
+        return {"ok": False, "oom": True, "error": str(e).splitlines()[0], **_peaks()}
+
+
+def _peaks() -> dict:
+    import torch
+
+    return {"peak_allocated_gib": round(torch.cuda.max_memory_allocated() / GiB, 3),
+            "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GiB, 3)}
+
+
+def tunedesk_run(a, cap: float, packing: bool, workdir: Path) -> dict:
+    """`tunedesk train` on the simulated card; tokens/s from its per-step events."""
+    name = f"{'packed' if packing else 'tunedesk'}-{cap}"
+    cmd = [sys.executable, "-m", "engine.cli", "train", str(a.data), "--model", str(a.model), "--max-steps",
+           str(a.warmup + a.steps + 1), "--eval-every", "100000", "--out", str(workdir), "--name", name, "--json-events",
+           "--packing" if packing else "--no-packing"]
+    env = {**os.environ, "TUNEDESK_SIMULATE_VRAM_GB": str(cap), "TUNEDESK_HOME": str(workdir / "home")}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    events = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
+    progress = {e["step"]: e["elapsed_s"] for e in events if e["event"] == "progress"}
+    metrics = {e["step"]: e for e in events if e["event"] == "metrics" and "tokens" in e}
+    finished = next((e for e in events if e["event"] == "finished"), None)
+    if not finished:
+        return {"ok": False, "error": (out.stderr or out.stdout)[-800:]}
+    # The last step's interval holds the final evaluation: measure warm-up+1 .. last-1.
+    first, last = a.warmup, a.warmup + a.steps
+    tokens = sum(metrics[s]["tokens"] for s in range(first + 1, last + 1))
+    plan = json.loads((workdir / name / "plan.json").read_text())
+    return {
+        "ok": True,
+        "useful_tokens_per_s": tokens / (progress[last] - progress[first]),
+        "peak_allocated_gib": round(max(m["mem_bytes"] for m in metrics.values()) / GiB, 3),
+        "peak_reserved_gib": round(max(m.get("mem_reserved_bytes", 0) for m in metrics.values()) / GiB, 3),
+        "oom_recoveries": finished["summary"]["oom_recoveries"],
+        "plan": {k: plan[k] for k in ("quantization", "gradient_checkpointing", "micro_batch", "grad_accum", "max_seq_len",
+                                      "optimizer", "embeddings_on_cpu", "lora_r", "estimate_bytes")},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokenizer", type=Path, default=Path(".gpu/tok"))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--preset", default="deepseek-r1-distill-qwen-1.5b")
+    ap.add_argument("--cards", default="12,8")
+    ap.add_argument("--variants", default="seed,tunedesk,packed")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/throughput"))
+    a = ap.parse_args()
+    from engine import model_info, presets
+
+    a.workdir.mkdir(parents=True, exist_ok=True)
+    a.model = a.workdir / a.preset
+    if not (a.model / "config.json").is_file():
+        presets.build_random_model(a.preset, a.model, tokenizer_folder=a.tokenizer, device="cuda")
+    a.data = a.workdir / "instructions.jsonl"
+    write_instruction_jsonl(a.data, 800)
+    params = model_info.from_folder(a.model).params_total
+    rows = []
+    for card in map(int, a.cards.split(",")):
+        cap = CAPS[card]
+        for variant in a.variants.split(","):
+            if variant == "seed":
+                cmd = [sys.executable, "-m", "bench.throughput", "--child", "--model", str(a.model), "--data", str(a.data),
+                       "--cap", str(cap), "--steps", str(a.steps), "--warmup", str(a.warmup)]
+                out = subprocess.run(cmd, capture_output=True, text=True)
+                line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+                r = json.loads(line[7:]) if line else {"ok": False, "error": out.stderr[-800:]}
+            else:
+                r = tunedesk_run(a, cap, variant == "packed", a.workdir)
+            if r.get("useful_tokens_per_s"):
+                r["mfu"] = round(6 * params * r["useful_tokens_per_s"] / PEAK_FLOPS, 4)
+            rows.append({"preset": a.preset, "card_gb": card, "cap_gib": cap, "variant": variant, **r})
+            print(json.dumps(rows[-1]), flush=True)
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.write_text(json.dumps({"params": params, "rows": rows}, indent=2))
+    for card in map(int, a.cards.split(",")):
+        by = {r["variant"]: r for r in rows if r["card_gb"] == card}
+        base = by.get("seed", {}).get("useful_tokens_per_s")
+        for v, r in by.items():
+            if base and r.get("useful_tokens_per_s"):
+                r["speedup_vs_seed"] = round(r["useful_tokens_per_s"] / base, 2)
+    a.out.write_text(json.dumps({"params": params, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    if "--child" in sys.argv:
+        cp = argparse.ArgumentParser()
+        cp.add_argument("--child", action="store_true")
+        cp.add_argument("--model")
+        cp.add_argument("--data")
+        cp.add_argument("--cap", type=float)
+        cp.add_argument("--steps", type=int)
+        cp.add_argument("--warmup", type=int)
+        print("RESULT " + json.dumps(seed_child(cp.parse_args())), flush=True)
+    else:
+        main()
