@@ -108,6 +108,10 @@ def test_plan_page_cpu_plan_then_a_simulated_8gb_card(qtbot, window):
     assert page.reason["micro_batch"].text().startswith("Set by you")
     page.micro.setValue(0)
     assert window.session.cfg.train.micro_batch is None
+    # Packing is off unless asked for; the switch reaches the config the trainer gets.
+    assert page.pack.currentData() is False and window.session.cfg.train.packing is False
+    page.pack.setCurrentIndex(page.pack.findData(True))
+    assert window.session.cfg.train.packing is True
 
 
 def test_train_button_without_data_points_to_the_data_page(qtbot, window):

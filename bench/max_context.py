@@ -1,0 +1,139 @@
+"""The longest sequence that trains at batch 1 on a simulated card (GPU machine).
+
+    python3 -m bench.max_context --tokenizer .gpu/tok --out bench/results/max_context/max_context.json \\
+        [--presets deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b,llama-3.1-8b] [--cards 8,12]
+
+For each preset and card (8 GB -> 7.0 GiB cap, 12 GB -> 10.5 GiB), one process loads the
+random-weight model the way the planner sets it up for long sequences on a small card
+(4-bit NF4, gradient checkpointing, LoRA r16 on every linear layer, 8-bit AdamW, the
+embedding table in RAM for untied models) and trains 5 steps (every token trained) at
+growing lengths: doubling from 1,024 until out of memory, then bisecting to 256 tokens.
+It records the longest length that trained, its peak memory (allocated / reserved), and
+the longest length the planner predicts fits the same budget, so the memory model's
+long-sequence terms can be checked against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.planner_check import CAPS
+
+GiB = 1024**3
+STEP = 256
+
+
+def child(a) -> dict:
+    import torch
+
+    from engine import model_info
+    from engine.config import LoraConfig, ModelConfig, TrainConfig
+    from engine.loading import add_lora, choose_placement, load_model
+    from engine.loss import loss_sum
+    from engine.train import make_optimizer
+
+    torch.cuda.set_per_process_memory_fraction(a.cap * GiB / torch.cuda.get_device_properties(0).total_memory)
+    info = model_info.from_folder(Path(a.model))
+    cfg = ModelConfig(source=a.model, quantization="4bit", gradient_checkpointing=True,
+                      embeddings_on_cpu=not info.tied_embeddings)
+    placement = choose_placement(cfg, "cuda", print)
+    model = add_lora(load_model(Path(a.model), cfg, placement, embedding_module=info.embedding_module),
+                     LoraConfig(r=16, alpha=32), gradient_checkpointing=True)
+    model.train()
+    opt = make_optimizer(model, TrainConfig(lr=1e-4, optimizer="adamw_8bit"))
+
+    def trains(length: int) -> dict | None:
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        try:
+            for _ in range(5):
+                ids = torch.randint(0, min(info.vocab_size, 49152), (1, length), device="cuda")
+                with torch.autocast("cuda", dtype=placement.dtype):
+                    loss = loss_sum(model, ids, None, ids) / length
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            torch.cuda.synchronize()
+            return {"length": length, "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / GiB, 3),
+                    "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GiB, 3)}
+        except torch.OutOfMemoryError:
+            opt.zero_grad(set_to_none=True)
+            return None
+
+    best, low, high = None, 0, None
+    length = 1024
+    while high is None:  # double until out of memory
+        r = trains(length)
+        if r is None:
+            high = length
+        else:
+            best, low, length = r, length, length * 2
+            if length > a.limit:
+                high = length
+    while high - low > STEP:  # bisect to STEP tokens
+        mid = (low + high) // 2 // STEP * STEP
+        r = trains(mid)
+        best, low, high = (r, mid, high) if r else (best, low, mid)
+    return {"max_length": low, "at_max": best}
+
+
+def _planner_fits(info, budget: int, n: int) -> bool:
+    """Does the planner fit examples of n tokens at batch 1 (without shortening them)?"""
+    import numpy as np
+
+    from engine.planner import plan
+
+    p = plan(info, budget_bytes=budget, lengths=np.full(16, n), effective_batch=1)
+    return p.fits and p.max_seq_len >= n and p.micro_batch == 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokenizer", type=Path, default=Path(".gpu/tok"))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--presets", default="deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b,llama-3.1-8b")
+    ap.add_argument("--cards", default="8,12")
+    ap.add_argument("--limit", type=int, default=65536, help="stop doubling past this length")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/planner_check"))
+    a = ap.parse_args()
+    from engine import model_info, presets
+    from engine.planner import budget_from_cap
+
+    rows = []
+    for name in a.presets.split(","):
+        folder = a.workdir / name
+        if not (folder / "config.json").is_file():
+            presets.build_random_model(name, folder, tokenizer_folder=a.tokenizer, device="cuda")
+        info = model_info.from_preset(name)
+        for card in map(int, a.cards.split(",")):
+            cap = CAPS[card]
+            cmd = [sys.executable, "-m", "bench.max_context", "--child", "--model", str(folder), "--cap", str(cap),
+                   "--limit", str(a.limit)]
+            out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+            line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+            r = json.loads(line[7:]) if line else {"error": out.stderr[-800:]}
+            budget = budget_from_cap(int(cap * GiB))
+            predicted = max((n for n in range(STEP, a.limit + 1, STEP) if _planner_fits(info, budget, n)), default=0)
+            rows.append({"preset": name, "card_gb": card, "cap_gib": cap, **r, "planner_max_length": predicted})
+            print(json.dumps(rows[-1]), flush=True)
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.write_text(json.dumps({"rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    if "--child" in sys.argv:
+        cp = argparse.ArgumentParser()
+        cp.add_argument("--child", action="store_true")
+        cp.add_argument("--model")
+        cp.add_argument("--cap", type=float)
+        cp.add_argument("--limit", type=int)
+        print("RESULT " + json.dumps(child(cp.parse_args())), flush=True)
+    else:
+        main()
