@@ -18,14 +18,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
+from bench.child import GiB, cap_allocator, report, run_child
 from bench.planner_check import CAPS
-
-GiB = 1024**3
 STEP = 256
 
 
@@ -38,7 +35,7 @@ def child(a) -> dict:
     from engine.loss import loss_sum
     from engine.train import make_optimizer
 
-    torch.cuda.set_per_process_memory_fraction(a.cap * GiB / torch.cuda.get_device_properties(0).total_memory)
+    cap_allocator(a.cap)
     info = model_info.from_folder(Path(a.model))
     cfg = ModelConfig(source=a.model, quantization="4bit", gradient_checkpointing=True,
                       embeddings_on_cpu=not info.tied_embeddings)
@@ -114,11 +111,7 @@ def main() -> None:
         info = model_info.from_preset(name)
         for card in map(int, a.cards.split(",")):
             cap = CAPS[card]
-            cmd = [sys.executable, "-m", "bench.max_context", "--child", "--model", str(folder), "--cap", str(cap),
-                   "--limit", str(a.limit)]
-            out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-            line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
-            r = json.loads(line[7:]) if line else {"error": out.stderr[-800:]}
+            r = run_child("bench.max_context", "--model", folder, "--cap", cap, "--limit", a.limit)
             budget = budget_from_cap(int(cap * GiB))
             predicted = max((n for n in range(STEP, a.limit + 1, STEP) if _planner_fits(info, budget, n)), default=0)
             rows.append({"preset": name, "card_gb": card, "cap_gib": cap, **r, "planner_max_length": predicted})
@@ -134,6 +127,6 @@ if __name__ == "__main__":
         cp.add_argument("--model")
         cp.add_argument("--cap", type=float)
         cp.add_argument("--limit", type=int)
-        print("RESULT " + json.dumps(child(cp.parse_args())), flush=True)
+        report(child(cp.parse_args()))
     else:
         main()

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -40,6 +38,8 @@ from engine import model_info, presets
 from engine.memory import GiB
 from engine.planner import budget_from_cap, plan
 
+from bench.child import cap_allocator, run_child
+from bench.child import report as report_result
 from bench.synthetic import instruction_lengths
 
 CAPS = {8: 7.0, 12: 10.5, 24: 23.0}
@@ -47,15 +47,11 @@ CAPS = {8: 7.0, 12: 10.5, 24: 23.0}
 
 def child(a) -> None:
     """One measurement, in a fresh process: cap the allocator, then measure."""
-    import torch
-
     from bench.memory_probe import measure
 
-    total = torch.cuda.get_device_properties(0).total_memory
-    torch.cuda.set_per_process_memory_fraction(a.cap * GiB / total)
-    r = measure(Path(a.model), a.quant, a.ckpt == 1, a.mb, a.seq, steps=10, warmup=2, optimizer=a.optimizer,
-                embeddings_on_cpu=a.cpu_embed == 1, lora_r=a.rank)
-    print("RESULT " + json.dumps(r), flush=True)
+    cap_allocator(a.cap)
+    report_result(measure(Path(a.model), a.quant, a.ckpt == 1, a.mb, a.seq, steps=10, warmup=2, optimizer=a.optimizer,
+                          embeddings_on_cpu=a.cpu_embed == 1, lora_r=a.rank))
 
 
 def main() -> None:
@@ -91,13 +87,9 @@ def main() -> None:
         for card, (cap, p) in plans.items():
             measured = None
             if p.fits:
-                cmd = [sys.executable, "-m", "bench.planner_check", "--child", "--model", str(folder), "--cap", str(cap),
-                       "--quant", p.quantization, "--ckpt", str(int(p.gradient_checkpointing)), "--mb", str(p.micro_batch),
-                       "--seq", str(p.max_seq_len), "--optimizer", p.optimizer, "--cpu-embed", str(int(p.embeddings_on_cpu)),
-                       "--rank", str(p.lora_r)]
-                out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-                line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
-                measured = json.loads(line[7:]) if line else {"ok": False, "error": out.stderr[-800:]}
+                measured = run_child("bench.planner_check", "--model", folder, "--cap", cap, "--quant", p.quantization,
+                                     "--ckpt", int(p.gradient_checkpointing), "--mb", p.micro_batch, "--seq", p.max_seq_len,
+                                     "--optimizer", p.optimizer, "--cpu-embed", int(p.embeddings_on_cpu), "--rank", p.lora_r)
             row = _row(name, card, cap, p, measured)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k not in ("breakdown", "suggestion")}), flush=True)

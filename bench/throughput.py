@@ -29,10 +29,10 @@ import sys
 import time
 from pathlib import Path
 
+from bench.child import GiB, cap_allocator, report, run_child
 from bench.planner_check import CAPS
 from bench.synthetic import write_instruction_jsonl
 
-GiB = 1024**3
 PEAK_FLOPS = 989e12
 
 
@@ -42,7 +42,7 @@ def seed_child(a) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.cuda.set_per_process_memory_fraction(a.cap * GiB / torch.cuda.get_device_properties(0).total_memory)
+    cap_allocator(a.cap)
     tok = AutoTokenizer.from_pretrained(a.model)
     tok.pad_token = tok.pad_token or tok.eos_token
     rows = [json.loads(line) for line in open(a.data, encoding="utf-8")]
@@ -143,11 +143,8 @@ def main() -> None:
         cap = CAPS[card]
         for variant in a.variants.split(","):
             if variant == "seed":
-                cmd = [sys.executable, "-m", "bench.throughput", "--child", "--model", str(a.model), "--data", str(a.data),
-                       "--cap", str(cap), "--steps", str(a.steps), "--warmup", str(a.warmup)]
-                out = subprocess.run(cmd, capture_output=True, text=True)
-                line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
-                r = json.loads(line[7:]) if line else {"ok": False, "error": out.stderr[-800:]}
+                r = run_child("bench.throughput", "--model", a.model, "--data", a.data, "--cap", cap, "--steps", a.steps,
+                              "--warmup", a.warmup)
             else:
                 r = tunedesk_run(a, cap, variant == "packed", a.workdir)
             if r.get("useful_tokens_per_s"):
@@ -174,6 +171,6 @@ if __name__ == "__main__":
         cp.add_argument("--cap", type=float)
         cp.add_argument("--steps", type=int)
         cp.add_argument("--warmup", type=int)
-        print("RESULT " + json.dumps(seed_child(cp.parse_args())), flush=True)
+        report(seed_child(cp.parse_args()))
     else:
         main()

@@ -1,0 +1,28 @@
+"""Each GPU measurement runs in a fresh process: its allocator cap, caches and any
+out-of-memory state never leak into the next one. The child prints one `RESULT {json}`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+GiB = 1024**3
+
+
+def run_child(module: str, *args) -> dict:
+    """`python -m module --child args…`; its RESULT object, or the end of its stderr."""
+    out = subprocess.run([sys.executable, "-m", module, "--child", *map(str, args)], capture_output=True, text=True)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    return json.loads(line[7:]) if line else {"ok": False, "error": out.stderr[-800:]}
+
+
+def report(result: dict) -> None:
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def cap_allocator(cap_gib: float) -> None:
+    """Simulate a smaller card: the caching allocator raises out-of-memory past cap_gib."""
+    import torch
+
+    torch.cuda.set_per_process_memory_fraction(cap_gib * GiB / torch.cuda.get_device_properties(0).total_memory)
