@@ -87,6 +87,9 @@ class TrainConfig:
     """Examples per optimizer step. None: 16 on a GPU, 4 on the CPU."""
     optimizer: str | None = None
     """'adamw' (fp32 states) or 'adamw_8bit' (bitsandbytes, CUDA). None: the planner chooses."""
+    skip_longer_than: int | None = None
+    """Set by out-of-memory recovery: longer examples are passed over from then on (they
+    stay in the data, so the order is unchanged and a resumed run stays exact)."""
     packing: bool = False
     """Lay a step's examples end to end in rows of up to max_seq_len tokens (no attention
     across examples): fewer, fuller forward passes for the same examples per step."""

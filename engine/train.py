@@ -72,8 +72,17 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.group = 1  # length-grouping unit: the planned micro-batch, set in setup()
         self._order_cache: tuple[int, list[int]] = (-1, [])
-        self.max_len: int | None = None  # lowered only by out-of-memory recovery
         self.oom_events = 0
+
+    @property
+    def max_len(self) -> int | None:
+        """Lowered only by out-of-memory recovery; kept in the config, so a resumed run
+        (and its calibration) starts from it instead of running out of memory again."""
+        return self.cfg.train.skip_longer_than
+
+    @max_len.setter
+    def max_len(self, value: int | None) -> None:
+        self.cfg.train.skip_longer_than = value
 
     # -- setup ----------------------------------------------------------------------
     @classmethod

@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
 
         cfg, _ = RunDir.open(path).read_config()
         cfg.name, cfg.out_dir = "", self.session.cfg.out_dir
+        cfg.train.skip_longer_than = None  # that run's out-of-memory recovery; a new run calibrates anew
         self.session.cfg = cfg
         self.plan_page.load_fields()
         self.session.load_model(cfg.model.source)

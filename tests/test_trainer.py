@@ -212,3 +212,27 @@ def test_pack_rows_fills_rows_first_fit_decreasing():
     rows = pack_rows([500, 300, 900, 200, 100, 1000], capacity=1000)
     assert sorted(sorted(r) for r in rows) == [[0, 1, 3], [2, 4], [5]]
     assert all(sum([500, 300, 900, 200, 100, 1000][i] for i in r) <= 1000 for r in rows)
+
+
+def test_a_resumed_run_keeps_the_shortened_length_of_an_oom_recovery(tiny_model_folder, tmp_path):
+    """Recovery at micro-batch 1 with checkpointing passes over long examples; the limit
+    is part of the run's config, so resuming starts from it instead of failing again."""
+    t = Trainer(_cfg(tiny_model_folder, tmp_path, max_steps=4, micro_batch=1, grad_accum=2, checkpoint_every=2),
+                StopAfter(2))
+    t.cfg.model.gradient_checkpointing = True
+    t.setup()
+    limit = sorted(len(e) for e in t.data.train)[len(t.data.train) // 2]
+    decoder = t.model.get_base_model().get_decoder()
+    real_forward = decoder.forward
+
+    def forward(*args, input_ids=None, **kw):
+        if torch.is_grad_enabled() and input_ids.shape[1] > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(*args, input_ids=input_ids, **kw)
+
+    decoder.forward = forward
+    assert t.fit()["status"] == "stopped"
+    assert t.max_len is not None and t.max_len <= limit and t.oom_events >= 1
+    resumed = Trainer.resume(tmp_path / "tiny", RecordingReporter())
+    assert resumed.max_len == t.max_len
+    assert resumed.fit()["status"] == "finished"
