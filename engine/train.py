@@ -294,6 +294,10 @@ class Trainer:
             self.pos = Position(start.epoch, start.index)  # the same examples again, split finer
             self._recover_from_oom()
 
+    def _longest(self) -> int:
+        """The most tokens one example (or one packed row) may have now."""
+        return min(self.max_len or self.cfg.data.max_seq_len, self.cfg.data.max_seq_len)
+
     @staticmethod
     def _out_of_memory(fn, *args) -> bool:
         """Run fn; True if CUDA ran out of memory. Recovery happens in the caller, after
@@ -307,7 +311,7 @@ class Trainer:
 
     def _probe_step(self, vocab: int) -> None:
         t = self.cfg.train
-        seq = min(self.max_len or self.cfg.data.max_seq_len, self.cfg.data.max_seq_len)
+        seq = self._longest()
         # Train mode, as in the real step: a freshly loaded model is in eval mode, where
         # gradient checkpointing does not act and every layer's activations are kept.
         self.model.train()
@@ -354,8 +358,7 @@ class Trainer:
         micro-batches of micro_batch rows: the planned shape, with less padding."""
         t = self.cfg.train
         examples = [self.data.train[i] for b in idx for i in b]
-        width = min(self.max_len or self.cfg.data.max_seq_len, self.cfg.data.max_seq_len)
-        rows = [[examples[i] for i in r] for r in pack_rows([len(e) for e in examples], width)]
+        rows = [[examples[i] for i in r] for r in pack_rows([len(e) for e in examples], self._longest())]
         return [collate_packed(rows[k : k + t.micro_batch], self.tokenizer.pad_token_id) for k in range(0, len(rows), t.micro_batch)]
 
     def _recover_from_oom(self, cause: str | None = None) -> None:

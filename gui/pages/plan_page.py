@@ -122,7 +122,8 @@ class PlanPage(QWidget):
         rows = [("Quantization", self.quant, "quantization"), ("Gradient checkpointing", self.ckpt, "gradient_checkpointing"),
                 ("Micro-batch", self.micro, "micro_batch"), ("Effective batch", self.effective, "grad_accum"),
                 ("Max sequence length", self.seq, "max_seq_len"), ("Optimizer", self.optim, "optimizer"),
-                ("Pack short examples", self.pack, ""), ("LoRA rank", self.rank, "lora_r"), ("Epochs", self.epochs, ""), ("Max steps", self.max_steps, ""),
+                ("Pack short examples", self.pack, ""), ("LoRA rank", self.rank, "lora_r"), ("Epochs", self.epochs, ""),
+                ("Max steps", self.max_steps, ""),
                 ("Learning rate", self.lr, ""), ("Evaluate every", self.eval_every, ""),
                 ("Checkpoint every", self.ckpt_every, ""), ("Plan for a card of", self.vram, "")]
         for label, widget, key in rows:
