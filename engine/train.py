@@ -237,10 +237,12 @@ class Trainer:
                     self._recover_from_oom(f"Calibration: {over}")
                     continue
             break
+        allocated = torch.cuda.max_memory_allocated() + lora_states
         torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()  # the steps' memory readings are their own, not the probe's
         self.plan["calibration"] = {
             "measured_reserved": measured,
-            "measured_allocated": torch.cuda.max_memory_allocated() + lora_states,
+            "measured_allocated": allocated,
             "loaded_allocated": loaded,
             "estimate": self.plan["estimate_bytes"],
             "micro_batch": t.micro_batch,
