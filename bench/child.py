@@ -26,3 +26,14 @@ def cap_allocator(cap_gib: float) -> None:
     import torch
 
     torch.cuda.set_per_process_memory_fraction(cap_gib * GiB / torch.cuda.get_device_properties(0).total_memory)
+
+
+def child_args(**types):
+    """The child's own arguments, --name=value with the given types (`cpu_embed` is --cpu-embed)."""
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--child", action="store_true")
+    for name, kind in types.items():
+        p.add_argument("--" + name.replace("_", "-"), type=kind)
+    return p.parse_args()

@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.child import GiB, cap_allocator, report, run_child
+from bench.child import GiB, cap_allocator, child_args, report, run_child
 from bench.planner_check import CAPS
 STEP = 256
 
@@ -122,11 +122,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if "--child" in sys.argv:
-        cp = argparse.ArgumentParser()
-        cp.add_argument("--child", action="store_true")
-        cp.add_argument("--model")
-        cp.add_argument("--cap", type=float)
-        cp.add_argument("--limit", type=int)
-        report(child(cp.parse_args()))
+        report(child(child_args(model=str, cap=float, limit=int)))
     else:
         main()

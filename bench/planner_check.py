@@ -38,7 +38,7 @@ from engine import model_info, presets
 from engine.memory import GiB
 from engine.planner import budget_from_cap, plan
 
-from bench.child import cap_allocator, run_child
+from bench.child import cap_allocator, child_args, run_child
 from bench.child import report as report_result
 from bench.synthetic import instruction_lengths
 
@@ -187,17 +187,7 @@ if __name__ == "__main__":
     if "--report" in sys.argv:
         sys.exit(0 if report([Path(f) for f in sys.argv[sys.argv.index("--report") + 1 :]]) else 1)
     if "--child" in sys.argv:
-        cp = argparse.ArgumentParser()
-        cp.add_argument("--child", action="store_true")
-        cp.add_argument("--model")
-        cp.add_argument("--cap", type=float)
-        cp.add_argument("--quant")
-        cp.add_argument("--ckpt", type=int)
-        cp.add_argument("--mb", type=int)
-        cp.add_argument("--seq", type=int)
-        cp.add_argument("--optimizer")
-        cp.add_argument("--cpu-embed", type=int)
-        cp.add_argument("--rank", type=int)
-        child(cp.parse_args())
+        child(child_args(model=str, cap=float, quant=str, ckpt=int, mb=int, seq=int, optimizer=str, cpu_embed=int,
+                         rank=int))
     else:
         main()

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child import GiB, cap_allocator, report, run_child
+from bench.child import GiB, cap_allocator, child_args, report, run_child
 from bench.planner_check import CAPS
 from bench.synthetic import write_instruction_jsonl
 
@@ -164,13 +164,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if "--child" in sys.argv:
-        cp = argparse.ArgumentParser()
-        cp.add_argument("--child", action="store_true")
-        cp.add_argument("--model")
-        cp.add_argument("--data")
-        cp.add_argument("--cap", type=float)
-        cp.add_argument("--steps", type=int)
-        cp.add_argument("--warmup", type=int)
-        report(seed_child(cp.parse_args()))
+        report(seed_child(child_args(model=str, data=str, cap=float, steps=int, warmup=int)))
     else:
         main()
