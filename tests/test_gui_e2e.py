@@ -54,6 +54,7 @@ def test_train_the_demo_from_the_window_and_stay_responsive(qtbot, window):
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
     assert w.train_page.progress.value() == STEPS and "step 6 / 6" in w.train_page.progress.format()
     assert "Training finished" in w.train_page.banner.text()
+    assert w.train_page.mem_plot.getViewBox().viewRange()[1][0] == 0  # memory is drawn from zero
 
     # The trained model goes to the Compare page as it is in memory: no reload.
     qtbot.waitUntil(lambda: w.compare_page.chat is not None, timeout=30_000)

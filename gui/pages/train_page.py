@@ -298,6 +298,8 @@ class TrainPage(QWidget):
         self.eval_curve.setData(s["eval_x"], s["eval"])
         self.lr_curve.setData(s["lr_x"], s["lr"])
         self.mem_curve.setData(s["mem_x"], s["mem"])
+        if s["mem"]:  # from zero: auto-range would blow a 1 MB wobble up to the whole height
+            self.mem_plot.setYRange(0, max(s["mem"]) * 1.1, padding=0)
         self.mem_plot.setTitle("GPU memory (peak)" if self.session.hardware and self.session.hardware.gpu else "Process memory (RAM)")
         self.util_curve.setData(s["util_x"], s["util"])
         gpu = bool(self.session.hardware and self.session.hardware.gpu)
