@@ -5,12 +5,12 @@
 
 For each preset and card (8 GB -> 7.0 GiB cap, 12 GB -> 10.5 GiB), one process loads the
 random-weight model the way the planner sets it up for long sequences on a small card
-(4-bit NF4, gradient checkpointing, LoRA r16 on every linear layer, 8-bit AdamW, the
-embedding table in RAM for untied models) and trains 5 steps (every token trained) at
-growing lengths: doubling from 1,024 until out of memory, then bisecting to 256 tokens.
-It records the longest length that trained, its peak memory (allocated / reserved), and
-the longest length the planner predicts fits the same budget, so the memory model's
-long-sequence terms can be checked against it.
+(4-bit NF4, gradient checkpointing, lean memory, LoRA r16 on every linear layer, 8-bit
+AdamW, the embedding table in RAM for untied models) and trains 5 steps (every token
+trained) at a length, starting from the longest the planner predicts fits the same
+budget: doubling until out of memory, then bisecting to STEP tokens. It records the
+longest length that trained, its peak memory (allocated / reserved) and the planner's
+prediction, so the memory model's long-sequence terms are checked against it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.child import GiB, cap_allocator, child_args, report, run_child
 from bench.planner_check import CAPS
-STEP = 256
+STEP = 512
 
 
 def child(a) -> dict:
@@ -38,10 +38,10 @@ def child(a) -> dict:
     cap_allocator(a.cap)
     info = model_info.from_folder(Path(a.model))
     cfg = ModelConfig(source=a.model, quantization="4bit", gradient_checkpointing=True,
-                      embeddings_on_cpu=not info.tied_embeddings)
+                      embeddings_on_cpu=not info.tied_embeddings, lean_memory=True)
     placement = choose_placement(cfg, "cuda", print)
     model = add_lora(load_model(Path(a.model), cfg, placement, embedding_module=info.embedding_module),
-                     LoraConfig(r=16, alpha=32), gradient_checkpointing=True)
+                     LoraConfig(r=16, alpha=32), gradient_checkpointing=True, lean=True)
     model.train()
     opt = make_optimizer(model, TrainConfig(lr=1e-4, optimizer="adamw_8bit"))
 
@@ -65,16 +65,16 @@ def child(a) -> dict:
             return None
 
     best, low, high = None, 0, None
-    length = 1024
+    length = max(STEP, a.start // STEP * STEP)
     while high is None:  # double until out of memory
         r = trains(length)
         if r is None:
             high = length
         else:
             best, low, length = r, length, length * 2
-            if length > a.limit:
-                high = length
-    while high - low > STEP:  # bisect to STEP tokens
+            if length > a.limit:  # longer than asked for: the search ends here
+                return {"max_length": low, "at_max": best, "search_limit_reached": True}
+    while high - low > STEP:  # bisect to STEP tokens (below the start too, if it failed)
         mid = (low + high) // 2 // STEP * STEP
         r = trains(mid)
         best, low, high = (r, mid, high) if r else (best, low, mid)
@@ -97,7 +97,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--presets", default="deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b,llama-3.1-8b")
     ap.add_argument("--cards", default="8,12")
-    ap.add_argument("--limit", type=int, default=65536, help="stop doubling past this length")
+    ap.add_argument("--limit", type=int, default=16384, help="do not try lengths past this")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/planner_check"))
     a = ap.parse_args()
     from engine import model_info, presets
@@ -111,9 +111,10 @@ def main() -> None:
         info = model_info.from_preset(name)
         for card in map(int, a.cards.split(",")):
             cap = CAPS[card]
-            r = run_child("bench.max_context", "--model", folder, "--cap", cap, "--limit", a.limit)
             budget = budget_from_cap(int(cap * GiB))
             predicted = max((n for n in range(STEP, a.limit + 1, STEP) if _planner_fits(info, budget, n)), default=0)
+            r = run_child("bench.max_context", "--model", folder, "--cap", cap, "--limit", a.limit,
+                          "--start", min(predicted, a.limit) or 2048)
             rows.append({"preset": name, "card_gb": card, "cap_gib": cap, **r, "planner_max_length": predicted})
             print(json.dumps(rows[-1]), flush=True)
             a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -122,6 +123,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if "--child" in sys.argv:
-        report(child(child_args(model=str, cap=float, limit=int)))
+        report(child(child_args(model=str, cap=float, limit=int, start=int)))
     else:
         main()

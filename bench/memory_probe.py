@@ -29,7 +29,7 @@ DEFAULT_SHAPES = "none:0:1:512,none:0:1:2048,none:1:1:2048,none:0:4:512,4bit:0:1
 
 
 def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int = 3, warmup: int = 0,
-            optimizer: str = "adamw", embeddings_on_cpu: bool = False, lora_r: int = 16) -> dict:
+            optimizer: str = "adamw", embeddings_on_cpu: bool = False, lora_r: int = 16, lean: bool = False) -> dict:
     """Peak memory and speed of `steps` training steps, loaded the way the engine loads."""
     from engine.config import TrainConfig
     from engine.train import make_optimizer
@@ -37,7 +37,7 @@ def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int 
     cfg = ModelConfig(source=str(folder), quantization=quant, gradient_checkpointing=ckpt, embeddings_on_cpu=embeddings_on_cpu)
     placement = choose_placement(cfg, "cuda", print)
     base = load_model(folder, cfg, placement, embedding_module=model_info.from_folder(folder).embedding_module)
-    model = add_lora(base, LoraConfig(r=lora_r, alpha=2 * lora_r), gradient_checkpointing=ckpt)
+    model = add_lora(base, LoraConfig(r=lora_r, alpha=2 * lora_r), gradient_checkpointing=ckpt, lean=lean)
     model.train()
     opt = make_optimizer(model, TrainConfig(lr=1e-4, optimizer=optimizer))
     torch.cuda.synchronize()

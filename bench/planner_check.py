@@ -51,7 +51,7 @@ def child(a) -> None:
 
     cap_allocator(a.cap)
     report_result(measure(Path(a.model), a.quant, a.ckpt == 1, a.mb, a.seq, steps=10, warmup=2, optimizer=a.optimizer,
-                          embeddings_on_cpu=a.cpu_embed == 1, lora_r=a.rank))
+                          embeddings_on_cpu=a.cpu_embed == 1, lora_r=a.rank, lean=a.lean == 1))
 
 
 def main() -> None:
@@ -89,7 +89,8 @@ def main() -> None:
             if p.fits:
                 measured = run_child("bench.planner_check", "--model", folder, "--cap", cap, "--quant", p.quantization,
                                      "--ckpt", int(p.gradient_checkpointing), "--mb", p.micro_batch, "--seq", p.max_seq_len,
-                                     "--optimizer", p.optimizer, "--cpu-embed", int(p.embeddings_on_cpu), "--rank", p.lora_r)
+                                     "--optimizer", p.optimizer, "--cpu-embed", int(p.embeddings_on_cpu), "--rank", p.lora_r,
+                                     "--lean", int(p.lean_memory))
             row = _row(name, card, cap, p, measured)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k not in ("breakdown", "suggestion")}), flush=True)
@@ -111,7 +112,7 @@ def _row(name, card, cap, p, m) -> dict:
     row = {
         "preset": name, "card_gb": card, "cap_gib": cap, "budget_gib": round(p.budget_bytes / GiB, 3), "fits": p.fits,
         "quantization": p.quantization, "gradient_checkpointing": p.gradient_checkpointing,
-        "optimizer": p.optimizer, "embeddings_on_cpu": p.embeddings_on_cpu, "lora_r": p.lora_r,
+        "optimizer": p.optimizer, "embeddings_on_cpu": p.embeddings_on_cpu, "lean_memory": p.lean_memory, "lora_r": p.lora_r,
         "micro_batch": p.micro_batch, "grad_accum": p.grad_accum, "max_seq_len": p.max_seq_len,
         "predicted_gib": round(p.estimate_bytes / GiB, 3), "breakdown": p.breakdown, "suggestion": p.suggestion,
     }
@@ -130,7 +131,7 @@ def _row(name, card, cap, p, m) -> dict:
     return row
 
 
-KEYS = ("fits", "quantization", "gradient_checkpointing", "optimizer", "embeddings_on_cpu", "lora_r",
+KEYS = ("fits", "quantization", "gradient_checkpointing", "optimizer", "embeddings_on_cpu", "lean_memory", "lora_r",
         "micro_batch", "grad_accum", "max_seq_len")
 
 
@@ -141,10 +142,14 @@ def report(files: list[Path]) -> bool:
     for f in files:
         for r in json.loads(f.read_text())["rows"]:
             merged.setdefault((r["preset"], r["card_gb"]), r)
+    for (name, card), r in merged.items():  # a twin's row follows its measured preset's newest row
+        if r.get("measured_as") and (r["measured_as"], card) in merged:
+            merged[name, card] = {**merged[r["measured_as"], card], "preset": name, "measured_as": r["measured_as"]}
     rows, problems = [], []
     for (name, card), r in sorted(merged.items()):
         p = plan(model_info.from_preset(name), budget_bytes=budget_from_cap(int(CAPS[card] * GiB)), lengths=lengths)
-        changed = [k for k in KEYS if getattr(p, k) != r[k]]
+        # Rows from before lean memory lack its key; a refusal is compared only as a refusal.
+        changed = [k for k in KEYS if getattr(p, k) != r.get(k, False)] if (p.fits or r["fits"]) else []
         r = {**r, "predicted_gib": round(p.estimate_bytes / GiB, 3), "breakdown": p.breakdown}
         if changed:
             problems.append(f"{name} {card} GB: plan changed since measured ({', '.join(changed)}): remeasure")
@@ -162,7 +167,7 @@ def report(files: list[Path]) -> bool:
     out = files[0].parent
     (out / "planner_check.json").write_text(json.dumps({"rows": rows, "problems": problems}, indent=2))
     lines = [
-        "| preset | card | plan (quant, ckpt, optim, emb-in-RAM, r, mb x accum, seq) | predicted GiB | measured alloc / reserved GiB "
+        "| preset | card | plan (quant, ckpt, optim, emb-in-RAM, lean, r, mb x accum, seq) | predicted GiB | measured alloc / reserved GiB "
         "| pred/reserved | budget used | tok/s | OOM |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -173,6 +178,7 @@ def report(files: list[Path]) -> bool:
         ck = "ckpt on" if r["gradient_checkpointing"] else "ckpt off"
         lines.append(
             f"| {r['preset']} | {r['card_gb']} GB | {r['quantization']}, {ck}, {r['optimizer']}, {'yes' if r['embeddings_on_cpu'] else 'no'}, "
+            f"{'lean' if r.get('lean_memory') else '–'}, "
             f"r{r['lora_r']}, {r['micro_batch']}x{r['grad_accum']}, {r['max_seq_len']} | {r['predicted_gib']} | "
             f"{r['measured_allocated_gib']} / {r['measured_reserved_gib']} | {r['predicted_over_reserved']} | {r['budget_used']} | "
             f"{r['tokens_per_s']:.0f} | {'YES' if r['oom'] else 'no'}{' (as ' + r['measured_as'] + ')' if r.get('measured_as') else ''} |"
@@ -187,7 +193,7 @@ if __name__ == "__main__":
     if "--report" in sys.argv:
         sys.exit(0 if report([Path(f) for f in sys.argv[sys.argv.index("--report") + 1 :]]) else 1)
     if "--child" in sys.argv:
-        child(child_args(model=str, cap=float, quant=str, ckpt=int, mb=int, seq=int, optimizer=str, cpu_embed=int,
+        child(child_args(model=str, cap=float, quant=str, ckpt=int, mb=int, seq=int, optimizer=str, cpu_embed=int, lean=int,
                          rank=int))
     else:
         main()

@@ -1,7 +1,7 @@
 """The seed-tutorial recipe against TuneDesk: same model, data and simulated card (GPU machine).
 
     python3 -m bench.throughput --tokenizer .gpu/tok --out bench/results/throughput/throughput.json \\
-        [--preset deepseek-r1-distill-qwen-1.5b] [--cards 12,8] [--steps 10] [--variants seed,tunedesk,packed]
+        [--preset deepseek-r1-distill-qwen-1.5b] [--cards 12,8] [--steps 10] [--variants seed,tunedesk,packed,packed_seed_mem]
 
 The model is the preset's architecture with random weights (bench/planner_check.py says
 why that is enough); the data are question/answer rows whose token lengths have median
@@ -11,7 +11,9 @@ allocator: 8 GB -> 7.0 GiB, 12 GB -> 10.5 GiB. Each variant runs in its own proc
   every example padded (and truncated) to 512 tokens, batch 2 x accumulation 4,
   labels = input_ids, the model's own cross-entropy over the full logits;
 - tunedesk: `tunedesk train` with its automatic plan (the card, the data's lengths);
-- packed: the same with --packing (a step's examples laid end to end in rows).
+- packed: the same with --packing (a step's examples laid end to end in rows);
+- packed_seed_mem: packed, on a card of only the memory the seed recipe reserved on it
+  (TuneDesk plans for whatever budget it is given: same peak, how much faster?).
 Useful tokens are the tokens a step attends to and learns from, padding excluded;
 tokens/s is over the steps after `--warmup`, without the evaluations. Model FLOPs
 utilization uses the common convention 6 x N x useful tokens per second (N = all
@@ -114,7 +116,7 @@ def tunedesk_run(a, cap: float, packing: bool, workdir: Path) -> dict:
         "peak_reserved_gib": round(max(m.get("mem_reserved_bytes", 0) for m in metrics.values()) / GiB, 3),
         "oom_recoveries": finished["summary"]["oom_recoveries"],
         "plan": {k: plan[k] for k in ("quantization", "gradient_checkpointing", "micro_batch", "grad_accum", "max_seq_len",
-                                      "optimizer", "embeddings_on_cpu", "lora_r", "estimate_bytes")},
+                                      "optimizer", "embeddings_on_cpu", "lean_memory", "lora_r", "estimate_bytes")},
     }
 
 
@@ -124,7 +126,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--preset", default="deepseek-r1-distill-qwen-1.5b")
     ap.add_argument("--cards", default="12,8")
-    ap.add_argument("--variants", default="seed,tunedesk,packed")
+    ap.add_argument("--variants", default="seed,tunedesk,packed,packed_seed_mem")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/throughput"))
@@ -142,14 +144,20 @@ def main() -> None:
     for card in map(int, a.cards.split(",")):
         cap = CAPS[card]
         for variant in a.variants.split(","):
-            if variant == "seed":
+            seed = next((r for r in rows if r["card_gb"] == card and r["variant"] == "seed" and r.get("ok")), None)
+            if variant == "packed_seed_mem":
+                if seed is None:
+                    continue  # the seed recipe did not run on this card: no peak to match
+                r = tunedesk_run(a, seed["peak_reserved_gib"], True, a.workdir)
+            elif variant == "seed":
                 r = run_child("bench.throughput", "--model", a.model, "--data", a.data, "--cap", cap, "--steps", a.steps,
                               "--warmup", a.warmup)
             else:
                 r = tunedesk_run(a, cap, variant == "packed", a.workdir)
             if r.get("useful_tokens_per_s"):
                 r["mfu"] = round(6 * params * r["useful_tokens_per_s"] / PEAK_FLOPS, 4)
-            rows.append({"preset": a.preset, "card_gb": card, "cap_gib": cap, "variant": variant, **r})
+            rows.append({"preset": a.preset, "card_gb": card, "cap_gib": seed["peak_reserved_gib"] if variant == "packed_seed_mem" else cap,
+                         "variant": variant, **r})
             print(json.dumps(rows[-1]), flush=True)
             a.out.parent.mkdir(parents=True, exist_ok=True)
             a.out.write_text(json.dumps({"params": params, "rows": rows}, indent=2))

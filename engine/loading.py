@@ -106,7 +106,7 @@ def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, em
     return model
 
 
-def add_lora(model, lora: LoraConfig, *, gradient_checkpointing: bool):
+def add_lora(model, lora: LoraConfig, *, gradient_checkpointing: bool, lean: bool = False):
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
@@ -124,4 +124,9 @@ def add_lora(model, lora: LoraConfig, *, gradient_checkpointing: bool):
         task_type="CAUSAL_LM",
         bias="none",
     )
-    return get_peft_model(model, peft_cfg)
+    model = get_peft_model(model, peft_cfg)
+    if lean and gradient_checkpointing:
+        from .lean import make_lean
+
+        make_lean(model)
+    return model

@@ -13,7 +13,9 @@ lora_state   LoRA params x (4 B fp32 weight + 4 B grad + optimizer: 8 B AdamW, 2
 activations  tokens T = micro_batch x seq_len. Without checkpointing each of L blocks
              keeps ~ (A_H h + A_I i) bytes per token (SDPA attention: linear in T, no T²
              score matrix); with checkpointing only each block's input (B h) is kept,
-             plus one block recomputed during backward.
+             plus one block recomputed during backward. Lean memory (engine/lean.py)
+             keeps the block inputs in RAM and has no LoRA dropout: what remains is
+             the recomputed block, (LEAN_H h + LEAN_I i) bytes per token.
 logits       one chunk of the chunked linear cross-entropy (engine/loss.py: never the
              full T x vocab logits) + the final hidden states and their trained-row copy.
 overhead     allocator slack (FRAG of the transient terms) + cuBLAS/cuDNN workspaces;
@@ -43,6 +45,10 @@ A_H = 34.5  # bytes per token per block per hidden unit, without checkpointing (
 A_I = 8.6  # bytes per token per block per intermediate unit
 B_H = 2.4  # bytes per token per block per hidden unit kept with checkpointing
 RECOMPUTE = 1.4  # the one block recomputed in backward holds this many times a block's activations
+# Lean memory's recomputed block: least squares over the 7B / 8B shapes at 2,048 and
+# 8,192 tokens (bench/results/levers/levers.json: 11.2, 10.8), rounded up.
+LEAN_H = 12.0
+LEAN_I = 11.5
 FRAG = 0.05
 CPU_EMBED_SLACK = 0.105
 WORKSPACE = 320 * 1024**2
@@ -60,6 +66,7 @@ class StepShape:
     lora_targets: list[str] | str = "all-linear"
     optimizer: str = "adamw"  # adamw | adamw_8bit
     embeddings_on_cpu: bool = False  # the input embedding table stays in RAM (untied models)
+    lean: bool = False  # lean memory (with checkpointing): engine/lean.py
 
 
 def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
@@ -74,7 +81,9 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
 
     tokens = s.micro_batch * s.seq_len
     per_block = tokens * (A_H * m.hidden_size + A_I * m.intermediate_size) * s.dtype_bytes / 2
-    if s.gradient_checkpointing:
+    if s.gradient_checkpointing and s.lean:
+        activations = tokens * (LEAN_H * m.hidden_size + LEAN_I * m.intermediate_size) * s.dtype_bytes / 2
+    elif s.gradient_checkpointing:
         activations = m.layers * tokens * B_H * m.hidden_size * s.dtype_bytes / 2 + RECOMPUTE * per_block
     else:
         activations = m.layers * per_block
@@ -86,6 +95,11 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
     if s.embeddings_on_cpu and not m.tied_embeddings:
         overhead += CPU_EMBED_SLACK * weights
     return {k: int(v) for k, v in dict(weights=weights, lora=lora, activations=activations, logits=logits, overhead=overhead).items()}
+
+
+def offloaded_bytes(m: ModelInfo, s: StepShape) -> int:
+    """Pinned RAM that lean memory holds: every block's checkpointed input."""
+    return m.layers * s.micro_batch * s.seq_len * m.hidden_size * s.dtype_bytes if s.lean and s.gradient_checkpointing else 0
 
 
 def peak_bytes(m: ModelInfo, s: StepShape) -> int:

@@ -16,23 +16,26 @@ from typing import Any
 
 import numpy as np
 
-from .memory import GiB, StepShape, breakdown
+from .memory import GiB, StepShape, breakdown, offloaded_bytes
 from .model_info import ModelInfo
 
 CONTEXT_RESERVE = 1 * GiB  # CUDA context + what the desktop holds, outside the allocator
 SAFETY = 0.05  # of the rest: headroom for what the estimate misses
-# (quantization, gradient checkpointing, optimizer, LoRA rank divisor), best first: a
-# halved rank still learns a persona or a format; dropping long rows loses data.
-# The embedding table in RAM costs nothing measurable (a lookup, then one copy of the
-# hidden states to the GPU) but only untied models can do it.
+LEAN_RAM = 4 * GiB  # most pinned RAM lean memory may take (a 16 GB PC keeps working)
+# (quantization, gradient checkpointing, optimizer, LoRA rank divisor, embeddings in
+# RAM, lean memory), best first: a halved rank still learns a persona or a format;
+# dropping long rows loses data. The embedding table in RAM costs nothing measurable (a
+# lookup, then one copy of the hidden states to the GPU) but only untied models can do
+# it. Lean memory (engine/lean.py) is slower, so it comes last, before a lower rank.
 ORDER = [
-    ("none", False, "adamw", 1, False),
-    ("none", True, "adamw", 1, False),
-    ("4bit", False, "adamw", 1, False),
-    ("4bit", True, "adamw", 1, False),
-    ("4bit", True, "adamw_8bit", 1, False),
-    ("4bit", True, "adamw_8bit", 1, True),
-    ("4bit", True, "adamw_8bit", 2, True),
+    ("none", False, "adamw", 1, False, False),
+    ("none", True, "adamw", 1, False, False),
+    ("4bit", False, "adamw", 1, False, False),
+    ("4bit", True, "adamw", 1, False, False),
+    ("4bit", True, "adamw_8bit", 1, False, False),
+    ("4bit", True, "adamw_8bit", 1, True, False),
+    ("4bit", True, "adamw_8bit", 1, True, True),
+    ("4bit", True, "adamw_8bit", 2, True, True),
 ]
 
 
@@ -54,6 +57,7 @@ class Plan:
     breakdown: dict[str, int]
     reasons: dict[str, str] = field(default_factory=dict)
     suggestion: str = ""
+    lean_memory: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +94,7 @@ def user_settings(cfg) -> dict[str, Any]:
         "max_seq_len": cfg.data.max_seq_len,
         "optimizer": cfg.train.optimizer,
         "embeddings_on_cpu": cfg.model.embeddings_on_cpu,
+        "lean_memory": cfg.model.lean_memory,
     }
     return {k: v for k, v in values.items() if v is not None}
 
@@ -141,16 +146,19 @@ def plan(
     for seq, seq_why in seq_candidates(lengths, m.context_length):
         if "max_seq_len" in force:
             seq, seq_why = force["max_seq_len"], "set by you"
-        for quant, ckpt, optim, rank_div, cpu_embed in ORDER:
-            if cpu_embed and m.tied_embeddings:
-                continue
-            cpu_embed = force.get("embeddings_on_cpu", cpu_embed)
+        for quant, ckpt, optim, rank_div, cpu_embed, lean in ORDER:
+            if cpu_embed and m.tied_embeddings and not lean:
+                continue  # (lean rows still apply to tied models, with the table on the GPU)
+            cpu_embed = force.get("embeddings_on_cpu", cpu_embed and not m.tied_embeddings)
             quant = force.get("quantization", quant)
             ckpt = force.get("gradient_checkpointing", ckpt)
+            lean = force.get("lean_memory", lean) and ckpt
             optim = force.get("optimizer", optim)
             rank = force.get("lora_r", max(4, lora_r // rank_div))
             for mb in _batches(effective_batch, force.get("micro_batch")):
-                shape = StepShape(quant, 2, mb, seq, ckpt, rank, optimizer=optim, embeddings_on_cpu=cpu_embed)
+                shape = StepShape(quant, 2, mb, seq, ckpt, rank, optimizer=optim, embeddings_on_cpu=cpu_embed, lean=lean)
+                if offloaded_bytes(m, shape) > LEAN_RAM:
+                    continue
                 parts = breakdown(m, shape)
                 total = sum(parts.values())
                 candidate = _make(m, shape, parts, budget_bytes, effective_batch, seq_why, bf16, lora_r)
@@ -196,6 +204,12 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r)
             if s.embeddings_on_cpu
             else "The embedding table stays on the GPU."
         ),
+        "lean_memory": (
+            "On: checkpointed activations wait in RAM and LoRA dropout is off, "
+            "so these sequences fit (3–19% slower)."
+            if s.lean
+            else "Off: not needed for these sequences."
+        ),
         "optimizer": (
             "AdamW with fp32 states: exact, and LoRA's states are small next to the weights."
             if s.optimizer == "adamw"
@@ -214,6 +228,7 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r)
         lora_targets="all-linear",
         optimizer=s.optimizer,
         embeddings_on_cpu=s.embeddings_on_cpu,
+        lean_memory=s.lean,
         budget_bytes=int(budget),
         estimate_bytes=sum(parts.values()),
         breakdown=parts,
@@ -224,7 +239,7 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r)
 def _suggest(m: ModelInfo, budget, lengths, effective, lora_r) -> str:
     # The longest sequence that would fit at the leanest setting, if any.
     lean = lambda seq: sum(breakdown(m, StepShape("4bit", 2, 1, seq, True, max(4, lora_r // 2), optimizer="adamw_8bit",  # noqa: E731
-                                                   embeddings_on_cpu=not m.tied_embeddings)).values())
+                                                   embeddings_on_cpu=not m.tied_embeddings, lean=True)).values())
     if lean(128) > budget:
         need = lean(512) / GiB
         return (f"Even 4-bit weights do not fit: this model needs about {need:.1f} GiB at 512 tokens, "
@@ -232,7 +247,7 @@ def _suggest(m: ModelInfo, budget, lengths, effective, lora_r) -> str:
     seq = 128
     while seq * 2 <= (m.context_length or 1 << 15) and lean(seq * 2) <= budget:
         seq *= 2
-    return f"Shorten the examples: at most {seq} tokens fit with 4-bit weights and gradient checkpointing."
+    return f"Shorten the examples: at most {seq} tokens fit with 4-bit weights, gradient checkpointing and lean memory."
 
 
 def _cpu_plan(m, lengths, effective, lora_r) -> Plan:

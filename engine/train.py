@@ -125,7 +125,8 @@ class Trainer:
         self.placement: Placement = choose_placement(cfg.model, cfg.train.device, rep.warning)
         rep.status(f"Loading {models.display_name(cfg.model.source)} on {self.placement.device.upper()}…")
         base = load_model(folder, cfg.model, self.placement, embedding_module=self.embedding_module)
-        self.model = add_lora(base, cfg.lora, gradient_checkpointing=bool(cfg.model.gradient_checkpointing))
+        self.model = add_lora(base, cfg.lora, gradient_checkpointing=bool(cfg.model.gradient_checkpointing),
+                              lean=bool(cfg.model.lean_memory))
         self.device = torch.device("cuda", torch.cuda.current_device()) if self.placement.device == "cuda" else torch.device("cpu")
         self.group = cfg.train.micro_batch  # length-grouping unit; fixed for the run
 
@@ -175,6 +176,9 @@ class Trainer:
         cfg.data.max_seq_len = p.max_seq_len
         t.optimizer = p.optimizer if cuda else "adamw"  # bitsandbytes' 8-bit states are CUDA only
         cfg.model.embeddings_on_cpu = bool(p.embeddings_on_cpu and cuda)
+        cfg.model.lean_memory = bool(p.lean_memory)  # (the CPU plan never chooses it; the user or a recovery may)
+        if cfg.model.lean_memory:
+            cfg.lora.dropout = 0.0  # lean memory has no LoRA dropout (engine/lean.py); the saved config says so
         self.embedding_module = info.embedding_module
         if p.lora_r != cfg.lora.r:
             rep.warning(f"LoRA rank lowered from {cfg.lora.r} to {p.lora_r} to fit the card")
@@ -185,7 +189,7 @@ class Trainer:
             rep.status(
                 f"Plan: {p.quantization if p.quantization != 'none' else 'unquantized'} weights, micro-batch {t.micro_batch} x "
                 f"{t.grad_accum}, checkpointing {'on' if p.gradient_checkpointing else 'off'}, up to {p.max_seq_len} tokens, "
-                f"{p.optimizer}: "
+                f"{p.optimizer}{', lean memory' if p.lean_memory else ''}: "
                 f"about {p.estimate_bytes / GiB:.1f} of {p.budget_bytes / GiB:.1f} GiB"
             )
         return {**p.to_dict(), "user_set": sorted(forced), "effective_batch": effective}
@@ -367,7 +371,8 @@ class Trainer:
         """Free what the failed step held, then make the step smaller, same effective batch.
 
         Order of retreat: halve the micro-batch (doubling accumulation); at micro-batch 1
-        turn gradient checkpointing on; then train only on shorter examples.
+        turn gradient checkpointing on, then lean memory; then train only on shorter
+        examples.
         """
         import gc
 
@@ -387,6 +392,12 @@ class Trainer:
             self.cfg.model.gradient_checkpointing = True
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             text = f"{cause} at micro-batch 1: gradient checkpointing turned on; retrying the step"
+        elif not self.cfg.model.lean_memory:
+            from .lean import make_lean
+
+            self.cfg.model.lean_memory, self.cfg.lora.dropout = True, 0.0
+            make_lean(self.model)
+            text = f"{cause} at micro-batch 1: lean memory turned on (activations in RAM, no LoRA dropout); retrying the step"
         else:
             longest = max(len(e) for e in self.data.train)
             current = self.max_len or longest
@@ -404,7 +415,7 @@ class Trainer:
         self.reporter.warning(text)
         self.reporter.event("oom_recovery", text=text, step=self.step + 1, micro_batch=t.micro_batch,
                             grad_accum=t.grad_accum, gradient_checkpointing=self.cfg.model.gradient_checkpointing,
-                            max_len=self.max_len)
+                            lean_memory=bool(self.cfg.model.lean_memory), max_len=self.max_len)
         if self.run is not None:
             self.run.write_config(self.cfg, resolved_model_folder=str(self.model_folder))
 

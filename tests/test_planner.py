@@ -109,3 +109,35 @@ def test_plan_cli_json_has_the_documented_keys():
                 "lora_r", "budget_bytes", "estimate_bytes", "breakdown"):
         assert key in d
     assert d["fits"] and d["estimate_bytes"] <= d["budget_bytes"] == budget_from_free(8 * GiB)
+
+
+@pytest.mark.parametrize("name", ["deepseek-r1-distill-qwen-7b", "deepseek-r1-distill-llama-8b", "llama-3.1-8b"])
+def test_7b_8b_train_2048_tokens_on_8gb_with_lean_memory(infos, name):
+    """Issue 7: whole 2,048-token examples on an 8 GB card, which only lean memory makes fit."""
+    from engine.memory import offloaded_bytes
+    from engine.planner import LEAN_RAM
+
+    m, budget = infos[name], budget_from_free(8 * GiB)
+    p = plan(m, budget_bytes=budget, lengths=np.full(64, 2048))
+    assert p.fits and p.max_seq_len == 2048 and p.lean_memory and p.lora_r == 16
+    assert p.estimate_bytes <= budget
+    shape = StepShape("4bit", 2, p.micro_batch, 2048, True, 16, optimizer=p.optimizer, embeddings_on_cpu=p.embeddings_on_cpu, lean=True)
+    assert offloaded_bytes(m, shape) <= LEAN_RAM
+    plain = plan(m, budget_bytes=budget, lengths=np.full(64, 2048), force={"lean_memory": False})
+    assert not plain.lean_memory and not (plain.fits and plain.max_seq_len == 2048 and plain.lora_r == 16)
+
+
+def test_lean_memory_is_not_used_where_it_is_not_needed(infos, lengths):
+    for name in ("qwen2.5-0.5b", "qwen2.5-1.5b", "deepseek-r1-distill-qwen-7b"):
+        p = plan(infos[name], budget_bytes=budget_from_free(24 * GiB), lengths=lengths)
+        assert p.fits and not p.lean_memory, name
+        assert "not needed" in p.reasons["lean_memory"]
+
+
+def test_lean_memory_estimate_is_smaller_and_keeps_activations_in_ram(infos):
+    m = infos["deepseek-r1-distill-qwen-7b"]
+    s = dict(quantization="4bit", micro_batch=1, seq_len=8192, gradient_checkpointing=True, optimizer="adamw_8bit", embeddings_on_cpu=True)
+    plain, lean = breakdown(m, StepShape(**s)), breakdown(m, StepShape(**s, lean=True))
+    assert lean["activations"] < plain["activations"] / 2
+    assert {k: v for k, v in lean.items() if k not in ("activations", "overhead")} == {
+        k: v for k, v in plain.items() if k not in ("activations", "overhead")}

@@ -231,8 +231,18 @@ def test_a_resumed_run_keeps_the_shortened_length_of_an_oom_recovery(tiny_model_
         return real_forward(*args, input_ids=input_ids, **kw)
 
     decoder.forward = forward
+    rep = t.reporter  # StopAfter records events too
     assert t.fit()["status"] == "stopped"
-    assert t.max_len is not None and t.max_len <= limit and t.oom_events >= 1
+    assert t.max_len is not None and t.max_len <= limit and t.oom_events >= 2
+    # Before shortening anything, the ladder turns lean memory on (and the retry still fails here).
+    first = rep.of("oom_recovery")[0]
+    assert first["lean_memory"] and first["max_len"] is None and "lean memory turned on" in first["text"]
+    assert t.cfg.lora.dropout == 0.0
     resumed = Trainer.resume(tmp_path / "tiny", RecordingReporter())
     assert resumed.max_len == t.max_len
+    assert resumed.cfg.model.lean_memory  # from the saved config, and applied to the rebuilt model:
+    from engine.lean import _offloaded_checkpoint
+
+    layers = resumed.model.get_base_model().model.layers
+    assert all(layer._gradient_checkpointing_func is _offloaded_checkpoint for layer in layers)
     assert resumed.fit()["status"] == "finished"

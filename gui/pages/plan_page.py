@@ -92,6 +92,9 @@ class PlanPage(QWidget):
                             "None is fastest when it fits. GPU only.")
         self.ckpt = _combo([(AUTO, None), ("On", True), ("Off", False)],
                            "Gradient checkpointing recomputes activations in the backward pass: far less memory, ~30% slower.")
+        self.lean = _combo([(AUTO, None), ("On", True), ("Off", False)],
+                           "Long examples on a small card (with checkpointing): activations wait in RAM and LoRA dropout "
+                           "is off. Lets a 7B model train 6,000-token examples on an 8 GB card; 3–19% slower.")
         self.micro = _spin(0, 256, "Examples per forward pass. More is faster but needs more memory.", AUTO)
         self.effective = _spin(0, 1024, "Examples per optimizer step (micro-batch × accumulation). Auto: 16 on a GPU, 4 on a CPU.", AUTO)
         self.seq = _spin(0, 131072, "Longest example in tokens. Longer rows are skipped and reported, never cut. "
@@ -120,6 +123,7 @@ class PlanPage(QWidget):
         self.vram.setSuffix(" GB")
         self.vram.setToolTip("Plan for another card size, e.g. 8 for an RTX 4060.")
         rows = [("Quantization", self.quant, "quantization"), ("Gradient checkpointing", self.ckpt, "gradient_checkpointing"),
+                ("Lean memory", self.lean, "lean_memory"),
                 ("Micro-batch", self.micro, "micro_batch"), ("Effective batch", self.effective, "grad_accum"),
                 ("Max sequence length", self.seq, "max_seq_len"), ("Optimizer", self.optim, "optimizer"),
                 ("Pack short examples", self.pack, ""), ("LoRA rank", self.rank, "lora_r"), ("Epochs", self.epochs, ""),
@@ -143,7 +147,7 @@ class PlanPage(QWidget):
         root.addStretch(1)
 
         self._set_fields()
-        for w in (self.quant, self.ckpt, self.optim, self.pack):
+        for w in (self.quant, self.ckpt, self.lean, self.optim, self.pack):
             w.currentIndexChanged.connect(self._edited)
         for w in (self.micro, self.effective, self.seq, self.rank, self.max_steps, self.eval_every, self.ckpt_every):
             w.valueChanged.connect(self._edited)
@@ -168,7 +172,7 @@ class PlanPage(QWidget):
     # -- fields <-> config ---------------------------------------------------------------
     def load_fields(self) -> None:
         """Show the session's settings (e.g. a past run's); edits are not echoed back meanwhile."""
-        widgets = [self.quant, self.ckpt, self.optim, self.pack, self.micro, self.effective, self.seq, self.rank, self.epochs,
+        widgets = [self.quant, self.ckpt, self.lean, self.optim, self.pack, self.micro, self.effective, self.seq, self.rank, self.epochs,
                    self.max_steps, self.lr, self.eval_every, self.ckpt_every, self.vram]
         for w in widgets:
             w.blockSignals(True)
@@ -183,6 +187,7 @@ class PlanPage(QWidget):
         c = self.session.cfg
         self.quant.setCurrentIndex(max(0, self.quant.findData(c.model.quantization)))
         self.ckpt.setCurrentIndex(max(0, self.ckpt.findData(c.model.gradient_checkpointing)))
+        self.lean.setCurrentIndex(max(0, self.lean.findData(c.model.lean_memory)))
         self.optim.setCurrentIndex(max(0, self.optim.findData(c.train.optimizer)))
         self.pack.setCurrentIndex(max(0, self.pack.findData(c.train.packing)))
         self.micro.setValue(c.train.micro_batch or 0)
@@ -200,6 +205,7 @@ class PlanPage(QWidget):
         c = self.session.cfg
         c.model.quantization = self.quant.currentData()
         c.model.gradient_checkpointing = self.ckpt.currentData()
+        c.model.lean_memory = self.lean.currentData()
         c.train.optimizer = self.optim.currentData()
         c.train.packing = bool(self.pack.currentData())
         c.train.micro_batch = self.micro.value() or None
