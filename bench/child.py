@@ -28,6 +28,18 @@ def cap_allocator(cap_gib: float) -> None:
     torch.cuda.set_per_process_memory_fraction(cap_gib * GiB / torch.cuda.get_device_properties(0).total_memory)
 
 
+def random_model(name: str, workdir, tokenizer):
+    """The preset's random-weight model folder under workdir, built on the GPU if missing."""
+    from pathlib import Path
+
+    from engine import presets
+
+    folder = Path(workdir) / name
+    if not (folder / "config.json").is_file():
+        presets.build_random_model(name, folder, tokenizer_folder=tokenizer, device="cuda")
+    return folder
+
+
 def child_args(**types):
     """The child's own arguments, --name=value with the given types (`cpu_embed` is --cpu-embed)."""
     import argparse

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child import GiB, child_args, report, run_child
+from bench.child import GiB, child_args, random_model, report, run_child
 
 LEVERS = ["full_logits", "chunked_ce", "dropout0", "offload"]
 
@@ -114,13 +114,11 @@ def main() -> None:
     ap.add_argument("--lengths", default="2048,8192")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/planner_check"))
     a = ap.parse_args()
-    from engine import model_info, presets
+    from engine import model_info
 
     out = []
     for name in a.presets.split(","):
-        folder = a.workdir / name
-        if not (folder / "config.json").is_file():
-            presets.build_random_model(name, folder, tokenizer_folder=a.tokenizer, device="cuda")
+        folder = random_model(name, a.workdir, a.tokenizer)
         info = model_info.from_preset(name)
         r = run_child("bench.levers", "--model", folder, "--lengths", a.lengths)
         for row in r.get("rows", []):

@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.child import GiB, cap_allocator, child_args, report, run_child
+from bench.child import GiB, cap_allocator, child_args, random_model, report, run_child
 from bench.planner_check import CAPS
 STEP = 512
 
@@ -100,14 +100,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=16384, help="do not try lengths past this")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/planner_check"))
     a = ap.parse_args()
-    from engine import model_info, presets
+    from engine import model_info
     from engine.planner import budget_from_cap
 
     rows = []
     for name in a.presets.split(","):
-        folder = a.workdir / name
-        if not (folder / "config.json").is_file():
-            presets.build_random_model(name, folder, tokenizer_folder=a.tokenizer, device="cuda")
+        folder = random_model(name, a.workdir, a.tokenizer)
         info = model_info.from_preset(name)
         for card in map(int, a.cards.split(",")):
             cap = CAPS[card]

@@ -38,7 +38,7 @@ from engine import model_info, presets
 from engine.memory import GiB
 from engine.planner import budget_from_cap, plan
 
-from bench.child import cap_allocator, child_args, run_child
+from bench.child import cap_allocator, child_args, random_model, run_child
 from bench.child import report as report_result
 from bench.synthetic import instruction_lengths
 
@@ -81,9 +81,7 @@ def main() -> None:
         if not any(p.fits for _, p in plans.values()):
             rows += [_row(name, card, cap, p, None) for card, (cap, p) in plans.items()]
             continue
-        folder = a.workdir / name
-        if not (folder / "config.json").is_file():
-            presets.build_random_model(name, folder, tokenizer_folder=a.tokenizer, device="cuda")
+        folder = random_model(name, a.workdir, a.tokenizer)
         for card, (cap, p) in plans.items():
             measured = None
             if p.fits:

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child import GiB, cap_allocator, child_args, report, run_child
+from bench.child import GiB, cap_allocator, child_args, random_model, report, run_child
 from bench.planner_check import CAPS
 from bench.synthetic import write_instruction_jsonl
 
@@ -131,12 +131,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/throughput"))
     a = ap.parse_args()
-    from engine import model_info, presets
+    from engine import model_info
 
     a.workdir.mkdir(parents=True, exist_ok=True)
-    a.model = a.workdir / a.preset
-    if not (a.model / "config.json").is_file():
-        presets.build_random_model(a.preset, a.model, tokenizer_folder=a.tokenizer, device="cuda")
+    a.model = random_model(a.preset, a.workdir, a.tokenizer)
     a.data = a.workdir / "instructions.jsonl"
     write_instruction_jsonl(a.data, 800)
     params = model_info.from_folder(a.model).params_total
