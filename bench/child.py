@@ -40,6 +40,21 @@ def random_model(name: str, workdir, tokenizer):
     return folder
 
 
+def bench_parser(presets: str, *, cards: str | None = None, workdir: str = "/tmp/planner_check", preset_flag: str = "--presets"):
+    """The options every GPU benchmark's main process takes; each script adds its own."""
+    import argparse
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokenizer", type=Path, default=Path(".gpu/tok"), help="the demo model's tokenizer files")
+    ap.add_argument("--out", type=Path, required=True, help="the results JSON")
+    ap.add_argument(preset_flag, default=presets)
+    if cards:
+        ap.add_argument("--cards", default=cards, help="simulated card sizes in GB (8, 12, 24)")
+    ap.add_argument("--workdir", type=Path, default=Path(workdir), help="where random-weight models are built")
+    return ap
+
+
 def child_args(**types):
     """The child's own arguments, --name=value with the given types (`cpu_embed` is --cpu-embed)."""
     import argparse

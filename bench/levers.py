@@ -21,14 +21,13 @@ needs) and tokens/s, beside the memory model's estimate for the same settings.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import sys
 import time
 from pathlib import Path
 
-from bench.child import GiB, child_args, random_model, report, run_child
+from bench.child import GiB, bench_parser, child_args, random_model, report, run_child
 
 LEVERS = ["full_logits", "chunked_ce", "dropout0", "offload"]
 
@@ -107,12 +106,8 @@ def estimate(info, lever: str, length: int) -> float | None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tokenizer", type=Path, default=Path(".gpu/tok"))
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--presets", default="deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b")
+    ap = bench_parser("deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b")
     ap.add_argument("--lengths", default="2048,8192")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/planner_check"))
     a = ap.parse_args()
     from engine import model_info
 

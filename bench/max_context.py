@@ -15,13 +15,12 @@ prediction, so the memory model's long-sequence terms are checked against it.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import sys
 from pathlib import Path
 
-from bench.child import GiB, cap_allocator, child_args, random_model, report, run_child
+from bench.child import GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child
 from bench.planner_check import CAPS
 STEP = 512
 
@@ -92,13 +91,8 @@ def _planner_fits(info, budget: int, n: int) -> bool:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tokenizer", type=Path, default=Path(".gpu/tok"))
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--presets", default="deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b,llama-3.1-8b")
-    ap.add_argument("--cards", default="8,12")
+    ap = bench_parser("deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b,llama-3.1-8b", cards="8,12")
     ap.add_argument("--limit", type=int, default=16384, help="do not try lengths past this")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/planner_check"))
     a = ap.parse_args()
     from engine import model_info
     from engine.planner import budget_from_cap

@@ -28,7 +28,6 @@ benchmarks (bench/auto_plan_train.sh looks there).
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -38,7 +37,7 @@ from engine import model_info, presets
 from engine.memory import GiB
 from engine.planner import budget_from_cap, plan
 
-from bench.child import cap_allocator, child_args, random_model, run_child
+from bench.child import bench_parser, cap_allocator, child_args, random_model, run_child
 from bench.child import report as report_result
 from bench.synthetic import instruction_lengths
 
@@ -55,12 +54,7 @@ def child(a) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tokenizer", type=Path, default=Path(".gpu/tok"))
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--presets", default=",".join(presets.names()))
-    ap.add_argument("--cards", default="8,12,24")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/planner_check"))
+    ap = bench_parser(",".join(presets.names()), cards="8,12,24")
     ap.add_argument("--keep", action="store_true", help="keep the random-weight model folders")
     a = ap.parse_args()
     lengths = instruction_lengths()

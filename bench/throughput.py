@@ -23,7 +23,6 @@ BF16/FP16 peak of 989 TFLOP/s.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -31,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child import GiB, cap_allocator, child_args, random_model, report, run_child
+from bench.child import GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child
 from bench.planner_check import CAPS
 from bench.synthetic import write_instruction_jsonl
 
@@ -121,15 +120,10 @@ def tunedesk_run(a, cap: float, packing: bool, workdir: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tokenizer", type=Path, default=Path(".gpu/tok"))
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--preset", default="deepseek-r1-distill-qwen-1.5b")
-    ap.add_argument("--cards", default="12,8")
+    ap = bench_parser("deepseek-r1-distill-qwen-1.5b", cards="12,8", workdir="/tmp/throughput", preset_flag="--preset")
     ap.add_argument("--variants", default="seed,tunedesk,packed,packed_seed_mem")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/throughput"))
     a = ap.parse_args()
     from engine import model_info
 
