@@ -2,7 +2,9 @@
 
     python3 -m bench.memory_probe MODEL_FOLDER --out results.json [--shapes 4bit:1:1:512,...]
 
-Each shape is quant:checkpointing(0/1):micro_batch:seq_len. For each, a fresh model is
+Each shape is quant:checkpointing(0/1):micro_batch:seq_len[:optimizer[:embeddings]], the
+optimizer adamw (default) or adamw_8bit, the embeddings gpu (default) or cpu (the table in
+RAM). Two shapes that differ in one field measure that one lever. For each, a fresh model is
 loaded through the engine's own loader, LoRA r16 on all linear layers is attached, and 3
 steps run on random token ids with every token trained; peak allocated / reserved bytes
 are recorded beside the memory model's prediction and its terms. Raw data for
@@ -83,10 +85,11 @@ if __name__ == "__main__":
     info = model_info.from_folder(a.model)
     rows = []
     for spec in a.shapes.split(","):
-        quant, ckpt, mb, seq = spec.split(":")
-        shape = StepShape(quant, 2, int(mb), int(seq), ckpt == "1")
+        parts = spec.split(":")
+        quant, ckpt, mb, seq, optimizer, embeddings = parts + ["adamw", "gpu"][len(parts) - 4 :]
+        shape = StepShape(quant, 2, int(mb), int(seq), ckpt == "1", optimizer=optimizer, embeddings_on_cpu=embeddings == "cpu")
         predicted = breakdown(info, shape)
-        got = measure(a.model, quant, ckpt == "1", int(mb), int(seq))
+        got = measure(a.model, quant, ckpt == "1", int(mb), int(seq), optimizer=optimizer, embeddings_on_cpu=embeddings == "cpu")
         row = {"shape": spec, **got, "predicted": sum(predicted.values()), "terms": predicted}
         row["ratio"] = round(row["peak_allocated"] / row["predicted"], 3)
         rows.append(row)
