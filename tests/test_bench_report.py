@@ -30,3 +30,16 @@ def test_report_passes_the_recorded_rows_and_flags_each_kind_of_failure(tmp_path
     assert any("predicted/measured 1.3" in p for p in problems)
     assert any("out of memory at the planned setting" in p for p in problems)
     assert any("plan changed since measured (micro_batch)" in p for p in problems)
+
+
+def test_padding_shares_of_the_batching_schemes():
+    """bench/padding.py: with one example per forward pass nothing is padded (except by
+    the seed's fixed 512); with 9, length grouping pads far less than random order."""
+    from bench.padding import shares
+    from bench.synthetic import instruction_lengths
+
+    lengths = instruction_lengths(600)
+    one = shares(lengths, 1, 16, 2112)
+    assert one["random"] == one["grouped"] == one["packed"] == 1.0 and one["pad_512"] < 0.6
+    nine = shares(lengths, 9, 2, 2112)
+    assert nine["random"] < 0.5 < 0.75 < nine["grouped"] and 0.5 < nine["packed"] <= 1.0
