@@ -147,8 +147,6 @@ def plan(
         if "max_seq_len" in force:
             seq, seq_why = force["max_seq_len"], "set by you"
         for quant, ckpt, optim, rank_div, cpu_embed, lean in ORDER:
-            if cpu_embed and m.tied_embeddings and not lean:
-                continue  # (lean rows still apply to tied models, with the table on the GPU)
             cpu_embed = force.get("embeddings_on_cpu", cpu_embed and not m.tied_embeddings)
             quant = force.get("quantization", quant)
             ckpt = force.get("gradient_checkpointing", ckpt)
@@ -157,12 +155,10 @@ def plan(
             rank = force.get("lora_r", max(4, lora_r // rank_div))
             for mb in _batches(effective_batch, force.get("micro_batch")):
                 shape = StepShape(quant, 2, mb, seq, ckpt, rank, optimizer=optim, embeddings_on_cpu=cpu_embed, lean=lean)
-                if offloaded_bytes(m, shape) > LEAN_RAM:
-                    continue
                 parts = breakdown(m, shape)
                 total = sum(parts.values())
                 candidate = _make(m, shape, parts, budget_bytes, effective_batch, seq_why, bf16, lora_r)
-                if total <= budget_bytes:
+                if _within(m, shape, total, budget_bytes):
                     return candidate
                 if best is None or total < best.estimate_bytes:
                     best = candidate
@@ -172,6 +168,18 @@ def plan(
     best.fits = False
     best.suggestion = _suggest(m, budget_bytes, lengths, effective_batch, lora_r)
     return best
+
+
+def _within(m: ModelInfo, s: StepShape, total: int, budget: int) -> bool:
+    """The step fits the GPU budget, and lean memory's copy in RAM fits LEAN_RAM."""
+    return total <= budget and offloaded_bytes(m, s) <= LEAN_RAM
+
+
+def _leanest(m: ModelInfo, seq: int, lora_r: int) -> StepShape:
+    """The last, leanest row of ORDER at micro-batch 1."""
+    quant, ckpt, optim, rank_div, cpu_embed, lean = ORDER[-1]
+    return StepShape(quant, 2, 1, seq, ckpt, max(4, lora_r // rank_div), optimizer=optim,
+                     embeddings_on_cpu=cpu_embed and not m.tied_embeddings, lean=lean)
 
 
 def _batches(effective: int, forced: int | None) -> list[int]:
@@ -238,14 +246,13 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r)
 
 def _suggest(m: ModelInfo, budget, lengths, effective, lora_r) -> str:
     # The longest sequence that would fit at the leanest setting, if any.
-    lean = lambda seq: sum(breakdown(m, StepShape("4bit", 2, 1, seq, True, max(4, lora_r // 2), optimizer="adamw_8bit",  # noqa: E731
-                                                   embeddings_on_cpu=not m.tied_embeddings, lean=True)).values())
-    if lean(128) > budget:
-        need = lean(512) / GiB
-        return (f"Even 4-bit weights do not fit: this model needs about {need:.1f} GiB at 512 tokens, "
+    peak = lambda seq: sum(breakdown(m, _leanest(m, seq, lora_r)).values())  # noqa: E731
+    fits = lambda seq: _within(m, _leanest(m, seq, lora_r), peak(seq), budget)  # noqa: E731
+    if not fits(128):
+        return (f"Even 4-bit weights do not fit: this model needs about {peak(512) / GiB:.1f} GiB at 512 tokens, "
                 f"the card offers {budget / GiB:.1f} GiB. Pick a smaller model (about half the parameters).")
     seq = 128
-    while seq * 2 <= (m.context_length or 1 << 15) and lean(seq * 2) <= budget:
+    while seq * 2 <= (m.context_length or 1 << 15) and fits(seq * 2):
         seq *= 2
     return f"Shorten the examples: at most {seq} tokens fit with 4-bit weights, gradient checkpointing and lean memory."
 

@@ -141,3 +141,14 @@ def test_lean_memory_estimate_is_smaller_and_keeps_activations_in_ram(infos):
     assert lean["activations"] < plain["activations"] / 2
     assert {k: v for k, v in lean.items() if k not in ("activations", "overhead")} == {
         k: v for k, v in plain.items() if k not in ("activations", "overhead")}
+
+
+def test_forced_lean_memory_past_its_ram_limit_is_refused_with_a_suggestion_that_fits(infos):
+    """Lean memory keeps layers x tokens x hidden in RAM, at most LEAN_RAM: 32k-token rows
+    of a 7B exceed it. The plan is refused (not a crash), and the suggested length fits."""
+    m, budget = infos["deepseek-r1-distill-qwen-7b"], budget_from_free(24 * GiB)
+    p = plan(m, budget_bytes=budget, lengths=np.full(16, 32768), force={"lean_memory": True, "gradient_checkpointing": True})
+    assert not p.fits and "at most" in p.suggestion
+    n = int(p.suggestion.split("at most ")[1].split()[0])
+    assert plan(m, budget_bytes=budget, lengths=np.full(16, n)).fits
+    assert not plan(m, budget_bytes=budget, lengths=np.full(16, 65536)).fits
