@@ -100,12 +100,14 @@ def _shape_key(info) -> str:
     return json.dumps({k: v for k, v in d.items() if k != "context_length"}, sort_keys=True)
 
 
+KEYS = ("fits", "quantization", "gradient_checkpointing", "optimizer", "embeddings_on_cpu", "lean_memory", "lora_r",
+        "micro_batch", "grad_accum", "max_seq_len")
+
+
 def _row(name, card, cap, p, m) -> dict:
     row = {
-        "preset": name, "card_gb": card, "cap_gib": cap, "budget_gib": round(p.budget_bytes / GiB, 3), "fits": p.fits,
-        "quantization": p.quantization, "gradient_checkpointing": p.gradient_checkpointing,
-        "optimizer": p.optimizer, "embeddings_on_cpu": p.embeddings_on_cpu, "lean_memory": p.lean_memory, "lora_r": p.lora_r,
-        "micro_batch": p.micro_batch, "grad_accum": p.grad_accum, "max_seq_len": p.max_seq_len,
+        "preset": name, "card_gb": card, "cap_gib": cap, "budget_gib": round(p.budget_bytes / GiB, 3),
+        **{k: getattr(p, k) for k in KEYS},
         "predicted_gib": round(p.estimate_bytes / GiB, 3), "breakdown": p.breakdown, "suggestion": p.suggestion,
     }
     if m:
@@ -122,9 +124,6 @@ def _row(name, card, cap, p, m) -> dict:
             row["budget_used"] = round(m["peak_reserved"] / p.budget_bytes, 3)
     return row
 
-
-KEYS = ("fits", "quantization", "gradient_checkpointing", "optimizer", "embeddings_on_cpu", "lean_memory", "lora_r",
-        "micro_batch", "grad_accum", "max_seq_len")
 
 
 def report(files: list[Path]) -> bool:

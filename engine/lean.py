@@ -8,8 +8,7 @@ Measured on the 7B / 8B shapes at 8,192 tokens (bench/levers.py, bench/README.md
   backward. -1.45 GiB, 9% slower.
 - `no_lora_dropout`: with dropout every adapted layer saves a dropped copy of its input
   for the recomputed layer. -0.29 GiB at 8,192 tokens, nothing at 2,048.
-Running the MLP over checkpointed tiles of the sequence was tried and left out: the
-peak did not move (the MLP's intermediates are not what is alive at the peak).
+(Running the MLP over checkpointed tiles was measured too and left out: bench/README.md.)
 
 Both are pure PyTorch (torch.autograd.graph.save_on_cpu around torch.utils.checkpoint)
 and exact: gradients equal those of the plain checkpointed model (tests/test_lean.py).

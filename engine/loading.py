@@ -106,14 +106,19 @@ def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, em
     return model
 
 
+def enable_checkpointing(model) -> None:
+    """Gradient checkpointing, on a model with or without LoRA. Non-reentrant
+    checkpointing needs no input-grad hook and works with frozen embeddings; it only acts
+    in train mode (the trainer calls model.train())."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def add_lora(model, lora: LoraConfig, *, gradient_checkpointing: bool, lean: bool = False):
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
     if gradient_checkpointing:
-        # Non-reentrant checkpointing needs no input-grad hook and works with frozen
-        # embeddings; it only acts in train mode (the trainer calls model.train()).
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
     # No prepare_model_for_kbit_training: it makes fp32 copies of embeddings / lm_head
     # (about 2 GiB on a 152k vocabulary) that an 8 GB card cannot afford.
     peft_cfg = PeftLoraConfig(

@@ -22,7 +22,7 @@ from .config import RunConfig
 from .data import PreparedData, prepare
 from .data.batching import collate, collate_packed, epoch_order, eval_batches, pack_rows
 from .errors import TuneDeskError
-from .loading import Placement, add_lora, choose_placement, load_model, load_tokenizer
+from .loading import Placement, add_lora, choose_placement, enable_checkpointing, load_model, load_tokenizer
 from .loss import count_trained, loss_sum
 from .reporting import Reporter
 from .runs import RunDir
@@ -51,6 +51,12 @@ def cosine_with_warmup(total: int, warmup: int):
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return mult
+
+
+def _use_lean_memory(cfg) -> None:
+    """Lean memory in the run's config: it has no LoRA dropout (engine/lean.py), and the
+    saved config says so."""
+    cfg.model.lean_memory, cfg.lora.dropout = True, 0.0
 
 
 def make_optimizer(model, t) -> torch.optim.Optimizer:
@@ -158,7 +164,7 @@ class Trainer:
         cfg, t, rep = self.cfg, self.cfg.train, self.reporter
         forced = planner.user_settings(cfg)
         effective = planner.effective_batch(cfg, cuda)
-        info = model_info.from_folder(folder)
+        info = self.info = model_info.from_folder(folder)
         budget = None
         if cuda:
             apply_simulated_cap()
@@ -176,9 +182,10 @@ class Trainer:
         cfg.data.max_seq_len = p.max_seq_len
         t.optimizer = p.optimizer if cuda else "adamw"  # bitsandbytes' 8-bit states are CUDA only
         cfg.model.embeddings_on_cpu = bool(p.embeddings_on_cpu and cuda)
-        cfg.model.lean_memory = bool(p.lean_memory)  # (the CPU plan never chooses it; the user or a recovery may)
-        if cfg.model.lean_memory:
-            cfg.lora.dropout = 0.0  # lean memory has no LoRA dropout (engine/lean.py); the saved config says so
+        if p.lean_memory and p.gradient_checkpointing:  # (lean memory acts through checkpointing)
+            _use_lean_memory(cfg)
+        else:
+            cfg.model.lean_memory = False
         self.embedding_module = info.embedding_module
         if p.lora_r != cfg.lora.r:
             rep.warning(f"LoRA rank lowered from {cfg.lora.r} to {p.lora_r} to fit the card")
@@ -300,6 +307,14 @@ class Trainer:
             self.pos = Position(start.epoch, start.index)  # the same examples again, split finer
             self._recover_from_oom()
 
+    def _lean_fits_ram(self) -> bool:
+        """Would lean memory's copy of the activations fit the RAM the planner allows it?"""
+        from .memory import StepShape, offloaded_bytes
+        from .planner import LEAN_RAM
+
+        shape = StepShape(micro_batch=1, seq_len=self._longest(), gradient_checkpointing=True, lean=True)
+        return offloaded_bytes(self.info, shape) <= LEAN_RAM
+
     def _longest(self) -> int:
         """The most tokens one example (or one packed row) may have now."""
         return min(self.max_len or self.cfg.data.max_seq_len, self.cfg.data.max_seq_len)
@@ -368,7 +383,8 @@ class Trainer:
         return [collate_packed(rows[k : k + t.micro_batch], self.tokenizer.pad_token_id) for k in range(0, len(rows), t.micro_batch)]
 
     def _recover_from_oom(self, cause: str | None = None) -> None:
-        """Free what the failed step held, then make the step smaller, same effective batch.
+        """Free what a failed step held (calibration calls this without one), then make
+        the step smaller, same effective batch.
 
         Order of retreat: halve the micro-batch (doubling accumulation); at micro-batch 1
         turn gradient checkpointing on, then lean memory; then train only on shorter
@@ -390,12 +406,12 @@ class Trainer:
                     f"{t.grad_accum} accumulation steps (same effective batch of {t.micro_batch * t.grad_accum}); retrying the step")
         elif not self.cfg.model.gradient_checkpointing:
             self.cfg.model.gradient_checkpointing = True
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(self.model)
             text = f"{cause} at micro-batch 1: gradient checkpointing turned on; retrying the step"
-        elif not self.cfg.model.lean_memory:
+        elif not self.cfg.model.lean_memory and self._lean_fits_ram():
             from .lean import make_lean
 
-            self.cfg.model.lean_memory, self.cfg.lora.dropout = True, 0.0
+            _use_lean_memory(self.cfg)
             make_lean(self.model)
             text = f"{cause} at micro-batch 1: lean memory turned on (activations in RAM, no LoRA dropout); retrying the step"
         else:
@@ -404,7 +420,7 @@ class Trainer:
             new = int(current * 0.75)
             if new < 64:
                 raise TuneDeskError(
-                    "out of GPU memory even at micro-batch 1 with gradient checkpointing and short examples; "
+                    "out of GPU memory even at micro-batch 1 with gradient checkpointing, lean memory and short examples; "
                     "use 4-bit quantization or a smaller model"
                 )
             self.max_len = new
