@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 GiB = 1024**3
+CAPS = {8: 7.0, 12: 10.5, 24: 23.0}  # card GB -> allocator cap GiB: the card minus 1 GiB (CUDA context, desktop)
 
 
 def run_child(module: str, *args) -> dict:

@@ -20,8 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.child import GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child
-from bench.planner_check import CAPS
+from bench.child import CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child
 STEP = 512
 
 

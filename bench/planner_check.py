@@ -37,11 +37,9 @@ from engine import model_info, presets
 from engine.memory import GiB
 from engine.planner import budget_from_cap, plan
 
-from bench.child import bench_parser, cap_allocator, child_args, random_model, run_child
+from bench.child import CAPS, bench_parser, cap_allocator, child_args, random_model, run_child
 from bench.child import report as report_result
 from bench.synthetic import instruction_lengths
-
-CAPS = {8: 7.0, 12: 10.5, 24: 23.0}
 
 
 def child(a) -> None:

@@ -128,6 +128,14 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def for_new_run(self, out_dir: str) -> "RunConfig":
+        """A past run's settings, as it ran them, for a new run folder: without that
+        run's name and its out-of-memory recovery's length limit (a new run calibrates anew)."""
+        cfg = RunConfig.from_dict(self.to_dict())
+        cfg.name, cfg.out_dir = "", out_dir
+        cfg.train.skip_longer_than = None
+        return cfg
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         def section(kind, values):

@@ -64,5 +64,13 @@ def loss_sum(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     return chunked_ce_sum(hidden[:, :-1][keep], head, y[keep])
 
 
+def batch_loss_sum(model, batch: dict[str, torch.Tensor], device) -> torch.Tensor:
+    """loss_sum of a collated batch (engine/data/batching.py): padded rows with their
+    attention mask, or packed rows with their position ids and no mask."""
+    packed = "position_ids" in batch
+    return loss_sum(model, batch["input_ids"].to(device), None if packed else batch["attention_mask"].to(device),
+                    batch["labels"], batch["position_ids"].to(device) if packed else None)
+
+
 def count_trained(labels: torch.Tensor) -> int:
     return int((labels[:, 1:] != IGNORE).sum())

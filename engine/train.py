@@ -23,7 +23,7 @@ from .data import PreparedData, prepare
 from .data.batching import collate, collate_packed, epoch_order, eval_batches, pack_rows
 from .errors import TuneDeskError
 from .loading import Placement, add_lora, choose_placement, enable_checkpointing, load_model, load_tokenizer
-from .loss import count_trained, loss_sum
+from .loss import batch_loss_sum, count_trained, loss_sum
 from .reporting import Reporter
 from .runs import RunDir
 
@@ -356,11 +356,7 @@ class Trainer:
         total = 0.0
         for b in batches:
             with self._autocast():
-                if "position_ids" in b:
-                    loss = loss_sum(self.model, b["input_ids"].to(self.device), None, b["labels"], b["position_ids"].to(self.device))
-                else:
-                    loss = loss_sum(self.model, b["input_ids"].to(self.device), b["attention_mask"].to(self.device), b["labels"])
-                loss = loss / max(1, n_trained)
+                loss = batch_loss_sum(self.model, b, self.device) / max(1, n_trained)
             self.scaler.scale(loss).backward()
             total += float(loss.detach())
         self.scaler.unscale_(self.optimizer)

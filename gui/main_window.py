@@ -148,9 +148,7 @@ class MainWindow(QMainWindow):
         """The run's settings (as it ran them) become the current ones; a new run folder."""
         from engine.runs import RunDir
 
-        cfg, _ = RunDir.open(path).read_config()
-        cfg.name, cfg.out_dir = "", self.session.cfg.out_dir
-        cfg.train.skip_longer_than = None  # that run's out-of-memory recovery; a new run calibrates anew
+        cfg = RunDir.open(path).read_config()[0].for_new_run(self.session.cfg.out_dir)
         self.session.cfg = cfg
         self.plan_page.load_fields()
         self.session.load_model(cfg.model.source)

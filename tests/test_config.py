@@ -35,3 +35,13 @@ def test_validation_names_the_setting(section, field, value, words):
 def test_unknown_setting_is_refused():
     with pytest.raises(ConfigError, match="unknown TrainConfig setting"):
         RunConfig.from_dict({"train": {"lr": 1e-4, "learning_rate": 1e-4}})
+
+
+def test_for_new_run_keeps_settings_and_drops_the_runs_own_state():
+    from engine.config import RunConfig
+
+    old = RunConfig()
+    old.name, old.out_dir, old.train.micro_batch, old.train.skip_longer_than = "r1", "/a", 4, 900
+    new = old.for_new_run("/b")
+    assert (new.name, new.out_dir, new.train.micro_batch, new.train.skip_longer_than) == ("", "/b", 4, None)
+    assert old.train.skip_longer_than == 900 and old.name == "r1"  # the past run's config is untouched
