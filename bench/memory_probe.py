@@ -4,8 +4,9 @@
 
 Each shape is quant:checkpointing(0/1):micro_batch:seq_len[:optimizer[:embeddings]], the
 optimizer adamw (default) or adamw_8bit, the embeddings gpu (default) or cpu (the table in
-RAM). Two shapes that differ in one field measure that one lever. For each, a fresh model is
-loaded through the engine's own loader, LoRA r16 on all linear layers is attached, and 3
+RAM). Two shapes that differ in one field measure that one lever. Each shape runs in its own
+process (bench/child.py), so nothing of one shape's model stays on the GPU for the next; the
+model is loaded through the engine's own loader, LoRA r16 on all linear layers is attached, and 3
 steps run on random token ids with every token trained; peak allocated / reserved bytes
 are recorded beside the memory model's prediction and its terms. Raw data for
 calibrating engine/memory.py; bench/planner_check.py builds on it.
@@ -16,7 +17,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -26,6 +29,8 @@ from engine.config import LoraConfig, ModelConfig
 from engine.loading import add_lora, choose_placement, load_model
 from engine.loss import loss_sum
 from engine.memory import StepShape, breakdown
+
+from bench.child import cap_allocator, child_args, report, run_child
 
 DEFAULT_SHAPES = "none:0:1:512,none:0:1:2048,none:1:1:2048,none:0:4:512,4bit:0:1:512,4bit:1:1:2048,4bit:1:2:1024,4bit:0:2:1024"
 
@@ -61,8 +66,9 @@ def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int 
             opt.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
         result["ok"] = True
-    except torch.OutOfMemoryError:
-        result["ok"] = False
+    except torch.OutOfMemoryError as e:  # which step, and the allocation that failed
+        result.update(ok=False, error=f"step {i}: " + str(e).split(". GPU")[0][:300],
+                      where=[f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(e.__traceback__)][-12:])
     result.update(
         seconds_per_step=(time.perf_counter() - t0) / steps,
         tokens_per_s=mb * seq * steps / (time.perf_counter() - t0),
@@ -70,13 +76,31 @@ def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int 
         peak_allocated=torch.cuda.max_memory_allocated(),
         peak_reserved=torch.cuda.max_memory_reserved(),
     )
-    del model, opt
+    del base, model, opt
     gc.collect()
     torch.cuda.empty_cache()
     return result
 
 
-if __name__ == "__main__":
+def measure_in_child(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, *, cap_gib: float = 0, steps: int = 3,
+                     warmup: int = 0, optimizer: str = "adamw", embeddings_on_cpu: bool = False, lora_r: int = 16,
+                     lean: bool = False) -> dict:
+    """measure() in a fresh process, its allocator capped at cap_gib (0: the whole GPU)."""
+    return run_child("bench.memory_probe", "--model", folder, "--cap", cap_gib, "--quant", quant, "--ckpt", int(ckpt),
+                     "--mb", mb, "--seq", seq, "--steps", steps, "--warmup", warmup, "--optimizer", optimizer,
+                     "--cpu-embed", int(embeddings_on_cpu), "--rank", lora_r, "--lean", int(lean))
+
+
+def child() -> None:
+    a = child_args(model=Path, cap=float, quant=str, ckpt=int, mb=int, seq=int, steps=int, warmup=int, optimizer=str,
+                   cpu_embed=int, rank=int, lean=int)
+    if a.cap:
+        cap_allocator(a.cap)
+    report(measure(a.model, a.quant, a.ckpt == 1, a.mb, a.seq, steps=a.steps, warmup=a.warmup, optimizer=a.optimizer,
+                   embeddings_on_cpu=a.cpu_embed == 1, lora_r=a.rank, lean=a.lean == 1))
+
+
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model", type=Path)
     ap.add_argument("--out", type=Path, required=True)
@@ -89,10 +113,15 @@ if __name__ == "__main__":
         quant, ckpt, mb, seq, optimizer, embeddings = parts + ["adamw", "gpu"][len(parts) - 4 :]
         shape = StepShape(quant, 2, int(mb), int(seq), ckpt == "1", optimizer=optimizer, embeddings_on_cpu=embeddings == "cpu")
         predicted = breakdown(info, shape)
-        got = measure(a.model, quant, ckpt == "1", int(mb), int(seq), optimizer=optimizer, embeddings_on_cpu=embeddings == "cpu")
+        got = measure_in_child(a.model, quant, ckpt == "1", int(mb), int(seq), optimizer=optimizer,
+                               embeddings_on_cpu=embeddings == "cpu")
         row = {"shape": spec, **got, "predicted": sum(predicted.values()), "terms": predicted}
-        row["ratio"] = round(row["peak_allocated"] / row["predicted"], 3)
+        row["ratio"] = round(row.get("peak_allocated", 0) / row["predicted"], 3)
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "terms"}), flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"model": str(a.model), "gpu": torch.cuda.get_device_name(0), "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    child() if "--child" in sys.argv else main()

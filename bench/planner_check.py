@@ -37,18 +37,9 @@ from engine import model_info, presets
 from engine.memory import GiB
 from engine.planner import budget_from_cap, plan
 
-from bench.child import CAPS, bench_parser, cap_allocator, child_args, random_model, run_child
-from bench.child import report as report_result
+from bench.child import CAPS, bench_parser, random_model
+from bench.memory_probe import measure_in_child
 from bench.synthetic import instruction_lengths
-
-
-def child(a) -> None:
-    """One measurement, in a fresh process: cap the allocator, then measure."""
-    from bench.memory_probe import measure
-
-    cap_allocator(a.cap)
-    report_result(measure(Path(a.model), a.quant, a.ckpt == 1, a.mb, a.seq, steps=10, warmup=2, optimizer=a.optimizer,
-                          embeddings_on_cpu=a.cpu_embed == 1, lora_r=a.rank, lean=a.lean == 1))
 
 
 def main() -> None:
@@ -77,10 +68,9 @@ def main() -> None:
         for card, (cap, p) in plans.items():
             measured = None
             if p.fits:
-                measured = run_child("bench.planner_check", "--model", folder, "--cap", cap, "--quant", p.quantization,
-                                     "--ckpt", int(p.gradient_checkpointing), "--mb", p.micro_batch, "--seq", p.max_seq_len,
-                                     "--optimizer", p.optimizer, "--cpu-embed", int(p.embeddings_on_cpu), "--rank", p.lora_r,
-                                     "--lean", int(p.lean_memory))
+                measured = measure_in_child(folder, p.quantization, p.gradient_checkpointing, p.micro_batch, p.max_seq_len,
+                                            cap_gib=cap, steps=10, warmup=2, optimizer=p.optimizer,
+                                            embeddings_on_cpu=p.embeddings_on_cpu, lora_r=p.lora_r, lean=p.lean_memory)
             row = _row(name, card, cap, p, measured)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k not in ("breakdown", "suggestion")}), flush=True)
@@ -181,8 +171,4 @@ def report(files: list[Path]) -> bool:
 if __name__ == "__main__":
     if "--report" in sys.argv:
         sys.exit(0 if report([Path(f) for f in sys.argv[sys.argv.index("--report") + 1 :]]) else 1)
-    if "--child" in sys.argv:
-        child(child_args(model=str, cap=float, quant=str, ckpt=int, mb=int, seq=int, optimizer=str, cpu_embed=int, lean=int,
-                         rank=int))
-    else:
-        main()
+    main()

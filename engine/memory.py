@@ -18,13 +18,9 @@ activations  tokens T = micro_batch x seq_len. Without checkpointing each of L b
              the recomputed block, (LEAN_H h + LEAN_I i) bytes per token.
 logits       one chunk of the chunked linear cross-entropy (engine/loss.py: never the
              full T x vocab logits) + the final hidden states and their trained-row copy.
-overhead     allocator slack (FRAG of the transient terms) + cuBLAS/cuDNN workspaces;
-             with the embedding table in RAM, also CPU_EMBED_SLACK of the weights: on that
-             path the allocator held up to 1.2 GiB (25% of the weights) beyond what was
-             allocated, varying by model (DeepSeek-LLM-7B and R1-Distill-Qwen-7B most,
-             R1-Distill-Llama-8B at rank 8 only 0.1 GiB), and a 14B on 10.5 GiB ran out of
-             memory without it. 0.105 keeps every measured preset within 15% of its
-             reserved peak (bench/results/planner_check/table.md).
+overhead     allocator slack (FRAG of the transient terms) + cuBLAS/cuDNN workspaces.
+             The embedding table in RAM costs nothing here: it is looked up on the CPU
+             (engine/loading.py look_up_in_ram), not copied to the GPU per forward.
 
 The per-token constants are bytes measured on the GPU machine (bench/planner_check.py)
 and are kept here in one place so the planner can be recalibrated.
@@ -50,7 +46,6 @@ RECOMPUTE = 1.4  # the one block recomputed in backward holds this many times a 
 LEAN_H = 12.0
 LEAN_I = 11.5
 FRAG = 0.05
-CPU_EMBED_SLACK = 0.105
 WORKSPACE = 320 * 1024**2
 LINEAR_BYTES = {"4bit": 0.5 + 1 / 64 + 4 / (64 * 256), "8bit": 1.0, "none": None}
 
@@ -92,8 +87,6 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
     # states and their trained-row copy.
     logits = min(tokens, rows_per_chunk(m.vocab_size)) * m.vocab_size * BYTES_PER_LOGIT + 2 * tokens * m.hidden_size * s.dtype_bytes
     overhead = FRAG * (activations + logits) + WORKSPACE
-    if s.embeddings_on_cpu and not m.tied_embeddings:
-        overhead += CPU_EMBED_SLACK * weights
     return {k: int(v) for k, v in dict(weights=weights, lora=lora, activations=activations, logits=logits, overhead=overhead).items()}
 
 
