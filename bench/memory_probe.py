@@ -2,9 +2,11 @@
 
     python3 -m bench.memory_probe MODEL_FOLDER --out results.json [--shapes 4bit:1:1:512,...]
 
-Each shape is quant:checkpointing(0/1):micro_batch:seq_len[:optimizer[:embeddings]], the
-optimizer adamw (default) or adamw_8bit, the embeddings gpu (default) or cpu (the table in
-RAM). Two shapes that differ in one field measure that one lever. Each shape runs in its own
+Each shape is quant:checkpointing(0/1):micro_batch:seq_len[:optimizer[:embeddings[:attention[:copies]]]]:
+the optimizer adamw (default) or adamw_8bit; the embeddings gpu (default) or cpu (the table
+in RAM); the attention sdpa (default, what the engine loads) or eager; copies bf16 (default)
+or fp32, the fp32 copies of embeddings / lm_head / norms that peft's
+prepare_model_for_kbit_training makes (the common QLoRA recipe; the engine skips it). Two shapes that differ in one field measure that one lever. Each shape runs in its own
 process (bench/child.py), so nothing of one shape's model stays on the GPU for the next; the
 model is loaded through the engine's own loader, LoRA r16 on all linear layers is attached, and 3
 steps run on random token ids with every token trained; peak allocated / reserved bytes
@@ -36,14 +38,22 @@ DEFAULT_SHAPES = "none:0:1:512,none:0:1:2048,none:1:1:2048,none:0:4:512,4bit:0:1
 
 
 def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int = 3, warmup: int = 0,
-            optimizer: str = "adamw", embeddings_on_cpu: bool = False, lora_r: int = 16, lean: bool = False) -> dict:
-    """Peak memory and speed of `steps` training steps, loaded the way the engine loads."""
+            optimizer: str = "adamw", embeddings_on_cpu: bool = False, lora_r: int = 16, lean: bool = False,
+            attention: str = "sdpa", copies: str = "bf16") -> dict:
+    """Peak memory and speed of `steps` training steps, loaded the way the engine loads
+    (unless attention / copies ask for what the engine does not do)."""
     from engine.config import TrainConfig
     from engine.train import make_optimizer
 
     cfg = ModelConfig(source=str(folder), quantization=quant, gradient_checkpointing=ckpt, embeddings_on_cpu=embeddings_on_cpu)
     placement = choose_placement(cfg, "cuda", print)
     base = load_model(folder, cfg, placement, embedding_module=model_info.from_folder(folder).embedding_module)
+    if attention != "sdpa":
+        base.set_attn_implementation(attention)
+    if copies == "fp32":
+        from peft import prepare_model_for_kbit_training
+
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)  # add_lora sets checkpointing
     model = add_lora(base, LoraConfig(r=lora_r, alpha=2 * lora_r), gradient_checkpointing=ckpt, lean=lean)
     model.train()
     opt = make_optimizer(model, TrainConfig(lr=1e-4, optimizer=optimizer))
@@ -84,20 +94,32 @@ def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int 
 
 def measure_in_child(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, *, cap_gib: float = 0, steps: int = 3,
                      warmup: int = 0, optimizer: str = "adamw", embeddings_on_cpu: bool = False, lora_r: int = 16,
-                     lean: bool = False) -> dict:
+                     lean: bool = False, attention: str = "sdpa", copies: str = "bf16") -> dict:
     """measure() in a fresh process, its allocator capped at cap_gib (0: the whole GPU)."""
     return run_child("bench.memory_probe", "--model", folder, "--cap", cap_gib, "--quant", quant, "--ckpt", int(ckpt),
                      "--mb", mb, "--seq", seq, "--steps", steps, "--warmup", warmup, "--optimizer", optimizer,
-                     "--cpu-embed", int(embeddings_on_cpu), "--rank", lora_r, "--lean", int(lean))
+                     "--cpu-embed", int(embeddings_on_cpu), "--rank", lora_r, "--lean", int(lean), "--attention", attention,
+                     "--copies", copies)
 
 
 def child() -> None:
     a = child_args(model=Path, cap=float, quant=str, ckpt=int, mb=int, seq=int, steps=int, warmup=int, optimizer=str,
-                   cpu_embed=int, rank=int, lean=int)
+                   cpu_embed=int, rank=int, lean=int, attention=str, copies=str)
     if a.cap:
         cap_allocator(a.cap)
     report(measure(a.model, a.quant, a.ckpt == 1, a.mb, a.seq, steps=a.steps, warmup=a.warmup, optimizer=a.optimizer,
-                   embeddings_on_cpu=a.cpu_embed == 1, lora_r=a.rank, lean=a.lean == 1))
+                   embeddings_on_cpu=a.cpu_embed == 1, lora_r=a.rank, lean=a.lean == 1, attention=a.attention,
+                   copies=a.copies))
+
+
+def parse_shape(spec: str) -> dict:
+    """quant:ckpt:mb:seq[:optimizer[:embeddings[:attention[:copies]]]] -> measure()'s arguments."""
+    parts = spec.split(":")
+    if not 4 <= len(parts) <= 8:
+        raise ValueError(f"{spec}: expected quant:ckpt:mb:seq[:optimizer[:embeddings[:attention[:copies]]]]")
+    quant, ckpt, mb, seq, optimizer, embeddings, attention, copies = parts + ["adamw", "gpu", "sdpa", "bf16"][len(parts) - 4 :]
+    return dict(quant=quant, ckpt=ckpt == "1", mb=int(mb), seq=int(seq), optimizer=optimizer,
+                embeddings_on_cpu=embeddings == "cpu", attention=attention, copies=copies)
 
 
 def main() -> None:
@@ -109,12 +131,11 @@ def main() -> None:
     info = model_info.from_folder(a.model)
     rows = []
     for spec in a.shapes.split(","):
-        parts = spec.split(":")
-        quant, ckpt, mb, seq, optimizer, embeddings = parts + ["adamw", "gpu"][len(parts) - 4 :]
-        shape = StepShape(quant, 2, int(mb), int(seq), ckpt == "1", optimizer=optimizer, embeddings_on_cpu=embeddings == "cpu")
+        k = parse_shape(spec)
+        shape = StepShape(k["quant"], 2, k["mb"], k["seq"], k["ckpt"], optimizer=k["optimizer"],
+                          embeddings_on_cpu=k["embeddings_on_cpu"])
         predicted = breakdown(info, shape)
-        got = measure_in_child(a.model, quant, ckpt == "1", int(mb), int(seq), optimizer=optimizer,
-                               embeddings_on_cpu=embeddings == "cpu")
+        got = measure_in_child(a.model, k.pop("quant"), k.pop("ckpt"), k.pop("mb"), k.pop("seq"), **k)
         row = {"shape": spec, **got, "predicted": sum(predicted.values()), "terms": predicted}
         row["ratio"] = round(row.get("peak_allocated", 0) / row["predicted"], 3)
         rows.append(row)

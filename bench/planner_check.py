@@ -2,7 +2,9 @@
 
     python3 -m bench.planner_check --tokenizer .gpu/tok --out bench/results/planner_check.json \\
         [--presets a,b] [--cards 8,12,24] [--keep]
-    python3 -m bench.planner_check --report RESULTS.json [MORE.json ...]   # no GPU needed
+    python3 -m bench.planner_check --report [RESULTS.json MORE.json ...]   # no GPU needed
+
+--report with no files merges the runs of record (RECORD, in results/planner_check/).
 
 --report merges result files (the first row of a preset x card wins), re-plans every row
 with the current planner, and writes planner_check.json + table.md beside the first file
@@ -114,8 +116,16 @@ def _row(name, card, cap, p, m) -> dict:
 
 
 
-def report(files: list[Path]) -> bool:
-    """Merge measured rows, re-estimate them with the current memory model, write the table."""
+RESULTS = Path(__file__).parent / "results" / "planner_check"
+# The runs of record, newest first (the first row of a preset x card wins).
+RECORD = ["planner_check_embram.json", "planner_check_embram14b.json", "planner_check_embram_dsllm.json",
+          "planner_check_small2a.json", "planner_check_small2b.json", "planner_check_qwen7b.json",
+          "planner_check_rest.json", "planner_check_small.json"]
+
+
+def report(files: list[Path], out: Path | None = None) -> bool:
+    """Merge measured rows, re-estimate them with the current memory model, write the table
+    (into out, by default beside the first file)."""
     lengths = instruction_lengths()
     merged: dict[tuple, dict] = {}
     for f in files:
@@ -143,7 +153,7 @@ def report(files: list[Path]) -> bool:
         elif r["fits"]:
             problems.append(f"{name} {card} GB: planned but not measured")
         rows.append(r)
-    out = files[0].parent
+    out = out or files[0].parent
     (out / "planner_check.json").write_text(json.dumps({"rows": rows, "problems": problems}, indent=2))
     lines = [
         "| preset | card | plan (quant, ckpt, optim, emb-in-RAM, lean, r, mb x accum, seq) | predicted GiB | measured alloc / reserved GiB "
@@ -170,5 +180,6 @@ def report(files: list[Path]) -> bool:
 
 if __name__ == "__main__":
     if "--report" in sys.argv:
-        sys.exit(0 if report([Path(f) for f in sys.argv[sys.argv.index("--report") + 1 :]]) else 1)
+        named = [Path(f) for f in sys.argv[sys.argv.index("--report") + 1 :]]
+        sys.exit(0 if report(named or [RESULTS / f for f in RECORD]) else 1)
     main()

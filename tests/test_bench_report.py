@@ -3,9 +3,13 @@
 import json
 from pathlib import Path
 
+import pytest
+
+from bench.planner_check import RECORD
+from bench.planner_check import RESULTS as RECORD_DIR
 from bench.planner_check import report
 
-RESULTS = Path(__file__).parent.parent / "bench" / "results" / "planner_check" / "planner_check_small.json"
+RESULTS = RECORD_DIR / "planner_check_small.json"
 
 
 def _write(tmp_path, rows) -> Path:
@@ -30,6 +34,28 @@ def test_report_passes_the_recorded_rows_and_flags_each_kind_of_failure(tmp_path
     assert any("predicted/measured 1.3" in p for p in problems)
     assert any("out of memory at the planned setting" in p for p in problems)
     assert any("plan changed since measured (micro_batch)" in p for p in problems)
+
+
+def test_the_runs_of_record_still_pass_with_todays_planner(tmp_path):
+    """Issue 4's acceptance over the committed GPU runs: every plan today's planner makes
+    was measured (a changed plan must be measured again), none ran out of memory, every
+    estimate is within 15% of the measured peak."""
+    assert report([RECORD_DIR / f for f in RECORD], out=tmp_path)
+    table = (tmp_path / "table.md").read_text()
+    assert table.count("| 8 GB |") == table.count("| 12 GB |") == table.count("| 24 GB |") == 13
+    assert table.strip().endswith("Problems: none")
+
+
+def test_memory_probe_shapes_name_one_lever_each():
+    from bench.memory_probe import parse_shape
+
+    assert parse_shape("4bit:1:2:1024") == dict(quant="4bit", ckpt=True, mb=2, seq=1024, optimizer="adamw",
+                                                embeddings_on_cpu=False, attention="sdpa", copies="bf16")
+    assert parse_shape("none:0:1:512:adamw_8bit:cpu:eager:fp32") == dict(
+        quant="none", ckpt=False, mb=1, seq=512, optimizer="adamw_8bit", embeddings_on_cpu=True, attention="eager",
+        copies="fp32")
+    with pytest.raises(ValueError, match="4bit:1: expected"):
+        parse_shape("4bit:1")
 
 
 def test_padding_shares_of_the_batching_schemes():
