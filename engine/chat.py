@@ -131,7 +131,9 @@ class ChatSession:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        # Where the model computes: the output head's device. Not the first parameter's,
+        # which is the embedding table, in RAM when the plan keeps it there.
+        return self.model.get_output_embeddings().weight.device
 
 
 def split_thinking(text: str) -> tuple[str, str]:
