@@ -98,9 +98,9 @@ def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, em
     except Exception as e:
         raise ModelError(f"{folder}: cannot load the model ({type(e).__name__}: {e})") from e
     model.config.use_cache = False  # the KV cache is useless (and costly) while training
-    if placement.device == "cuda" and model_cfg.embeddings_on_cpu and embedding_module:
-        look_up_in_ram(model.get_submodule(embedding_module), torch.device("cuda", torch.cuda.current_device()))
     if placement.device == "cuda":
+        if model_cfg.embeddings_on_cpu and embedding_module:
+            look_up_in_ram(model.get_submodule(embedding_module), torch.device("cuda", torch.cuda.current_device()))
         # Loading (quantizing on the fly) leaves its scratch blocks in torch's cache; the
         # training step's differently sized tensors cannot reuse them, so hand them back.
         torch.cuda.empty_cache()
