@@ -6,7 +6,7 @@
 One process per preset loads the random-weight model the way the planner sets up a
 small card (4-bit NF4, gradient checkpointing, LoRA r16 on every linear layer with
 dropout 0.05, 8-bit AdamW, the embedding table in RAM), then measures batch-1 steps at
-each length (3 steps, every token trained; the first is not timed) while adding one
+each length (--steps, default 3, every token trained; the first is not timed) while adding one
 lever at a time, each on top of the ones before:
 
     full_logits  the stock loss: the model's full [tokens x vocab] logits (the reference)
@@ -14,6 +14,10 @@ lever at a time, each on top of the ones before:
     dropout0     LoRA dropout off (engine/lean.no_lora_dropout)
     offload      checkpointed layer inputs in pinned RAM (engine/lean.offload_checkpoints)
                  = lean memory
+    liger_ce     liger-kernel's fused linear cross-entropy instead of TuneDesk's chunked one
+    liger_kernels  liger-kernel's Triton RMSNorm, SwiGLU and RoPE in the decoder as well
+
+--levers picks some of them, in this order (the liger rows need liger-kernel and Triton).
 
 It records peak allocated / reserved memory (no allocator cap: the peak is what the step
 needs) and tokens/s, beside the memory model's estimate for the same settings.
@@ -29,7 +33,7 @@ from pathlib import Path
 
 from bench.child import GiB, bench_parser, child_args, random_model, report, run_child
 
-LEVERS = ["full_logits", "chunked_ce", "dropout0", "offload"]
+LEVERS = ["full_logits", "chunked_ce", "dropout0", "offload", "liger_ce", "liger_kernels"]
 
 
 def child(a) -> dict:
@@ -39,7 +43,7 @@ def child(a) -> dict:
     from engine import lean, model_info
     from engine.config import LoraConfig, ModelConfig, TrainConfig
     from engine.loading import add_lora, choose_placement, load_model
-    from engine.loss import loss_sum
+    from engine.loss import lm_parts, loss_sum
     from engine.train import make_optimizer
 
     info = model_info.from_folder(Path(a.model))
@@ -55,19 +59,36 @@ def child(a) -> dict:
         logits = model(input_ids=ids).logits
         return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), reduction="sum")
 
-    def measure(length: int, full: bool) -> dict:
+    def liger_loss(ids):
+        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+
+        decoder, head = lm_parts(model)
+        hidden = decoder(input_ids=ids).last_hidden_state
+        return liger_fused_linear_cross_entropy(hidden[:, :-1].flatten(0, 1), head.weight, ids[:, 1:].flatten(),
+                                                reduction="sum")
+
+    def liger_kernels(m) -> str:
+        from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
+
+        _apply_liger_kernel_to_instance(m.get_base_model(), rope=True, rms_norm=True, swiglu=True,
+                                        cross_entropy=False, fused_linear_cross_entropy=False)
+        return "rope, rms_norm, swiglu"
+
+    losses = {"full_logits": full_logits_loss, "liger_ce": liger_loss, "liger_kernels": liger_loss}
+
+    def measure(length: int, lever: str) -> dict:
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         t0, forward_peak = 0.0, None
         try:
-            for i in range(3):
+            for i in range(a.steps):
                 if i == 1:
                     torch.cuda.synchronize()
                     t0 = time.perf_counter()
                 ids = torch.randint(0, min(info.vocab_size, 49152), (1, length), device="cuda")
                 with torch.autocast("cuda", dtype=placement.dtype):
-                    loss = (full_logits_loss(ids) if full else loss_sum(model, ids, None, ids)) / length
+                    loss = losses.get(lever, lambda i: loss_sum(model, i, None, i))(ids) / length
                 if i == 0:  # is the peak in the forward pass or in the backward?
                     forward_peak = round(torch.cuda.max_memory_allocated() / GiB, 3)
                 loss.backward()
@@ -79,17 +100,17 @@ def child(a) -> dict:
             opt.zero_grad(set_to_none=True)
             ok = False
         return {"length": length, "ok": ok,
-                "tokens_per_s": round(2 * length / (time.perf_counter() - t0)) if ok else None,
+                "tokens_per_s": round((a.steps - 1) * length / (time.perf_counter() - t0)) if ok else None,
                 "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / GiB, 3),
                 "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GiB, 3),
                 "forward_peak_allocated_gib": forward_peak}
 
-    apply = {"dropout0": lean.no_lora_dropout, "offload": lean.offload_checkpoints}
+    apply = {"dropout0": lean.no_lora_dropout, "offload": lean.offload_checkpoints, "liger_kernels": liger_kernels}
     rows = []
-    for lever in LEVERS:
+    for lever in a.levers.split(","):
         changed = apply[lever](model) if lever in apply else None
         for length in map(int, a.lengths.split(",")):
-            rows.append({"lever": lever, "modules_changed": changed, **measure(length, lever == "full_logits")})
+            rows.append({"lever": lever, "modules_changed": changed, **measure(length, lever)})
             print(json.dumps(rows[-1]), flush=True)
     return {"rows": rows}
 
@@ -108,6 +129,8 @@ def estimate(info, lever: str, length: int) -> float | None:
 def main() -> None:
     ap = bench_parser("deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b")
     ap.add_argument("--lengths", default="2048,8192")
+    ap.add_argument("--steps", type=int, default=3, help="steps per row; the first is not timed")
+    ap.add_argument("--levers", default=",".join(LEVERS[:4]), help="some of " + ",".join(LEVERS))
     a = ap.parse_args()
     from engine import model_info
 
@@ -115,7 +138,7 @@ def main() -> None:
     for name in a.presets.split(","):
         folder = random_model(name, a.workdir, a.tokenizer)
         info = model_info.from_preset(name)
-        r = run_child("bench.levers", "--model", folder, "--lengths", a.lengths)
+        r = run_child("bench.levers", "--model", folder, "--lengths", a.lengths, "--levers", a.levers, "--steps", a.steps)
         for row in r.get("rows", []):
             row["estimate_gib"] = estimate(info, row["lever"], row["length"])
         out.append({"preset": name, **r})
@@ -125,6 +148,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if "--child" in sys.argv:
-        report(child(child_args(model=str, lengths=str)))
+        report(child(child_args(model=str, lengths=str, levers=str, steps=int)))
     else:
         main()

@@ -8,8 +8,8 @@ in RAM); the attention sdpa (default, what the engine loads) or eager; copies bf
 or fp32, the fp32 copies of embeddings / lm_head / norms that peft's
 prepare_model_for_kbit_training makes (the common QLoRA recipe; the engine skips it). Two shapes that differ in one field measure that one lever. Each shape runs in its own
 process (bench/child.py), so nothing of one shape's model stays on the GPU for the next; the
-model is loaded through the engine's own loader, LoRA r16 on all linear layers is attached, and 3
-steps run on random token ids with every token trained; peak allocated / reserved bytes
+model is loaded through the engine's own loader, LoRA r16 on all linear layers is attached, and
+--steps (3) steps run, after --warmup (0) untimed ones, on random token ids with every token trained; peak allocated / reserved bytes
 are recorded beside the memory model's prediction and its terms. Raw data for
 calibrating engine/memory.py; bench/planner_check.py builds on it.
 """
@@ -127,6 +127,8 @@ def main() -> None:
     ap.add_argument("model", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--shapes", default=DEFAULT_SHAPES)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per shape")
+    ap.add_argument("--warmup", type=int, default=0, help="untimed steps before them (the peak counts them too)")
     a = ap.parse_args()
     info = model_info.from_folder(a.model)
     rows = []
@@ -135,7 +137,8 @@ def main() -> None:
         shape = StepShape(k["quant"], 2, k["mb"], k["seq"], k["ckpt"], optimizer=k["optimizer"],
                           embeddings_on_cpu=k["embeddings_on_cpu"])
         predicted = breakdown(info, shape)
-        got = measure_in_child(a.model, k.pop("quant"), k.pop("ckpt"), k.pop("mb"), k.pop("seq"), **k)
+        got = measure_in_child(a.model, k.pop("quant"), k.pop("ckpt"), k.pop("mb"), k.pop("seq"), steps=a.steps,
+                               warmup=a.warmup, **k)
         row = {"shape": spec, **got, "predicted": sum(predicted.values()), "terms": predicted}
         row["ratio"] = round(row.get("peak_allocated", 0) / row["predicted"], 3)
         rows.append(row)

@@ -100,25 +100,30 @@ def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, em
     model.config.use_cache = False  # the KV cache is useless (and costly) while training
     if placement.device == "cuda":
         if model_cfg.embeddings_on_cpu and embedding_module:
-            look_up_in_ram(model.get_submodule(embedding_module), torch.device("cuda", torch.cuda.current_device()))
+            look_up_in_ram(model, embedding_module, torch.device("cuda", torch.cuda.current_device()))
         # Loading (quantizing on the fly) leaves its scratch blocks in torch's cache; the
         # training step's differently sized tensors cannot reuse them, so hand them back.
         torch.cuda.empty_cache()
     return model
 
 
-def look_up_in_ram(embedding, device) -> None:
-    """Make an embedding table that the device map put in RAM stay there for good.
+def look_up_in_ram(model, name: str, device) -> None:
+    """Make the embedding table (module `name`) that the device map put in RAM stay there for good.
 
     accelerate keeps a module mapped to "cpu" on the meta device and copies its weight to
     the GPU for every forward: the whole table (1.0-1.5 GiB on a 128k-152k vocabulary) as
     one transient block, which fragmented the cache and ran a 14B out of memory on a
     10.5 GiB card with 0.85 GiB still free. Here the lookup runs on the CPU and only the
     looked-up rows (tokens x hidden) go to the GPU. The table is frozen, so nothing flows
-    back through the copy."""
+    back through the copy.
+
+    The device map then no longer names the table: "cpu" in it makes peft's
+    PeftModel.from_pretrained (the chat's tuned model) strip every hook and dispatch the
+    model again, which put the table back on the GPU behind these CPU lookups."""
     import torch
     from accelerate.hooks import remove_hook_from_module
 
+    embedding = model.get_submodule(name)
     hook = getattr(embedding, "_hf_hook", None)
     hooks = getattr(hook, "hooks", [hook])  # a SequentialHook when the device map added several
     tables = [h.weights_map for h in hooks if getattr(h, "weights_map", None) is not None]
@@ -128,6 +133,9 @@ def look_up_in_ram(embedding, device) -> None:
         embedding.weight = torch.nn.Parameter(weight, requires_grad=False)
     embedding.register_forward_pre_hook(lambda _m, args: (args[0].to("cpu"), *args[1:]))
     embedding.register_forward_hook(lambda _m, _args, out: out.to(device, non_blocking=True))
+    device_map = getattr(model, "hf_device_map", None)
+    if device_map:
+        model.hf_device_map = {k: v for k, v in device_map.items() if k != name and not k.startswith(name + ".")}
 
 
 def enable_checkpointing(model) -> None:

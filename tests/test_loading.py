@@ -2,27 +2,62 @@
 device map offloads a "cpu" module to the meta device and copies its weight to the
 execution device on every forward; look_up_in_ram undoes that and looks rows up in place."""
 
+import pytest
 import torch
-from accelerate import cpu_offload
-from accelerate.hooks import ModelHook, add_hook_to_module
+from accelerate import dispatch_model
 from test_lean import _tiny
 
-from engine.loading import look_up_in_ram
+from engine.config import LoraConfig
+from engine.loading import add_lora, look_up_in_ram
 
 
-def test_an_offloaded_embedding_table_is_materialized_in_ram_and_looked_up_there():
+def _offloaded(folder):
+    """A model dispatched the way from_pretrained does with device_map {embed_tokens: "cpu",
+    "": gpu}: the table on the meta device, copied to the execution device per forward.
+    Without a GPU the execution device is the CPU and "disk" is what accelerate offloads."""
     model = _tiny()
-    ids = torch.tensor([[1, 5, 499, 7]])
     table = model.model.embed_tokens.weight.detach().clone()
-    cpu_offload(model, execution_device="cpu")  # what a device map with "cpu" does
+    model = dispatch_model(model, {"model.embed_tokens": "disk", "": "cpu"}, offload_dir=str(folder))
     emb = model.model.embed_tokens
-    add_hook_to_module(emb, ModelHook(), append=True)  # dispatch_model leaves a SequentialHook
-    assert emb.weight.device.type == "meta" and hasattr(emb, "_hf_hook")
+    assert emb.weight.device.type == "meta"
+    assert len(emb._hf_hook.hooks) == 2  # dispatch_model leaves a SequentialHook there
+    model.hf_device_map = {"model.embed_tokens": "cpu", "": 0}  # what from_pretrained records on a GPU
+    return model, table
 
-    look_up_in_ram(emb, torch.device("cpu"))
 
+def test_an_offloaded_embedding_table_is_materialized_in_ram_and_looked_up_there(tmp_path):
+    model, table = _offloaded(tmp_path)
+    ids = torch.tensor([[1, 5, 499, 7]])
+
+    look_up_in_ram(model, "model.embed_tokens", torch.device("cpu"))
+
+    emb = model.model.embed_tokens
     assert not hasattr(emb, "_hf_hook")  # no copy of the table per forward any more
     assert emb.weight.device.type == "cpu" and not emb.weight.requires_grad
     assert torch.equal(emb.weight, table)
     out = emb(ids)
     assert torch.equal(out, table[ids])
+
+
+def test_loading_a_saved_adapter_leaves_the_table_in_ram(tmp_path, monkeypatch):
+    """The chat loads the tuned model with PeftModel.from_pretrained. On the GPU (a random
+    Llama-8B, 8 GB plan) it found "cpu" in the device map, stripped the hooks and dispatched
+    the model again: the table went back to the GPU and every answer failed with "index is
+    on cpu, different from other tensors on cuda:0". On this CPU-only machine that
+    dispatch would move nothing, so the test fails if peft dispatches at all."""
+    import peft.peft_model
+    from peft import PeftModel
+
+    add_lora(_tiny(), LoraConfig(r=4, alpha=8), gradient_checkpointing=False).save_pretrained(tmp_path / "adapter")
+    model, table = _offloaded(tmp_path / "offload")
+    look_up_in_ram(model, "model.embed_tokens", torch.device("cpu"))
+
+    def dispatch(*_a, **_k):
+        pytest.fail("peft dispatched the model again")
+
+    monkeypatch.setattr(peft.peft_model, "dispatch_model", dispatch)
+    tuned = PeftModel.from_pretrained(model, tmp_path / "adapter")
+
+    emb = tuned.get_base_model().model.embed_tokens
+    assert emb.weight.device.type == "cpu" and torch.equal(emb.weight, table)
+    assert tuned.generate(input_ids=torch.tensor([[1, 5, 7]]), max_new_tokens=3, do_sample=False).shape == (1, 6)
