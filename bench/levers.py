@@ -1,13 +1,14 @@
 """Memory levers for long sequences, one at a time, on the 7B / 8B shapes (GPU machine).
 
     python3 -m bench.levers --tokenizer .gpu/tok --out bench/results/levers/levers.json \\
-        [--presets deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b] [--lengths 2048,8192]
+        [--presets deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b] [--lengths 2048,8192] \\
+        [--levers full_logits,chunked_ce,dropout0,offload] [--steps 3]
 
 One process per preset loads the random-weight model the way the planner sets up a
 small card (4-bit NF4, gradient checkpointing, LoRA r16 on every linear layer with
 dropout 0.05, 8-bit AdamW, the embedding table in RAM), then measures batch-1 steps at
-each length (--steps, default 3, every token trained; the first is not timed) while adding one
-lever at a time, each on top of the ones before:
+each length (--steps, default 3, every token trained; the first is not timed) while adding
+one lever at a time, each on top of the ones before:
 
     full_logits  the stock loss: the model's full [tokens x vocab] logits (the reference)
     chunked_ce   TuneDesk's chunked linear cross-entropy (engine/loss.py)

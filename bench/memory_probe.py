@@ -6,12 +6,14 @@ Each shape is quant:checkpointing(0/1):micro_batch:seq_len[:optimizer[:embedding
 the optimizer adamw (default) or adamw_8bit; the embeddings gpu (default) or cpu (the table
 in RAM); the attention sdpa (default, what the engine loads) or eager; copies bf16 (default)
 or fp32, the fp32 copies of embeddings / lm_head / norms that peft's
-prepare_model_for_kbit_training makes (the common QLoRA recipe; the engine skips it). Two shapes that differ in one field measure that one lever. Each shape runs in its own
-process (bench/child.py), so nothing of one shape's model stays on the GPU for the next; the
-model is loaded through the engine's own loader, LoRA r16 on all linear layers is attached, and
---steps (3) steps run, after --warmup (0) untimed ones, on random token ids with every token trained; peak allocated / reserved bytes
-are recorded beside the memory model's prediction and its terms. Raw data for
-calibrating engine/memory.py; bench/planner_check.py builds on it.
+prepare_model_for_kbit_training makes (the common QLoRA recipe; the engine skips it). Two
+shapes that differ in one field measure that one lever. Each shape runs in its own process
+(bench/child.py), so nothing of one shape's model stays on the GPU for the next; the model
+is loaded through the engine's own loader, LoRA r16 on all linear layers is attached, and
+--steps (3) steps run, after --warmup (0) untimed ones, on random token ids with every
+token trained; peak allocated / reserved bytes are recorded beside the memory model's
+prediction and its terms. Raw data for calibrating engine/memory.py; bench/planner_check.py
+builds on it.
 """
 
 from __future__ import annotations
