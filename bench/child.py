@@ -18,6 +18,13 @@ def run_child(module: str, *args) -> dict:
     return json.loads(line[7:]) if line else {"ok": False, "error": out.stderr[-800:]}
 
 
+def save_json(path, result: dict) -> None:
+    """Write a results file (its folder too); scripts call it after every row, so a run
+    cut short still leaves what it measured."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def report(result: dict) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child import GiB, bench_parser, child_args, random_model, report, run_child
+from bench.child import GiB, bench_parser, child_args, random_model, report, run_child, save_json
 
 LEVERS = ["full_logits", "chunked_ce", "dropout0", "offload", "liger_ce", "liger_kernels"]
 
@@ -143,8 +143,7 @@ def main() -> None:
         for row in r.get("rows", []):
             row["estimate_gib"] = estimate(info, row["lever"], row["length"])
         out.append({"preset": name, **r})
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps({"presets": out}, indent=2))
+        save_json(a.out, {"presets": out})
 
 
 if __name__ == "__main__":

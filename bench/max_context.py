@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.child import CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child
+from bench.child import CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child, save_json
 STEP = 512
 
 
@@ -108,8 +108,7 @@ def main() -> None:
                           "--start", min(predicted, a.limit) or 2048)
             rows.append({"preset": name, "card_gb": card, "cap_gib": cap, **r, "planner_max_length": predicted})
             print(json.dumps(rows[-1]), flush=True)
-            a.out.parent.mkdir(parents=True, exist_ok=True)
-            a.out.write_text(json.dumps({"rows": rows}, indent=2))
+            save_json(a.out, {"rows": rows})
 
 
 if __name__ == "__main__":

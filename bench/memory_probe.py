@@ -34,7 +34,7 @@ from engine.loading import add_lora, choose_placement, load_model
 from engine.loss import loss_sum
 from engine.memory import StepShape, breakdown
 
-from bench.child import cap_allocator, child_args, report, run_child
+from bench.child import cap_allocator, child_args, report, run_child, save_json
 
 DEFAULT_SHAPES = "none:0:1:512,none:0:1:2048,none:1:1:2048,none:0:4:512,4bit:0:1:512,4bit:1:1:2048,4bit:1:2:1024,4bit:0:2:1024"
 
@@ -145,8 +145,7 @@ def main() -> None:
         row["ratio"] = round(row.get("peak_allocated", 0) / row["predicted"], 3)
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "terms"}), flush=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"model": str(a.model), "gpu": torch.cuda.get_device_name(0), "rows": rows}, indent=2))
+    save_json(a.out, {"model": str(a.model), "gpu": torch.cuda.get_device_name(0), "rows": rows})
 
 
 if __name__ == "__main__":

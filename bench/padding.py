@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.child import save_json
 from bench.synthetic import instruction_lengths
 from engine.data.batching import epoch_order, pack_rows
 from engine.data.prepare import Example
@@ -62,8 +63,7 @@ def main() -> None:
     result = {"micro_batch": a.micro_batch, "grad_accum": a.grad_accum, "seq_len": a.seq_len,
               "useful_share": shares(instruction_lengths(), a.micro_batch, a.grad_accum, a.seq_len)}
     print(json.dumps(result))
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    save_json(a.out, result)
 
 
 if __name__ == "__main__":

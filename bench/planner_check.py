@@ -39,7 +39,7 @@ from engine import model_info, presets
 from engine.memory import GiB
 from engine.planner import budget_from_cap, plan
 
-from bench.child import CAPS, bench_parser, random_model
+from bench.child import CAPS, bench_parser, random_model, save_json
 from bench.memory_probe import measure_in_child
 from bench.synthetic import instruction_lengths
 
@@ -56,7 +56,7 @@ def main() -> None:
         twin = measured_shapes.get(_shape_key(info))
         if twin:
             rows += [{**r, "preset": name, "measured_as": twin} for r in rows if r["preset"] == twin]
-            a.out.write_text(json.dumps({"rows": rows}, indent=2))
+            save_json(a.out, {"rows": rows})
             continue
         measured_shapes[_shape_key(info)] = name
         plans = {}
@@ -76,11 +76,10 @@ def main() -> None:
             row = _row(name, card, cap, p, measured)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k not in ("breakdown", "suggestion")}), flush=True)
-            a.out.parent.mkdir(parents=True, exist_ok=True)
-            a.out.write_text(json.dumps({"rows": rows}, indent=2))
+            save_json(a.out, {"rows": rows})
         if not a.keep:
             shutil.rmtree(folder, ignore_errors=True)
-    a.out.write_text(json.dumps({"rows": rows}, indent=2))
+    save_json(a.out, {"rows": rows})
 
 
 def _shape_key(info) -> str:

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child import CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child
+from bench.child import CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child, save_json
 from bench.synthetic import write_instruction_jsonl
 
 PEAK_FLOPS = 989e12
@@ -150,15 +150,14 @@ def main() -> None:
             rows.append({"preset": a.preset, "card_gb": card, "cap_gib": seed["peak_reserved_gib"] if variant == "packed_seed_mem" else cap,
                          "variant": variant, **r})
             print(json.dumps(rows[-1]), flush=True)
-            a.out.parent.mkdir(parents=True, exist_ok=True)
-            a.out.write_text(json.dumps({"params": params, "rows": rows}, indent=2))
+            save_json(a.out, {"params": params, "rows": rows})
     for card in map(int, a.cards.split(",")):
         by = {r["variant"]: r for r in rows if r["card_gb"] == card}
         base = by.get("seed", {}).get("useful_tokens_per_s")
         for v, r in by.items():
             if base and r.get("useful_tokens_per_s"):
                 r["speedup_vs_seed"] = round(r["useful_tokens_per_s"] / base, 2)
-    a.out.write_text(json.dumps({"params": params, "rows": rows}, indent=2))
+    save_json(a.out, {"params": params, "rows": rows})
 
 
 if __name__ == "__main__":

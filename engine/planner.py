@@ -24,9 +24,9 @@ SAFETY = 0.05  # of the rest: headroom for what the estimate misses
 LEAN_RAM = 4 * GiB  # most pinned RAM lean memory may take (a 16 GB PC keeps working)
 # (quantization, gradient checkpointing, optimizer, LoRA rank divisor, embeddings in
 # RAM, lean memory), best first: a halved rank still learns a persona or a format;
-# dropping long rows loses data. The embedding table in RAM costs nothing measurable (a
-# lookup, then one copy of the hidden states to the GPU) but only untied models can do
-# it. Lean memory (engine/lean.py) is slower, so it comes last, before a lower rank.
+# dropping long rows loses data. The embedding table in RAM costs about 6% of the speed
+# (a CPU lookup, then one copy of the looked-up rows to the GPU; bench/README.md) and only
+# untied models can do it. Lean memory (engine/lean.py) is slower, so it comes last, before a lower rank.
 ORDER = [
     ("none", False, "adamw", 1, False, False),
     ("none", True, "adamw", 1, False, False),
