@@ -54,7 +54,7 @@ def child(a) -> dict:
     model = add_lora(load_model(Path(a.model), cfg, placement, embedding_module=info.embedding_module),
                      LoraConfig(r=16, alpha=32, dropout=0.05), gradient_checkpointing=True)
     model.train()
-    opt = make_optimizer(model, TrainConfig(lr=1e-4, optimizer="adamw_8bit"))
+    opt = make_optimizer(model, TrainConfig(lr=1e-4), "adamw_8bit")
 
     def full_logits_loss(ids):
         logits = model(input_ids=ids).logits

@@ -41,7 +41,7 @@ def child(a) -> dict:
     model = add_lora(load_model(Path(a.model), cfg, placement, embedding_module=info.embedding_module),
                      LoraConfig(r=16, alpha=32), gradient_checkpointing=True, lean=True)
     model.train()
-    opt = make_optimizer(model, TrainConfig(lr=1e-4, optimizer="adamw_8bit"))
+    opt = make_optimizer(model, TrainConfig(lr=1e-4), "adamw_8bit")
 
     def trains(length: int) -> dict | None:
         gc.collect()
@@ -86,7 +86,7 @@ def _planner_fits(info, budget: int, n: int) -> bool:
     from engine.planner import plan
 
     p = plan(info, budget_bytes=budget, lengths=np.full(16, n), effective_batch=1)
-    return p.fits and p.max_seq_len >= n and p.micro_batch == 1
+    return p.fits and p.seq_len >= n and p.micro_batch == 1
 
 
 def main() -> None:

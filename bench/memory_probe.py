@@ -58,7 +58,7 @@ def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int 
         base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)  # add_lora sets checkpointing
     model = add_lora(base, LoraConfig(r=lora_r, alpha=2 * lora_r), gradient_checkpointing=ckpt, lean=lean)
     model.train()
-    opt = make_optimizer(model, TrainConfig(lr=1e-4, optimizer=optimizer))
+    opt = make_optimizer(model, TrainConfig(lr=1e-4), optimizer)
     torch.cuda.synchronize()
     weights = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()

@@ -26,7 +26,7 @@ import numpy as np
 from bench.child import save_json
 from bench.synthetic import instruction_lengths
 from engine.data.batching import epoch_order, pack_rows
-from engine.data.prepare import Example
+from engine.data.example import Example
 
 
 def padded_tokens(lengths: list[int], batches: list[list[int]], pad_to: int | None = None) -> int:

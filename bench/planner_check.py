@@ -70,7 +70,7 @@ def main() -> None:
         for card, (cap, p) in plans.items():
             measured = None
             if p.fits:
-                measured = measure_in_child(folder, p.quantization, p.gradient_checkpointing, p.micro_batch, p.max_seq_len,
+                measured = measure_in_child(folder, p.quantization, p.gradient_checkpointing, p.micro_batch, p.seq_len,
                                             cap_gib=cap, steps=10, warmup=2, optimizer=p.optimizer,
                                             embeddings_on_cpu=p.embeddings_on_cpu, lora_r=p.lora_r, lean=p.lean_memory)
             row = _row(name, card, cap, p, measured)
@@ -90,7 +90,12 @@ def _shape_key(info) -> str:
 
 
 KEYS = ("fits", "quantization", "gradient_checkpointing", "optimizer", "embeddings_on_cpu", "lean_memory", "lora_r",
-        "micro_batch", "grad_accum", "max_seq_len")
+        "micro_batch", "grad_accum", "seq_len")
+RENAMED = {"seq_len": "max_seq_len"}  # the key in rows measured before the plan's length was renamed
+
+
+def _recorded(r: dict, k: str, default=False):
+    return r.get(k, r.get(RENAMED.get(k, k), default))
 
 
 def _row(name, card, cap, p, m) -> dict:
@@ -137,7 +142,7 @@ def report(files: list[Path], out: Path | None = None) -> bool:
     for (name, card), r in sorted(merged.items()):
         p = plan(model_info.from_preset(name), budget_bytes=budget_from_cap(int(CAPS[card] * GiB)), lengths=lengths)
         # Rows from before lean memory lack its key; a refusal is compared only as a refusal.
-        changed = [k for k in KEYS if getattr(p, k) != r.get(k, False)] if (p.fits or r["fits"]) else []
+        changed = [k for k in KEYS if getattr(p, k) != _recorded(r, k)] if (p.fits or r["fits"]) else []
         r = {**r, "predicted_gib": round(p.estimate_bytes / GiB, 3), "breakdown": p.breakdown}
         if changed:
             problems.append(f"{name} {card} GB: plan changed since measured ({', '.join(changed)}): remeasure")
@@ -167,7 +172,7 @@ def report(files: list[Path], out: Path | None = None) -> bool:
         lines.append(
             f"| {r['preset']} | {r['card_gb']} GB | {r['quantization']}, {ck}, {r['optimizer']}, {'yes' if r['embeddings_on_cpu'] else 'no'}, "
             f"{'lean' if r.get('lean_memory') else '–'}, "
-            f"r{r['lora_r']}, {r['micro_batch']}x{r['grad_accum']}, {r['max_seq_len']} | {r['predicted_gib']} | "
+            f"r{r['lora_r']}, {r['micro_batch']}x{r['grad_accum']}, {_recorded(r, 'seq_len')} | {r['predicted_gib']} | "
             f"{r['measured_allocated_gib']} / {r['measured_reserved_gib']} | {r['predicted_over_reserved']} | {r['budget_used']} | "
             f"{r['tokens_per_s']:.0f} | {'YES' if r['oom'] else 'no'}{' (as ' + r['measured_as'] + ')' if r.get('measured_as') else ''} |"
         )

@@ -113,7 +113,7 @@ def tunedesk_run(a, cap: float, packing: bool, workdir: Path) -> dict:
         "peak_allocated_gib": round(max(m["mem_bytes"] for m in metrics.values()) / GiB, 3),
         "peak_reserved_gib": round(max(m.get("mem_reserved_bytes", 0) for m in metrics.values()) / GiB, 3),
         "oom_recoveries": finished["summary"]["oom_recoveries"],
-        "plan": {k: plan[k] for k in ("quantization", "gradient_checkpointing", "micro_batch", "grad_accum", "max_seq_len",
+        "plan": {k: plan[k] for k in ("quantization", "gradient_checkpointing", "micro_batch", "grad_accum", "seq_len",
                                       "optimizer", "embeddings_on_cpu", "lean_memory", "lora_r", "estimate_bytes")},
     }
 

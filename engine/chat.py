@@ -37,18 +37,19 @@ class ChatSession:
 
         self.run = RunDir.open(run_dir)
         cfg, extra = self.run.read_config()
+        _, model_cfg = self.run.loaded_as()
         if not (self.run.adapter_dir / "adapter_config.json").is_file():
             raise TuneDeskError(f"{self.run.path}: this run has no saved adapter yet")
         folder = Path(extra.get("resolved_model_folder", ""))
         if not (folder / "config.json").is_file():
             folder = models.resolve(cfg.model.source, allow_pickle=cfg.model.allow_pickle, revision=cfg.model.revision, status=status)
-        placement = choose_placement(cfg.model, device, warn)
+        placement = choose_placement(model_cfg, device, warn)
         self.tokenizer = load_tokenizer(folder, cfg.model)
         ensure_chat_template(self.tokenizer)
         self.system_prompt = cfg.data.system_prompt
         from .model_info import from_folder
 
-        base = load_model(folder, cfg.model, placement, embedding_module=from_folder(folder).embedding_module)
+        base = load_model(folder, model_cfg, placement, embedding_module=from_folder(folder).embedding_module)
         base.config.use_cache = True
         self.model = PeftModel.from_pretrained(base, self.run.adapter_dir)
         self.model.eval()

@@ -19,7 +19,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     t = sub.add_parser("train", help="train a LoRA adapter on a dataset file")
-    t.add_argument("data", help="dataset file (.jsonl / .json)")
+    t.add_argument("data", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt)")
     t.add_argument("--model", default="demo", help="'demo' (built-in SmolLM2-135M-Instruct), a model folder, a .gguf file or a Hub id")
     t.add_argument("--out", default="", help="folder that holds the run folders (default: the user data folder)")
     t.add_argument("--name", default="", help="run folder name (default: date-model-dataset)")
@@ -28,7 +28,9 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4)")
     t.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16)")
     t.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
-    t.add_argument("--seq-len", type=int, default=None, help="max tokens per example (default: from the data's lengths)")
+    t.add_argument("--seq-len", type=int, default=None, help="max tokens per example (default: the longest row, if it fits the card)")
+    t.add_argument("--long-rows", choices=["truncate", "skip"], default=None,
+                   help="rows longer than the length: truncate (default: the start of the prompt is cut, the answer kept) or skip")
     t.add_argument("--batch", type=int, default=None, help="micro-batch size (default: the planner's)")
     t.add_argument("--grad-accum", type=int, default=None, help="gradient accumulation steps (default: effective batch / micro-batch)")
     t.add_argument("--quant", choices=["none", "8bit", "4bit"], default=None, help="bitsandbytes quantization, CUDA only (default: the planner's)")
@@ -91,7 +93,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--model", default="demo", help="a model (as for train) or a preset name: " + "presets: see resources/presets")
     pl.add_argument("--data", default=None, help="dataset file whose token lengths to plan for")
     pl.add_argument("--vram", default=None, help="plan for a card of this size, e.g. 8GB or 12GB (default: the GPU's free memory)")
-    pl.add_argument("--effective-batch", type=int, default=16)
+    pl.add_argument("--effective-batch", type=int, default=None, help="examples per optimizer step (default 16 on GPU, 4 on CPU)")
     pl.add_argument("--json", action="store_true")
 
     i = sub.add_parser("inspect", help="show how a dataset file is read, validated and rendered")
@@ -163,6 +165,7 @@ def _train_config(a: argparse.Namespace):
         (cfg.train, "seed", a.seed),
         (cfg.lora, "r", a.lora_r),
         (cfg.data, "max_seq_len", a.seq_len),
+        (cfg.data, "long_rows", a.long_rows),
         (cfg.data, "system_prompt", a.system_prompt),
         (cfg.data, "val_share", a.val_share),
         (cfg.data, "max_samples", a.max_samples),
@@ -229,35 +232,35 @@ def _parse_size(text: str) -> int:
 
 
 def _cmd_plan(a: argparse.Namespace) -> int:
-    from . import model_info, models, presets
-    from .config import DataConfig, ModelConfig
+    from . import model_info, models, planner, presets
+    from .config import ModelConfig, RunConfig
     from .hardware import probe
     from .loading import load_tokenizer
     from .memory import GiB
-    from .planner import budget_for, budget_from_free, plan
 
     if a.model in presets.names():
         info, tok_folder = model_info.from_preset(a.model), models.resolve("demo")
     else:
         tok_folder = models.resolve(a.model)
         info = model_info.from_folder(tok_folder)
-    lengths = None
+    cfg = RunConfig()
+    cfg.model.source, cfg.train.effective_batch = a.model, a.effective_batch
+    cfg.train.vram_gb = _parse_size(a.vram) / GiB if a.vram else None
+    data_inputs = {}
     if a.data:
         from .data import prepare
 
-        lengths = prepare(DataConfig(path=a.data, max_seq_len=info.context_length or 32768),
-                          load_tokenizer(tok_folder, ModelConfig())).lengths
-    if a.vram:
-        budget, bf16 = budget_from_free(_parse_size(a.vram)), True
-    else:
-        hw = probe()
-        budget = budget_for(None, hw)
-        bf16 = hw.gpu.bf16 if hw.gpu else False
-    p = plan(info, budget_bytes=budget, lengths=lengths, effective_batch=a.effective_batch, bf16=bf16)
+        cfg.data.path = a.data
+        data = prepare(cfg.data, load_tokenizer(tok_folder, ModelConfig()))
+        data_inputs = data.plan_inputs()
+    p = planner.resolve(cfg, info, planner.target_for(cfg, probe()), **data_inputs)
     if a.json:
         print(json.dumps(p.to_dict(), indent=2))
         return 0
-    print(f"{'Fits' if p.fits else 'Does NOT fit'}: {p.estimate_bytes / GiB:.2f} GiB of {p.budget_bytes / GiB:.2f} GiB budget")
+    if p.device == "cpu":
+        print(f"{'Fits' if p.fits else 'Does NOT fit'} the RAM: {p.ram_estimate_bytes / GiB:.2f} GiB of {p.ram_budget_bytes / GiB:.2f} GiB")
+    else:
+        print(f"{'Fits' if p.fits else 'Does NOT fit'}: {p.estimate_bytes / GiB:.2f} GiB of {p.budget_bytes / GiB:.2f} GiB budget")
     for k, v in p.breakdown.items():
         print(f"  {k:<12} {v / GiB:6.2f} GiB")
     for k, why in p.reasons.items():
@@ -355,6 +358,9 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .hardware import keep_allocations_compact
+
+    keep_allocations_compact()  # before anything touches CUDA, in the window and the CLI alike
     args = _build_parser().parse_args(argv)
     if args.self_test:
         from gui.self_test import run_self_test  # gui/ (and Qt) only when asked for

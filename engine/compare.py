@@ -12,7 +12,7 @@ from .atomic import write_json, write_text
 from .chat import ChatSession, GenerationSettings
 from .data import prepare
 from .data.batching import collate
-from .loss import count_trained, loss_sum
+from .loss import batch_loss_sum, count_trained
 
 COMPARE_DIR = "compare"
 
@@ -45,8 +45,7 @@ def validation_compare(session: ChatSession, *, n: int = 8, settings: Generation
         for side, base in (("base", True), ("tuned", False)):
             row[side] = "".join(session.stream("", base=base, settings=settings, input_ids=prompt)).strip()
             with torch.no_grad(), session.adapter(base):
-                ids = batch["input_ids"].to(session.device)
-                total = float(loss_sum(session.model, ids, batch["attention_mask"].to(session.device), batch["labels"]))
+                total = float(batch_loss_sum(session.model, batch, session.device))
             row[f"{side}_loss"] = round(total / max(1, count_trained(batch["labels"])), 4)
         rows.append(row)
         progress(i + 1, len(examples))

@@ -13,7 +13,8 @@ from typing import Any
 from .errors import ConfigError
 
 QUANTIZATIONS = ("none", "8bit", "4bit")
-CONFIG_VERSION = 1
+LONG_ROWS = ("truncate", "skip")
+CONFIG_VERSION = 2  # 2: the request only; what the planner resolved lives in plan.json
 
 
 @dataclass
@@ -43,8 +44,11 @@ class DataConfig:
     path: str = ""
     """The dataset file."""
     max_seq_len: int | None = None
-    """Tokens per example; longer rows are reported and skipped, never silently cut.
-    None: the planner chooses from the data's lengths."""
+    """Most tokens per example. None: the planner chooses from the data's lengths (the
+    longest row when it fits the card)."""
+    long_rows: str = "truncate"
+    """Rows longer than the length: 'truncate' (the start of the prompt is cut, the answer
+    kept, counts reported) or 'skip' (left out and listed). Plain text is always split."""
     val_share: float = 0.05
     """Share of rows held out for the validation loss."""
     max_val_rows: int = 200
@@ -90,9 +94,6 @@ class TrainConfig:
     """Examples per optimizer step. None: 16 on a GPU, 4 on the CPU."""
     optimizer: str | None = None
     """'adamw' (fp32 states) or 'adamw_8bit' (bitsandbytes, CUDA). None: the planner chooses."""
-    skip_longer_than: int | None = None
-    """Set by out-of-memory recovery: longer examples are passed over from then on (they
-    stay in the data, so the order is unchanged and a resumed run stays exact)."""
     packing: bool = False
     """Lay a step's examples end to end in rows of up to max_seq_len tokens (no attention
     across examples): fewer, fuller forward passes for the same examples per step."""
@@ -129,15 +130,17 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def for_new_run(self, out_dir: str) -> "RunConfig":
-        """A past run's settings, as it ran them, for a new run folder: without that
-        run's name and its out-of-memory recovery's length limit (a new run calibrates anew)."""
+        """A past run's request for a new run folder (without that run's name): the
+        planner resolves it anew, on today's card and data."""
         cfg = RunConfig.from_dict(self.to_dict())
         cfg.name, cfg.out_dir = "", out_dir
-        cfg.train.skip_longer_than = None
         return cfg
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        if d.get("version", CONFIG_VERSION) < 2:  # version 1 kept recovery's length limit in the request
+            d = {**d, "train": {k: v for k, v in (d.get("train") or {}).items() if k != "skip_longer_than"}}
+
         def section(kind, values):
             known = {f.name for f in dataclasses.fields(kind)}
             unknown = set(values or {}) - known
@@ -152,7 +155,7 @@ class RunConfig:
             train=section(TrainConfig, d.get("train")),
             name=d.get("name", ""),
             out_dir=d.get("out_dir", ""),
-            version=d.get("version", CONFIG_VERSION),
+            version=CONFIG_VERSION,  # migrated above
         )
 
     def validate(self) -> "RunConfig":
@@ -164,6 +167,7 @@ class RunConfig:
             (0.0 <= d.val_share < 0.5, f"validation share {d.val_share} must be between 0 and 0.5"),
             (d.max_samples is None or d.max_samples >= 2, "max samples must be at least 2"),
             (d.reasoning in ("auto", "keep", "drop"), f"reasoning must be auto, keep or drop, not '{d.reasoning}'"),
+            (d.long_rows in LONG_ROWS, f"long rows must be truncate or skip, not '{d.long_rows}'"),
             (d.format in (None, "alpaca", "pair", "messages", "sharegpt", "text"), f"unknown data format '{d.format}'"),
             (0.0 < d.max_bad_share <= 1.0, "max bad share must be in (0, 1]"),
             (l.r >= 1, f"LoRA rank {l.r} must be at least 1"),

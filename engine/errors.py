@@ -19,3 +19,8 @@ class DataError(TuneDeskError):
 
 class ConfigError(TuneDeskError):
     """A setting is out of range or contradicts another one."""
+
+
+class FitError(TuneDeskError):
+    """The run cannot train on this card without losing what the user asked for (an
+    empty step, or too much of the data cut away); the run ends as "failed"."""

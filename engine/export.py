@@ -21,14 +21,15 @@ DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 def _adapter_readme(run: RunDir) -> str:
     cfg, _ = run.read_config()
-    summary = run.summary() or {}
+    summary, plan = run.summary() or {}, run.plan()
     return (
         f"# LoRA adapter trained with TuneDesk\n\n"
         f"- Base model: `{cfg.model.source}` ({models.display_name(cfg.model.source)})\n"
         f"- Dataset: `{Path(cfg.data.path).name}`\n"
-        f"- LoRA: rank {cfg.lora.r}, alpha {cfg.lora.alpha}, dropout {cfg.lora.dropout}, targets {cfg.lora.target_modules}\n"
+        f"- LoRA: rank {plan.get('lora_r', cfg.lora.r)}, alpha {plan.get('lora_alpha', cfg.lora.alpha)}, "
+        f"dropout {plan.get('lora_dropout', cfg.lora.dropout)}, targets {cfg.lora.target_modules}\n"
         f"- Training: {summary.get('steps', '?')} steps, learning rate {cfg.train.lr}, "
-        f"quantization {cfg.model.quantization or 'none'}, sequence length {cfg.data.max_seq_len}\n"
+        f"quantization {plan.get('quantization', 'none')}, sequence length {plan.get('seq_len', '?')}\n"
         f"- Validation loss: {summary.get('eval_loss_start')} → {summary.get('eval_loss')}\n\n"
         "Load it with PEFT:\n\n"
         "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForCausalLM\n"

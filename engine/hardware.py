@@ -17,6 +17,8 @@ from typing import Any
 
 GiB = 1024**3
 SIMULATE_ENV = "TUNEDESK_SIMULATE_VRAM_GB"
+SIMULATE_RAM_ENV = "TUNEDESK_SIMULATE_RAM_GB"  # plan for a PC with this much RAM (benchmarks)
+DESKTOP_IN_USE = 3 * GiB  # what the OS and a desktop session already hold on a simulated PC
 
 
 @dataclass
@@ -105,6 +107,11 @@ def probe(out_dir: str | Path | None = None, *, nvml=None) -> HardwareInfo:
     info = HardwareInfo()
     vm = psutil.virtual_memory()
     info.ram_total_bytes, info.ram_available_bytes = int(vm.total), int(vm.available)
+    sim_ram = os.environ.get(SIMULATE_RAM_ENV)
+    if sim_ram:
+        info.ram_total_bytes = int(float(sim_ram) * GiB)
+        info.ram_available_bytes = min(info.ram_available_bytes, info.ram_total_bytes - DESKTOP_IN_USE)
+        info.warnings.append(f"Simulating a PC with {float(sim_ram):g} GiB of RAM ({SIMULATE_RAM_ENV}).")
     info.cpu_cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     info.cpu_name = platform.processor() or platform.machine()
     if out_dir is not None:
@@ -140,6 +147,34 @@ def probe(out_dir: str | Path | None = None, *, nvml=None) -> HardwareInfo:
     elif not gpus[info.chosen].bf16:
         info.warnings.append(f"{gpus[info.chosen].name} has no bf16: training uses fp16 with loss scaling.")
     return info
+
+
+def keep_allocations_compact() -> None:
+    """Expandable segments let the CUDA cache grow and shrink in place: steps of changing
+    lengths then reuse memory instead of splitting blocks, so the reserved memory stays
+    near what is allocated, and near what calibration measured. Read when CUDA first
+    allocates, so set before that; a user's own setting wins. (Linux only: elsewhere
+    PyTorch ignores it with a warning, and calibration's allowance still holds.)"""
+    if os.name == "posix":
+        os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+
+
+def reset_peak_rss() -> bool:
+    """Start measuring this process's peak resident memory afresh (Linux: clear_refs 5
+    resets VmHWM). False where the OS offers no way."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory since the last reset_peak_rss() (Linux VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def apply_simulated_cap() -> None:

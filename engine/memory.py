@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .lean import MLP_TILE
 from .loss import BYTES_PER_LOGIT, rows_per_chunk
 from .model_info import ModelInfo
 
@@ -41,12 +42,31 @@ A_H = 34.5  # bytes per token per block per hidden unit, without checkpointing (
 A_I = 8.6  # bytes per token per block per intermediate unit
 B_H = 2.4  # bytes per token per block per hidden unit kept with checkpointing
 RECOMPUTE = 1.4  # the one block recomputed in backward holds this many times a block's activations
-# Lean memory's recomputed block: least squares over the 7B / 8B shapes at 2,048 and
-# 8,192 tokens (bench/results/levers/levers.json: 11.2, 10.8), rounded up.
+# Lean memory's recomputed block. Without MLP tiles: least squares over the 7B / 8B shapes
+# at 2,048 and 8,192 tokens (bench/results/levers/levers.json: 11.2, 10.8), rounded up.
+# With MLP tiles (engine/lean.tile_mlps) the intermediate-size term holds for one tile
+# only, and what stays per token is the layer's attention side and its two norms'
+# fp32 copies (LEAN_TILED_H, counted from the tensors autograd keeps for a Llama layer;
+# bench/lean_tiles.py measures it).
 LEAN_H = 12.0
 LEAN_I = 11.5
+LEAN_TILED_H = 28.0
+# A plain (GELU) MLP keeps half the intermediate-size tensors of a gated one: Pythia-1.4B's
+# 12 / 16 GB runs were estimated 29% high with the gated figure (bench/results/fit_check).
+PLAIN_MLP = 0.5
+# Sliding-window attention past its window: transformers materializes a [rows x T x T]
+# mask for SDPA (a bool mask, its additive bf16 form and their copies): bytes per element,
+# from Gemma-3-1B at 8,960 tokens (about 0.4 GiB more per row of the micro-batch).
+MASK_BYTES = 5.0
 FRAG = 0.05
 WORKSPACE = 320 * 1024**2
+# The CPU (fp32, PyTorch's CPU kernels), from the demo model's peak RSS of one step
+# (/proc/self/status VmHWM; batch 1: 1,024 tokens 3.36 GiB, 2,048 tokens 3.75 GiB, 2,048
+# with checkpointing 3.26 GiB): a large fixed cost and far fewer bytes per token than the
+# GPU's constants at fp32 give (0.4 MB against 2 MB per token), rounded up.
+CPU_ACT = 0.25  # x the GPU's per-token activation terms at fp32
+CPU_PROCESS = int(2.5 * GiB)  # PyTorch, its CPU kernels' scratch, transformers, tokenizer, data
+GPU_PROCESS_RAM = int(3.0 * GiB)  # a CUDA process's own RAM: driver, libraries, tokenizer, data
 LINEAR_BYTES = {"4bit": 0.5 + 1 / 64 + 4 / (64 * 256), "8bit": 1.0, "none": None}
 
 
@@ -75,19 +95,45 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
     lora = m.lora_params(s.lora_r, s.lora_targets) * (4 + 4 + (2 if s.optimizer == "adamw_8bit" else 8))
 
     tokens = s.micro_batch * s.seq_len
-    per_block = tokens * (A_H * m.hidden_size + A_I * m.intermediate_size) * s.dtype_bytes / 2
-    if s.gradient_checkpointing and s.lean:
-        activations = tokens * (LEAN_H * m.hidden_size + LEAN_I * m.intermediate_size) * s.dtype_bytes / 2
+    a_i = A_I if m.gated_mlp else A_I * PLAIN_MLP
+    lean_i = LEAN_I if m.gated_mlp else LEAN_I * PLAIN_MLP
+    per_block = tokens * (A_H * m.hidden_size + a_i * m.intermediate_size) * s.dtype_bytes / 2
+    if s.gradient_checkpointing and s.lean and s.seq_len > MLP_TILE > 0:
+        tile = s.micro_batch * MLP_TILE
+        activations = (tokens * LEAN_TILED_H * m.hidden_size + tile * lean_i * m.intermediate_size) * s.dtype_bytes / 2
+    elif s.gradient_checkpointing and s.lean:
+        activations = tokens * (LEAN_H * m.hidden_size + lean_i * m.intermediate_size) * s.dtype_bytes / 2
     elif s.gradient_checkpointing:
         activations = m.layers * tokens * B_H * m.hidden_size * s.dtype_bytes / 2 + RECOMPUTE * per_block
     else:
         activations = m.layers * per_block
 
+    if m.sliding_window and s.seq_len > m.sliding_window:
+        activations += s.micro_batch * s.seq_len**2 * MASK_BYTES
     # Chunked linear cross-entropy: one chunk of logits at a time, plus the final hidden
     # states and their trained-row copy.
     logits = min(tokens, rows_per_chunk(m.vocab_size)) * m.vocab_size * BYTES_PER_LOGIT + 2 * tokens * m.hidden_size * s.dtype_bytes
     overhead = FRAG * (activations + logits) + WORKSPACE
     return {k: int(v) for k, v in dict(weights=weights, lora=lora, activations=activations, logits=logits, overhead=overhead).items()}
+
+
+def cpu_breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
+    """RAM of a CPU training step (fp32): the GPU's terms rescaled to what the CPU was
+    measured to hold (CPU_ACT), plus the process itself. No attention-score term: doubling
+    the length with a padding mask did not show a quadratic cost on the CPU."""
+    s = StepShape(**{**s.__dict__, "dtype_bytes": 4, "quantization": "none", "lean": False, "embeddings_on_cpu": False})
+    parts = breakdown(m, s)
+    parts["weights"] = int(m.params_total * 4)
+    parts["activations"] = int(parts["activations"] * CPU_ACT)
+    parts["overhead"] = int(parts["overhead"] - WORKSPACE + CPU_PROCESS)
+    return parts
+
+
+def ram_bytes(m: ModelInfo, s: StepShape) -> int:
+    """RAM a GPU run holds: the process (CUDA libraries, tokenizer, data), the embedding
+    table when it stays in RAM, and lean memory's pinned copies of the layer inputs."""
+    table = m.params_embedding * s.dtype_bytes if s.embeddings_on_cpu and not m.tied_embeddings else 0
+    return int(GPU_PROCESS_RAM + table + offloaded_bytes(m, s))
 
 
 def offloaded_bytes(m: ModelInfo, s: StepShape) -> int:

@@ -37,6 +37,12 @@ class ModelInfo:
     """Per linear module name in one block (q_proj, …): (in_features, out_features)."""
     embedding_module: str = ""
     """Dotted name of the input embedding module (e.g. model.embed_tokens)."""
+    gated_mlp: bool = True
+    """SwiGLU-style MLP (gate and up projections, or one fused gate_up): twice the
+    intermediate-size tensors of a plain GELU MLP (GPT-NeoX, Phi-2)."""
+    sliding_window: int = 0
+    """Tokens of sliding-window attention (Gemma 2/3, Mistral v0.1); 0: none. Longer
+    sequences need a materialized attention mask."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +86,15 @@ def from_config_dict(values: dict[str, Any]) -> ModelInfo:
             counts["other"] += n
     text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
     heads = text.num_attention_heads
+    intermediate = getattr(text, "intermediate_size", None) or 4 * text.hidden_size
+    # Linears that widen to the intermediate size: two (gate, up), or one of twice its
+    # width (a fused gate_up), make a gated MLP; one of its width, a plain one.
+    widening = [o for i, o in shapes.values() if i == text.hidden_size and o in (intermediate, 2 * intermediate)]
+    gated = len(widening) >= 2 or 2 * intermediate in widening
+    window = getattr(text, "sliding_window", None) or 0
+    context = getattr(text, "max_position_embeddings", 0)
+    if getattr(text, "use_sliding_window", True) is False or (context and window >= context):
+        window = 0
     return ModelInfo(
         architecture=(cfg.architectures or [type(model).__name__])[0],
         model_type=cfg.model_type,
@@ -91,7 +106,7 @@ def from_config_dict(values: dict[str, Any]) -> ModelInfo:
         params_other=counts["other"],
         vocab_size=text.vocab_size,
         hidden_size=text.hidden_size,
-        intermediate_size=getattr(text, "intermediate_size", 4 * text.hidden_size),
+        intermediate_size=intermediate,
         layers=text.num_hidden_layers,
         heads=heads,
         kv_heads=getattr(text, "num_key_value_heads", None) or heads,
@@ -100,6 +115,8 @@ def from_config_dict(values: dict[str, Any]) -> ModelInfo:
         tied_embeddings=bool(getattr(cfg, "tie_word_embeddings", False)),
         linear_shapes=shapes,
         embedding_module=embedding_module,
+        gated_mlp=gated,
+        sliding_window=int(window),
     )
 
 

@@ -1,30 +1,41 @@
-"""Choose a training plan that fits the card, and say why in plain words.
+"""Choose a training plan that fits the card (and the RAM), and say why in plain words.
 
-Search order, best first: unquantized bf16 without then with gradient checkpointing,
-then 4-bit NF4 without then with checkpointing (8-bit is slower than 4-bit in
-bitsandbytes and rarely the only fit, so it is chosen only when asked for). For each,
-the largest micro-batch (up to the effective batch) that fits at the sequence length is
-taken. The sequence length covers the longest example when it fits,
-else the data's p99, then p95 (rows above it are skipped and reported, never cut).
+`resolve(cfg, info, target, lengths)` is the one entry point of the product: the CLI's
+`plan` and `train`, the window's Plan page and the trainer all call it, with a `Target`
+from `target_for` (the one budget and bf16 rule). It returns a frozen `Plan`: what the
+run uses. The request (RunConfig) is never written to; recovery makes a new Plan.
+
+Search, data first: the longest row is kept whole if any setting fits it, trying the
+fastest settings first (ORDER); only when nothing holds it does the length shrink, to
+the longest that fits at the leanest setting, and longer rows are truncated (prompt cut
+from its start, the answer kept; engine/data/fit_length.py), never silently dropped.
+The search goes up to the model's own context (max_position_embeddings).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .memory import GiB, StepShape, breakdown, offloaded_bytes
+from .memory import GiB, StepShape, breakdown, cpu_breakdown, ram_bytes
 from .model_info import ModelInfo
 
 CONTEXT_RESERVE = 1 * GiB  # CUDA context + what the desktop holds, outside the allocator
 SAFETY = 0.05  # of the rest: headroom for what the estimate misses
-LEAN_RAM = 4 * GiB  # most pinned RAM lean memory may take (a 16 GB PC keeps working)
+DESKTOP_RAM = 2 * GiB  # RAM left free for the desktop and the other programs, at least…
+DESKTOP_RAM_SHARE = 0.10  # …or this share of the RAM, whichever is more
+UNKNOWN_RAM = 8 * GiB  # RAM budget when psutil could not tell (a 16 GB PC's typical room)
+MAX_LOST_SHARE = 0.10  # a shorter length may cut at most this share of the data's tokens (the trainer checks trained tokens)
+MIN_SEQ = 64
+CPU_MICRO_BATCH = 4  # the CPU's time is linear in tokens: a bigger micro-batch buys nothing and costs RAM
+LENGTH_STEP = 64  # lengths are searched and rounded in these steps
 # (quantization, gradient checkpointing, optimizer, LoRA rank divisor, embeddings in
 # RAM, lean memory), best first: a halved rank still learns a persona or a format;
-# dropping long rows loses data. The embedding table in RAM costs about 6% of the speed
+# shortening rows loses data. The embedding table in RAM costs about 6% of the speed
 # (a CPU lookup, then one copy of the looked-up rows to the GPU; bench/README.md) and only
 # untied models can do it. Lean memory (engine/lean.py) is slower, so it comes last, before a lower rank.
 ORDER = [
@@ -37,32 +48,91 @@ ORDER = [
     ("4bit", True, "adamw_8bit", 1, True, True),
     ("4bit", True, "adamw_8bit", 2, True, True),
 ]
+# The request's fields the planner fills when the user left them empty (None).
+PLANNED = ("quantization", "gradient_checkpointing", "micro_batch", "seq_len", "optimizer", "embeddings_on_cpu",
+           "lean_memory")
 
 
-@dataclass
+@dataclass(frozen=True)
+class Target:
+    """What a run plans against: the device, its memory budget and the RAM it may use."""
+
+    device: str  # "cuda" | "cpu"
+    budget_bytes: int | None  # GPU bytes the plan may use (None on the CPU)
+    cap_bytes: int | None  # what the allocator can really hand out: past it is out of memory
+    ram_bytes: int  # RAM the run may use, the desktop's share kept free
+    bf16: bool = True
+
+
+@dataclass(frozen=True)
 class Plan:
+    """The resolved plan: every setting a run uses. Frozen: recovery makes a new one."""
+
     fits: bool
     device: str
     quantization: str
     micro_batch: int
     grad_accum: int
+    effective_batch: int
     gradient_checkpointing: bool
-    max_seq_len: int
+    seq_len: int
+    """The one length: the most tokens a row (or a packed row) holds in this run."""
     lora_r: int
+    lora_alpha: int
+    lora_dropout: float
     lora_targets: list[str] | str
     optimizer: str
     embeddings_on_cpu: bool
+    lean_memory: bool
+    long_rows: str
+    """What happens to rows longer than seq_len: truncate (default) or skip."""
+    bf16: bool
     budget_bytes: int
+    cap_bytes: int
+    ram_budget_bytes: int
     estimate_bytes: int
+    ram_estimate_bytes: int
     breakdown: dict[str, int]
     reasons: dict[str, str] = field(default_factory=dict)
     suggestion: str = ""
-    lean_memory: bool = False
+    user_set: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Plan":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in d.items() if k in known}
+        values["user_set"] = tuple(values.get("user_set", ()))
+        return cls(**values)
 
+    def replace(self, **changes: Any) -> "Plan":
+        if "micro_batch" in changes:  # the effective batch is kept: the one place accumulation is derived
+            changes.setdefault("grad_accum", accumulation(self.effective_batch, changes["micro_batch"]))
+        return dataclasses.replace(self, **changes)
+
+    def shape(self) -> StepShape:
+        return StepShape(self.quantization, 2 if self.device == "cuda" else 4, self.micro_batch, self.seq_len,
+                         self.gradient_checkpointing, self.lora_r, self.lora_targets, self.optimizer,
+                         self.embeddings_on_cpu, self.lean_memory)
+
+    def headline(self) -> str:
+        """One line for the console and the Train page."""
+        where = ("unquantized" if self.quantization == "none" else self.quantization) + " weights" if self.device == "cuda" else "CPU, fp32"
+        memory = (f"about {self.estimate_bytes / GiB:.1f} of {self.budget_bytes / GiB:.1f} GiB" if self.device == "cuda"
+                  else f"about {self.ram_estimate_bytes / GiB:.1f} of {self.ram_budget_bytes / GiB:.1f} GiB of RAM")
+        return (f"{where}, micro-batch {self.micro_batch} x {self.grad_accum}, checkpointing "
+                f"{'on' if self.gradient_checkpointing else 'off'}, up to {self.seq_len} tokens, {self.optimizer}"
+                f"{', lean memory' if self.lean_memory else ''}, LoRA r{self.lora_r}: {memory}")
+
+
+def accumulation(effective: int, micro_batch: int) -> int:
+    """Micro-batches per optimizer step that keep the effective batch (the one place it is computed)."""
+    return max(1, math.ceil(effective / micro_batch))
+
+
+# -- budgets -------------------------------------------------------------------------------
 def budget_from_free(free_bytes: int) -> int:
     """Usable bytes of a card with `free_bytes` free: minus the CUDA context, minus headroom."""
     return int((free_bytes - CONTEXT_RESERVE) * (1 - SAFETY))
@@ -73,25 +143,41 @@ def budget_from_cap(cap_bytes: int) -> int:
     return int(cap_bytes * (1 - SAFETY))
 
 
-def budget_for(vram_gb: float | None, hw) -> int | None:
-    """The budget of a run: an explicit card size, else the probed GPU (a simulated card
-    is a cap that already excludes the context), else None (CPU)."""
-    if vram_gb:
-        return budget_from_free(int(vram_gb * GiB))
-    if hw is None or hw.gpu is None:
-        return None
-    if hw.simulated_vram_bytes:
-        return budget_from_cap(hw.simulated_vram_bytes)
-    return budget_from_free(hw.gpu.free_bytes)
+def ram_budget(available: int | None, total: int | None) -> int:
+    """RAM a run may use: what is available now, less the desktop's share."""
+    if not available:
+        return UNKNOWN_RAM
+    return max(0, int(available - max(DESKTOP_RAM, DESKTOP_RAM_SHARE * (total or available))))
 
 
+def target_for(cfg, hw, *, cuda: bool | None = None, cuda_free_bytes: int | None = None) -> Target:
+    """The one rule for what a run plans against. An explicit card size (cfg.train.vram_gb)
+    wins; else the probed GPU (a simulated card is a cap that already excludes the
+    context); else the free memory torch reports; else the CPU."""
+    ram = ram_budget(getattr(hw, "ram_available_bytes", None), getattr(hw, "ram_total_bytes", None))
+    gpu = getattr(hw, "gpu", None)
+    use_cuda = (gpu is not None or cuda_free_bytes is not None or bool(cfg.train.vram_gb)) if cuda is None else cuda
+    if cfg.train.device == "cpu" or not use_cuda:
+        return Target("cpu", None, None, ram, bf16=False)
+    bf16 = gpu.bf16 if gpu is not None else True
+    if cfg.train.vram_gb:
+        free = int(cfg.train.vram_gb * GiB)
+        return Target("cuda", budget_from_free(free), free - CONTEXT_RESERVE, ram, bf16)
+    if hw is not None and hw.simulated_vram_bytes:
+        cap = hw.simulated_vram_bytes
+        return Target("cuda", budget_from_cap(cap), cap, ram, bf16)
+    free = gpu.free_bytes if gpu is not None else cuda_free_bytes
+    return Target("cuda", budget_from_free(free), free - CONTEXT_RESERVE, ram, bf16)
+
+
+# -- the request ---------------------------------------------------------------------------
 def user_settings(cfg) -> dict[str, Any]:
     """The plan fields the user set in a RunConfig (None means: the planner chooses)."""
     values = {
         "quantization": cfg.model.quantization,
         "gradient_checkpointing": cfg.model.gradient_checkpointing,
         "micro_batch": cfg.train.micro_batch,
-        "max_seq_len": cfg.data.max_seq_len,
+        "seq_len": cfg.data.max_seq_len,
         "optimizer": cfg.train.optimizer,
         "embeddings_on_cpu": cfg.model.embeddings_on_cpu,
         "lean_memory": cfg.model.lean_memory,
@@ -99,29 +185,33 @@ def user_settings(cfg) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def effective_batch(cfg, cuda: bool) -> int:
+def effective_batch(cfg, cuda: bool, train_rows: int | None = None) -> int:
+    """Examples per optimizer step: the user's, else 16 on a GPU and 4 on the CPU; never
+    more than the training rows, so every epoch is at least one step."""
     t = cfg.train
-    return t.effective_batch or (t.micro_batch * t.grad_accum if t.micro_batch and t.grad_accum else (16 if cuda else 4))
+    n = t.effective_batch or (t.micro_batch * t.grad_accum if t.micro_batch and t.grad_accum else (16 if cuda else 4))
+    return max(1, min(n, train_rows)) if train_rows else n
 
 
-def plan_run(cfg, m: ModelInfo, *, budget_bytes: int | None, lengths: np.ndarray | None, bf16: bool = True) -> "Plan":
-    """The plan for a RunConfig: what the trainer uses and what the GUI shows, the same."""
-    return plan(m, budget_bytes=budget_bytes, lengths=lengths, effective_batch=effective_batch(cfg, budget_bytes is not None),
-                lora_r=cfg.lora.r, bf16=bf16, force=user_settings(cfg))
+def resolve(cfg, m: ModelInfo, target: Target, lengths: np.ndarray | None = None, *, train_rows: int | None = None,
+            tails: np.ndarray | None = None) -> Plan:
+    """The plan for a request on a target: what the trainer uses and what the window shows.
+    The data's part comes from PreparedData.plan_inputs(): lengths, tails (per row, the
+    tokens from its last answer's start: what truncation keeps), train_rows."""
+    forced = user_settings(cfg)
+    p = plan(m, budget_bytes=target.budget_bytes, lengths=lengths, tails=tails,
+             effective_batch=effective_batch(cfg, target.device == "cuda", train_rows),
+             lora_r=cfg.lora.r, bf16=target.bf16, force=forced, ram_bytes=target.ram_bytes, cap_bytes=target.cap_bytes)
+    dropout = 0.0 if p.lean_memory else cfg.lora.dropout  # lean memory has no LoRA dropout (engine/lean.py)
+    alpha = cfg.lora.alpha if p.lora_r == cfg.lora.r else max(1, round(cfg.lora.alpha * p.lora_r / cfg.lora.r))
+    grad_accum = cfg.train.grad_accum if cfg.train.grad_accum and cfg.train.micro_batch else p.grad_accum
+    return p.replace(lora_alpha=alpha, lora_dropout=dropout, lora_targets=cfg.lora.target_modules, grad_accum=grad_accum,
+                     long_rows=cfg.data.long_rows, user_set=tuple(sorted(forced)))
 
 
-def seq_candidates(lengths: np.ndarray | None, context: int, default: int = 1024) -> list[tuple[int, str]]:
-    """(length, why) from longest to shortest acceptable, rounded up to 64 tokens."""
-    up = lambda n: min(context or n, int(math.ceil(n / 64) * 64))  # noqa: E731
-    if lengths is None or len(lengths) == 0:
-        return [(min(default, context or default), "no data given: a common default")]
-    out = [(up(lengths.max()), "covers every example")]
-    for q, label in ((99, "p99"), (95, "p95")):
-        n = up(np.percentile(lengths, q))
-        if n < out[-1][0]:
-            skipped = int((lengths > n).sum())
-            out.append((n, f"the data's {label}: {skipped} longer row(s) are skipped and reported"))
-    return out
+# -- the search ----------------------------------------------------------------------------
+def _up(n: float) -> int:
+    return int(math.ceil(n / LENGTH_STEP) * LENGTH_STEP)
 
 
 def plan(
@@ -133,61 +223,114 @@ def plan(
     lora_r: int = 16,
     bf16: bool = True,
     force: dict[str, Any] | None = None,
+    ram_bytes: int = UNKNOWN_RAM,
+    cap_bytes: int | None = None,
+    tails: np.ndarray | None = None,
 ) -> Plan:
-    """A plan for a CUDA card with `budget_bytes` usable, or a CPU plan when None."""
+    """A plan for a CUDA card with `budget_bytes` usable, or a CPU plan (RAM) when None."""
     force = force or {}
-    if budget_bytes is None:
-        p = _cpu_plan(m, lengths, effective_batch, lora_r)
-        for k, v in force.items():
-            setattr(p, k, v)
-        p.grad_accum = math.ceil(effective_batch / p.micro_batch)
-        return p
-    best: Plan | None = None
-    for seq, seq_why in seq_candidates(lengths, m.context_length):
-        if "max_seq_len" in force:
-            seq, seq_why = force["max_seq_len"], "set by you"
-        for quant, ckpt, optim, rank_div, cpu_embed, lean in ORDER:
-            cpu_embed = force.get("embeddings_on_cpu", cpu_embed and not m.tied_embeddings)
-            quant = force.get("quantization", quant)
-            ckpt = force.get("gradient_checkpointing", ckpt)
-            lean = force.get("lean_memory", lean) and ckpt
-            optim = force.get("optimizer", optim)
-            rank = force.get("lora_r", max(4, lora_r // rank_div))
-            for mb in _batches(effective_batch, force.get("micro_batch")):
-                shape = StepShape(quant, 2, mb, seq, ckpt, rank, optimizer=optim, embeddings_on_cpu=cpu_embed, lean=lean)
-                parts = breakdown(m, shape)
-                total = sum(parts.values())
-                candidate = _make(m, shape, parts, budget_bytes, effective_batch, seq_why, bf16, lora_r)
-                if _within(m, shape, total, budget_bytes):
-                    return candidate
-                if best is None or total < best.estimate_bytes:
-                    best = candidate
-        if "max_seq_len" in force:
-            break
-    assert best is not None
-    best.fits = False
-    best.suggestion = _suggest(m, budget_bytes, lengths, effective_batch, lora_r)
-    return best
+    context = m.context_length or 1 << 17
+    longest = _up(max(MIN_SEQ, min(int(lengths.max()), context))) if lengths is not None and len(lengths) else min(1024, context)
+    need = min(force.get("seq_len", longest), context)
+    cpu = budget_bytes is None
+    budget = ram_bytes if cpu else budget_bytes
+    search = _Search(m, budget, ram_bytes, effective_batch, lora_r, force, cpu)
+    found = search.first_fit(need)
+    if found is None and "seq_len" not in force:
+        shorter = search.longest_fit(need)
+        if shorter is not None and lost_share(tails if tails is not None else lengths, shorter) <= MAX_LOST_SHARE:
+            found = search.first_fit(shorter)
+    if found is not None:
+        why = ("set by you" if "seq_len" in force else "covers every example" if found.seq_len >= longest
+               else _truncation_words(lengths, found.seq_len, longest))
+        return _make(m, found, budget, ram_bytes, cap_bytes, effective_batch, why, bf16, lora_r, True, "")
+    best = search.smallest(need)
+    suggestion = _suggest(search, need, budget, cpu)
+    return _make(m, best, budget, ram_bytes, cap_bytes, effective_batch, "set by you" if "seq_len" in force else "",
+                 bf16, lora_r, False, suggestion)
 
 
-def _within(m: ModelInfo, s: StepShape, total: int, budget: int) -> bool:
-    """The step fits the GPU budget, and lean memory's copy in RAM fits LEAN_RAM."""
-    return total <= budget and offloaded_bytes(m, s) <= LEAN_RAM
+class _Search:
+    """Shapes for one model, budget and request; `fits` is the one test of a shape."""
+
+    def __init__(self, m, budget, ram, effective, lora_r, force, cpu) -> None:
+        self.m, self.budget, self.ram, self.effective, self.lora_r, self.force, self.cpu = m, budget, ram, effective, lora_r, force, cpu
+
+    def rows(self):
+        if self.cpu:  # fp32 on the CPU; checkpointing is the one memory lever there
+            order = [("none", False, "adamw", 1, False, False), ("none", True, "adamw", 1, False, False)]
+        else:
+            order = ORDER
+        for quant, ckpt, optim, rank_div, cpu_embed, lean in order:
+            ckpt = self.force.get("gradient_checkpointing", ckpt)
+            yield StepShape(
+                "none" if self.cpu else self.force.get("quantization", quant), 4 if self.cpu else 2, 1, 0, ckpt,
+                max(4, self.lora_r // rank_div), optimizer="adamw" if self.cpu else self.force.get("optimizer", optim),
+                embeddings_on_cpu=not self.cpu and self.force.get("embeddings_on_cpu", cpu_embed and not self.m.tied_embeddings),
+                lean=not self.cpu and bool(self.force.get("lean_memory", lean)) and ckpt)
+
+    def batches(self) -> list[int]:
+        # Any size, not only powers of two: the largest that fits uses the card best.
+        forced = self.force.get("micro_batch")
+        most = CPU_MICRO_BATCH if self.cpu else 32
+        return [forced] if forced else list(range(max(1, min(self.effective, most)), 0, -1))
+
+    def estimate(self, s: StepShape) -> tuple[int, int]:
+        """(device bytes, RAM bytes) of a shape: on the CPU both are the RAM."""
+        if self.cpu:
+            total = sum(cpu_breakdown(self.m, s).values())
+            return total, total
+        return sum(breakdown(self.m, s).values()), ram_bytes(self.m, s)
+
+    def fits(self, s: StepShape) -> bool:
+        device, ram = self.estimate(s)
+        return device <= self.budget and ram <= self.ram
+
+    def first_fit(self, seq: int) -> StepShape | None:
+        """The fastest shape that holds `seq` tokens: ORDER first, then the largest micro-batch."""
+        for row in self.rows():
+            for mb in self.batches():
+                s = dataclasses.replace(row, micro_batch=mb, seq_len=seq)
+                if self.fits(s):
+                    return s
+        return None
+
+    def longest_fit(self, below: int) -> int | None:
+        """The longest length under `below` that some shape fits at micro-batch 1 (binary search)."""
+        lo, hi = 0, below // LENGTH_STEP  # in steps; lo fits (or is 0), hi does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.first_fit(mid * LENGTH_STEP) is not None:
+                lo = mid
+            else:
+                hi = mid
+        return lo * LENGTH_STEP if lo * LENGTH_STEP >= MIN_SEQ else None
+
+    def smallest(self, seq: int) -> StepShape:
+        """The shape with the smallest estimate at `seq` (what a refusal shows)."""
+        shapes = [dataclasses.replace(r, micro_batch=mb, seq_len=seq) for r in self.rows() for mb in self.batches()]
+        return min(shapes, key=lambda s: self.estimate(s)[0])
 
 
-def _leanest(m: ModelInfo, seq: int, lora_r: int) -> StepShape:
-    """The last, leanest row of ORDER at micro-batch 1."""
-    quant, ckpt, optim, rank_div, cpu_embed, lean = ORDER[-1]
-    return StepShape(quant, 2, 1, seq, ckpt, max(4, lora_r // rank_div), optimizer=optim,
-                     embeddings_on_cpu=cpu_embed and not m.tied_embeddings, lean=lean)
+def lost_share(lengths: np.ndarray | None, seq: int) -> float:
+    """The share of `lengths` (the rows' answer tails, or whole rows) past `seq` tokens:
+    what truncating to `seq` loses of what is trained."""
+    if lengths is None or not len(lengths):
+        return 0.0
+    return float(np.clip(lengths - seq, 0, None).sum() / max(1, lengths.sum()))
 
 
-def _batches(effective: int, forced: int | None) -> list[int]:
-    # Any size, not only powers of two: the largest that fits uses the card best.
-    return [forced] if forced else list(range(max(1, min(effective, 32)), 0, -1))
+def _truncation_words(lengths, seq: int, longest: int) -> str:
+    over = int((lengths > seq).sum()) if lengths is not None else 0
+    return (f"the longest that fits this card ({longest} would not): {over} longer row(s) are truncated, "
+            "the start of the prompt cut and the answer kept")
 
 
-def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r) -> Plan:
+def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested_r, fits, suggestion) -> Plan:
+    cpu = s.dtype_bytes == 4
+    parts = cpu_breakdown(m, s) if cpu else breakdown(m, s)
+    total = sum(parts.values())
+    ram_need = total if cpu else ram_bytes(m, s)
     weights_gib = parts["weights"] / GiB
     reasons = {
         "quantization": (
@@ -203,8 +346,8 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r)
             else "Off: the activations fit, so no time is spent recomputing them."
         ),
         "micro_batch": f"{s.micro_batch} example(s) of up to {s.seq_len} tokens per forward pass is the most that fits.",
-        "grad_accum": f"{math.ceil(effective / s.micro_batch)} micro-batches per step keep the effective batch at {effective}.",
-        "max_seq_len": f"{s.seq_len} tokens: {seq_why}.",
+        "grad_accum": f"{accumulation(effective, s.micro_batch)} micro-batches per step keep the effective batch at {effective}.",
+        "seq_len": f"{s.seq_len} tokens: {seq_why}." if seq_why else f"{s.seq_len} tokens.",
         "lora_r": f"Rank {s.lora_r} on every linear layer: {m.lora_params(s.lora_r) / 1e6:.1f} M trainable parameters"
         + (" (lowered to fit this card)." if s.lora_r < requested_r else "."),
         "embeddings_on_cpu": (
@@ -213,7 +356,7 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r)
             else "The embedding table stays on the GPU."
         ),
         "lean_memory": (
-            "On: checkpointed activations wait in RAM and LoRA dropout is off, "
+            f"On: checkpointed activations wait in RAM ({ram_need / GiB:.1f} GiB of RAM in all) and LoRA dropout is off, "
             "so these sequences fit (3–19% slower)."
             if s.lean
             else "Off: not needed for these sequences."
@@ -224,46 +367,31 @@ def _make(m, s: StepShape, parts, budget, effective, seq_why, bf16, requested_r)
             else f"8-bit AdamW states (bitsandbytes) save {parts['lora'] * 0.375 / GiB:.2f} GiB, which this card needs."
         ),
     }
+    if cpu:
+        reasons = {k: reasons[k] for k in ("gradient_checkpointing", "micro_batch", "grad_accum", "seq_len", "lora_r")}
+        reasons["device"] = (f"No CUDA GPU: fp32 on the CPU, about {total / GiB:.1f} GiB of the {ram / GiB:.1f} GiB of RAM "
+                             "this run may use. Fine for the demo model, very slow for real ones.")
     return Plan(
-        fits=True,
-        device="cuda",
-        quantization=s.quantization,
-        micro_batch=s.micro_batch,
-        grad_accum=math.ceil(effective / s.micro_batch),
-        gradient_checkpointing=s.gradient_checkpointing,
-        max_seq_len=s.seq_len,
-        lora_r=s.lora_r,
-        lora_targets="all-linear",
-        optimizer=s.optimizer,
-        embeddings_on_cpu=s.embeddings_on_cpu,
-        lean_memory=s.lean,
-        budget_bytes=int(budget),
-        estimate_bytes=sum(parts.values()),
-        breakdown=parts,
-        reasons=reasons,
+        fits=fits, device="cpu" if cpu else "cuda", quantization=s.quantization, micro_batch=s.micro_batch,
+        grad_accum=accumulation(effective, s.micro_batch), effective_batch=effective,
+        gradient_checkpointing=s.gradient_checkpointing, seq_len=s.seq_len, lora_r=s.lora_r, lora_alpha=2 * s.lora_r,
+        lora_dropout=0.0 if s.lean else 0.05, lora_targets="all-linear", optimizer=s.optimizer,
+        embeddings_on_cpu=s.embeddings_on_cpu, lean_memory=s.lean, long_rows="truncate", bf16=bf16,
+        budget_bytes=0 if cpu else int(budget), cap_bytes=0 if cpu else int(cap or budget / (1 - SAFETY)),
+        ram_budget_bytes=int(ram), estimate_bytes=0 if cpu else total, ram_estimate_bytes=int(ram_need),
+        breakdown={} if cpu else parts, reasons=reasons, suggestion=suggestion,
     )
 
 
-def _suggest(m: ModelInfo, budget, lengths, effective, lora_r) -> str:
-    # The longest sequence that would fit at the leanest setting, if any.
-    peak = lambda seq: sum(breakdown(m, _leanest(m, seq, lora_r)).values())  # noqa: E731
-    fits = lambda seq: _within(m, _leanest(m, seq, lora_r), peak(seq), budget)  # noqa: E731
-    if not fits(128):
-        return (f"Even 4-bit weights do not fit: this model needs about {peak(512) / GiB:.1f} GiB at 512 tokens, "
-                f"the card offers {budget / GiB:.1f} GiB. Pick a smaller model (about half the parameters).")
-    seq = 128
-    while seq * 2 <= (m.context_length or 1 << 15) and fits(seq * 2):
-        seq *= 2
-    return f"Shorten the examples: at most {seq} tokens fit with 4-bit weights, gradient checkpointing and lean memory."
-
-
-def _cpu_plan(m, lengths, effective, lora_r) -> Plan:
-    seq = seq_candidates(lengths, m.context_length)[0][0]
-    mb = min(4, effective)
-    return Plan(
-        fits=True, device="cpu", quantization="none", micro_batch=mb, grad_accum=math.ceil(effective / mb),
-        gradient_checkpointing=False, max_seq_len=seq, lora_r=lora_r, lora_targets="all-linear", optimizer="adamw",
-        embeddings_on_cpu=False,
-        budget_bytes=0, estimate_bytes=0, breakdown={},
-        reasons={"device": "No CUDA GPU: fp32 on the CPU. Fine for the demo model, very slow for real ones."},
-    )
+def _suggest(search: _Search, need: int, budget: int, cpu: bool) -> str:
+    """One sentence whose figures agree with the verdict: the longest length that fits."""
+    memory = "RAM" if cpu else "card"
+    longest = search.longest_fit(need)
+    if longest is None:
+        smallest = search.smallest(min(need, 512))
+        return (f"Even the leanest setting does not fit: this model needs about {search.estimate(smallest)[0] / GiB:.1f} GiB "
+                f"at {smallest.seq_len} tokens, this {memory} offers {budget / GiB:.1f} GiB. Pick a smaller model "
+                f"(about half the parameters){'' if cpu else ' or a bigger card'}.")
+    return (f"At most {longest} tokens per row fit this {memory} with these settings (the rows need {need}): "
+            f"shorten the examples or the sequence length, use 4-bit weights, a smaller model"
+            f"{'' if cpu else ', or a bigger card'}.")

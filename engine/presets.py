@@ -35,10 +35,16 @@ def build_random_model(name: str, out: Path, *, tokenizer_folder: Path, dtype: s
     Throughput and memory do not depend on weight values, so this stands in for the
     real model in benchmarks. Token ids of the (smaller) tokenizer fit any preset vocab.
     """
+    return build_random_from_config(load(name), out, tokenizer_folder=tokenizer_folder, dtype=dtype, device=device)
+
+
+def build_random_from_config(values: dict, out: Path, *, tokenizer_folder: Path, dtype: str = "bfloat16",
+                             device: str = "cpu") -> Path:
+    """build_random_model for a config.json's values rather than a preset's name."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    values = load(name)
+    values = {k: v for k, v in values.items() if not k.startswith("_")}
     cfg = AutoConfig.for_model(values.pop("model_type"), **values)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(cfg, dtype=getattr(torch, dtype))

@@ -106,6 +106,25 @@ class RunDir:
     def write_plan(self, plan: dict[str, Any]) -> None:
         write_json(self.path / PLAN, plan)
 
+    def plan(self) -> dict[str, Any]:
+        """What the planner resolved, with calibration and recoveries ({} before it exists)."""
+        p = self.path / PLAN
+        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+
+    def loaded_as(self) -> tuple[RunConfig, Any]:
+        """The request, and its model settings as the run loaded the base model: the
+        plan's quantization and embedding placement (chat and export load it the same way)."""
+        import dataclasses
+
+        cfg, _ = self.read_config()
+        plan = self.plan()
+        model = dataclasses.replace(
+            cfg.model,
+            quantization=plan.get("quantization", cfg.model.quantization) or "none",
+            embeddings_on_cpu=bool(plan.get("embeddings_on_cpu", cfg.model.embeddings_on_cpu)),
+        )
+        return cfg, model
+
     # -- status: running / finished / stopped / crashed ----------------------------------
     def mark_running(self) -> None:
         """A marker with this process's id; a run whose marker outlives its process crashed."""
@@ -174,6 +193,8 @@ def list_runs(parent: str | Path | None = None) -> list[dict[str, Any]]:
             "status": run.status(),
             "steps": summary.get("steps", losses[-1]["step"] if losses else 0),
             "total_steps": summary.get("total_steps"),
+            "rows_used": summary.get("rows_used"),
+            "trained_tokens": summary.get("trained_tokens", sum(m.get("trained_tokens", 0) for m in losses) or None),
             "train_loss": summary.get("train_loss", losses[-1]["loss"] if losses else None),
             "eval_loss": summary.get("eval_loss"),
             "duration_s": summary.get("duration_s"),

@@ -1,13 +1,21 @@
 """The training recipe: setup -> fit (steps, evaluations, checkpoints) -> save.
 
 One plain loop rather than HF's Trainer: the product needs to stop on request between
-steps, report every step through the Reporter, checkpoint atomically, and (later)
-recover from out-of-memory by re-splitting a step; all of that is simpler to own here.
+steps, report every step through the Reporter, checkpoint atomically, and recover from
+out-of-memory by re-splitting a step; all of that is simpler to own here.
+
+The request (RunConfig) is read, never written: what the run uses is `self.plan`, the
+planner's frozen Plan, replaced (not edited) by calibration and out-of-memory recovery.
+config.json keeps the request, plan.json the plan with its calibration and every
+recovery, and each checkpoint the plan it was taken under, so a resumed run continues
+that plan and "Train again" plans anew from the request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -18,16 +26,24 @@ import torch
 
 from . import models
 from .atomic import atomic_dir, write_json
-from .config import RunConfig
+from .config import LoraConfig, RunConfig
 from .data import PreparedData, prepare
 from .data.batching import collate, collate_packed, epoch_order, eval_batches, pack_rows
-from .errors import TuneDeskError
+from .errors import FitError, ModelError, TuneDeskError
+from .hardware import keep_allocations_compact
 from .loading import Placement, add_lora, choose_placement, enable_checkpointing, load_model, load_tokenizer
 from .loss import batch_loss_sum, count_trained, loss_sum
 from .reporting import Reporter
+from .memory import GiB
+from .planner import MAX_LOST_SHARE, Plan
 from .runs import RunDir
 
 STATE_FILE = "trainer_state.pt"
+PLAN_FILE = "plan.json"  # in each checkpoint: the plan the run had reached there
+FEW_ROWS = 20  # fewer training rows than this: said before the first step
+GROWTH_ALLOWANCE = 0.02  # of the cap: what the steps may add over calibration (optimizer, eval)
+CPU_CALIBRATE_SHARE = 0.5  # a CPU plan estimated past this share of its RAM budget is measured first
+WATCHED_STEPS = 5  # reserved memory of the first steps is kept in plan.json, against calibration
 
 
 @dataclass
@@ -53,15 +69,9 @@ def cosine_with_warmup(total: int, warmup: int):
     return mult
 
 
-def _use_lean_memory(cfg) -> None:
-    """Lean memory in the run's config: it has no LoRA dropout (engine/lean.py), and the
-    saved config says so."""
-    cfg.model.lean_memory, cfg.lora.dropout = True, 0.0
-
-
-def make_optimizer(model, t) -> torch.optim.Optimizer:
+def make_optimizer(model, t, optimizer: str) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    if t.optimizer == "adamw_8bit":
+    if optimizer == "adamw_8bit":
         import bitsandbytes as bnb
 
         return bnb.optim.AdamW8bit(params, lr=t.lr, weight_decay=t.weight_decay)
@@ -73,29 +83,32 @@ class Trainer:
         self.cfg = cfg.validate()
         self.reporter = reporter or Reporter()
         self.run: RunDir | None = None
+        self.plan: Plan | None = None
+        self.planned: dict[str, Any] = {}  # the planner's first plan, before calibration and recovery
+        self.calibration: dict[str, Any] = {}
+        self.recoveries: list[dict[str, Any]] = []
+        self.steps_reserved: list[int] = []
         self.step = 0
         self.pos = Position()
         self.history: list[dict[str, Any]] = []
         self.group = 1  # length-grouping unit: the planned micro-batch, set in setup()
         self._order_cache: tuple[int, list[int]] = (-1, [])
-        self.oom_events = 0
+        self.trained_tokens = 0
 
     @property
-    def max_len(self) -> int | None:
-        """Lowered only by out-of-memory recovery; kept in the config, so a resumed run
-        (and its calibration) starts from it instead of running out of memory again."""
-        return self.cfg.train.skip_longer_than
-
-    @max_len.setter
-    def max_len(self, value: int | None) -> None:
-        self.cfg.train.skip_longer_than = value
+    def oom_events(self) -> int:
+        return sum(1 for r in self.recoveries if r["cause"] == "out of memory")
 
     # -- setup ----------------------------------------------------------------------
     @classmethod
     def resume(cls, run_dir: str | Path, reporter: Reporter | None = None) -> "Trainer":
-        """A trainer set up to continue `run_dir` from its last checkpoint, with its config."""
+        """A trainer set up to continue `run_dir` from its last checkpoint: the run's
+        request, and the plan its checkpoint was taken under."""
         run = RunDir.open(run_dir)
         if not run.checkpoints():
+            status = run.status()
+            if status == "finished":
+                raise TuneDeskError(f"{run.path.name} already finished; use Train again to start a new run from its settings")
             raise TuneDeskError(f"{run.path}: no checkpoint to resume from")
         cfg, _ = run.read_config()
         trainer = cls(cfg, reporter)
@@ -104,6 +117,7 @@ class Trainer:
 
     def setup(self, resume: RunDir | None = None) -> None:
         cfg, rep = self.cfg, self.reporter
+        keep_allocations_compact()
         torch.manual_seed(cfg.train.seed)
         random.seed(cfg.train.seed)
         rep.status("Preparing the model…")
@@ -116,7 +130,14 @@ class Trainer:
 
         rep.status(f"Reading {Path(cfg.data.path).name}…")
         self.data: PreparedData = prepare(cfg.data, self.tokenizer)
-        self.plan = self._plan(folder, cuda)
+        from . import model_info
+
+        self.info = model_info.from_folder(folder)
+        self._check_vocabulary()
+        saved = self._saved_plan(resume) if resume is not None else None
+        self.plan = saved or self._new_plan(cuda)
+        self.planned = self.planned or self.plan.to_dict()
+        self._fit_rows(self.plan.seq_len)
         report = self.data.report()
         rep.status(
             f"Data: {report['format']} format, {report['kept']} of {report['rows']} rows kept "
@@ -127,20 +148,26 @@ class Trainer:
             rep.warning(f"{len(self.data.skipped)} row(s) skipped: {first}{' …' if len(self.data.skipped) > 3 else ''}")
         for note in self.data.notes:
             rep.status(f"Note: {note}")
+        self._check_size()
 
-        self.placement: Placement = choose_placement(cfg.model, cfg.train.device, rep.warning)
+        p = self.plan
+        model_cfg = dataclasses.replace(cfg.model, quantization=p.quantization, gradient_checkpointing=p.gradient_checkpointing,
+                                        embeddings_on_cpu=p.embeddings_on_cpu and cuda, lean_memory=p.lean_memory)
+        self.placement: Placement = choose_placement(model_cfg, cfg.train.device, rep.warning)
         rep.status(f"Loading {models.display_name(cfg.model.source)} on {self.placement.device.upper()}…")
-        base = load_model(folder, cfg.model, self.placement, embedding_module=self.embedding_module)
-        self.model = add_lora(base, cfg.lora, gradient_checkpointing=bool(cfg.model.gradient_checkpointing),
-                              lean=bool(cfg.model.lean_memory))
+        base = load_model(folder, model_cfg, self.placement, embedding_module=self.info.embedding_module)
+        lora = LoraConfig(r=p.lora_r, alpha=p.lora_alpha, dropout=p.lora_dropout, target_modules=p.lora_targets)
+        self.model = add_lora(base, lora, gradient_checkpointing=p.gradient_checkpointing, lean=p.lean_memory)
         self.device = torch.device("cuda", torch.cuda.current_device()) if self.placement.device == "cuda" else torch.device("cpu")
-        self.group = cfg.train.micro_batch  # length-grouping unit; fixed for the run
+        self.group = p.micro_batch  # length-grouping unit; fixed for the run
 
-        self.optimizer = make_optimizer(self.model, cfg.train)
+        self.optimizer = make_optimizer(self.model, cfg.train, p.optimizer)
         # fp16 needs loss scaling; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.dtype == torch.float16)
         if self.placement.device == "cuda":
             self._calibrate()
+        else:
+            self._calibrate_ram()
         self.total_steps = self._total_steps()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, cosine_with_warmup(self.total_steps, math.ceil(cfg.train.warmup_ratio * self.total_steps))
@@ -153,123 +180,189 @@ class Trainer:
         self.run = RunDir.create(cfg, model_name=models.display_name(cfg.model.source))
         self.run.write_config(cfg, resolved_model_folder=str(folder))
         self.run.write_data_report(self.data.report())
-        self.run.write_plan(self.plan)
+        self._write_plan()
 
-    def _plan(self, folder: Path, cuda: bool) -> dict[str, Any]:
-        """Fill every setting left to the planner (None) and drop rows longer than the plan."""
-        from . import model_info, planner
+    def _new_plan(self, cuda: bool) -> Plan:
+        """The planner's plan for the request on this machine; refused in plain words if nothing fits."""
+        from . import planner
         from .hardware import apply_simulated_cap, probe
-        from .memory import GiB
 
-        cfg, t, rep = self.cfg, self.cfg.train, self.reporter
-        forced = planner.user_settings(cfg)
-        effective = planner.effective_batch(cfg, cuda)
-        info = self.info = model_info.from_folder(folder)
-        budget = None
         if cuda:
             apply_simulated_cap()
-            budget = planner.budget_for(t.vram_gb, probe()) or planner.budget_from_free(torch.cuda.mem_get_info()[0])
-        p = planner.plan_run(cfg, info, budget_bytes=budget, lengths=self.data.lengths, bf16=cuda and torch.cuda.is_bf16_supported())
+        hw = probe()
+        free = int(torch.cuda.mem_get_info()[0]) if cuda and hw.gpu is None else None
+        target = planner.target_for(self.cfg, hw, cuda=cuda, cuda_free_bytes=free)
+        p = planner.resolve(self.cfg, self.info, target, **self.data.plan_inputs())
         if not p.fits:
-            over = f"estimated {p.estimate_bytes / GiB:.1f} GiB against a budget of {p.budget_bytes / GiB:.1f} GiB"
-            if not forced:
-                raise TuneDeskError(f"this model does not fit the GPU ({over}). {p.suggestion}")
-            rep.warning(f"your settings may not fit ({over}); if the GPU runs out of memory the step is retried smaller. {p.suggestion}")
-        cfg.model.quantization = p.quantization
-        cfg.model.gradient_checkpointing = p.gradient_checkpointing
-        t.micro_batch = p.micro_batch
-        t.grad_accum = t.grad_accum or math.ceil(effective / p.micro_batch)
-        cfg.data.max_seq_len = p.max_seq_len
-        t.optimizer = p.optimizer if cuda else "adamw"  # bitsandbytes' 8-bit states are CUDA only
-        cfg.model.embeddings_on_cpu = bool(p.embeddings_on_cpu and cuda)
-        if p.lean_memory and p.gradient_checkpointing:  # (lean memory acts through checkpointing)
-            _use_lean_memory(cfg)
-        else:
-            cfg.model.lean_memory = False
-        self.embedding_module = info.embedding_module
-        if p.lora_r != cfg.lora.r:
-            rep.warning(f"LoRA rank lowered from {cfg.lora.r} to {p.lora_r} to fit the card")
-            cfg.lora.alpha = round(cfg.lora.alpha * p.lora_r / cfg.lora.r)  # same alpha / r scale
-            cfg.lora.r = p.lora_r
-        self._drop_longer_than(p.max_seq_len)
-        if budget is not None:
-            rep.status(
-                f"Plan: {p.quantization if p.quantization != 'none' else 'unquantized'} weights, micro-batch {t.micro_batch} x "
-                f"{t.grad_accum}, checkpointing {'on' if p.gradient_checkpointing else 'off'}, up to {p.max_seq_len} tokens, "
-                f"{p.optimizer}{', lean memory' if p.lean_memory else ''}: "
-                f"about {p.estimate_bytes / GiB:.1f} of {p.budget_bytes / GiB:.1f} GiB"
+            if p.device == "cuda":
+                over = f"estimated {p.estimate_bytes / GiB:.1f} GiB against a budget of {p.budget_bytes / GiB:.1f} GiB"
+            else:
+                over = f"estimated {p.ram_estimate_bytes / GiB:.1f} GiB of RAM against {p.ram_budget_bytes / GiB:.1f} GiB free for it"
+            # On the CPU nothing catches an overrun (the computer swaps or freezes): refuse.
+            if not p.user_set or p.device == "cpu":
+                raise TuneDeskError(f"this does not fit ({over}). {p.suggestion}")
+            self.reporter.warning(f"your settings may not fit ({over}); if the GPU runs out of memory the step is retried "
+                                  f"smaller. {p.suggestion}")
+        if p.lora_r != self.cfg.lora.r:
+            self.reporter.warning(f"LoRA rank lowered from {self.cfg.lora.r} to {p.lora_r} to fit the card")
+        asked = self.cfg.train.effective_batch
+        if asked and p.effective_batch < asked:
+            self.reporter.warning(f"effective batch lowered from {asked} to {p.effective_batch}: the file has only "
+                                  f"{len(self.data.whole_train)} training rows, and every epoch must be a step")
+        self.reporter.status(f"Plan: {p.headline()}")
+        return p
+
+    def _saved_plan(self, run: RunDir) -> Plan | None:
+        """The plan the last checkpoint was taken under (runs from before plans were
+        kept per checkpoint: the run's plan.json, else planned anew)."""
+        for path in (run.checkpoints()[-1] / PLAN_FILE, run.path / PLAN_FILE):
+            if path.is_file():
+                import json
+
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                if "seq_len" in saved:
+                    self.planned = saved.get("planned") or {}
+                    self.recoveries = list(saved.get("recoveries") or [])
+                    self.reporter.status("Continuing the run's plan: " + Plan.from_dict(saved).headline())
+                    return Plan.from_dict(saved)
+        return None
+
+    def _check_vocabulary(self) -> None:
+        """A token id past the embedding table ends in a device-side assert on a GPU
+        (hundreds of lines): say it in one sentence before anything is loaded."""
+        import numpy as np
+
+        rows = self.info.vocab_size
+        top = max((int(np.max(e.input_ids)) for e in self.data.whole_train + self.data.whole_val if len(e)), default=-1)
+        if top >= rows:
+            raise ModelError(
+                f"the tokenizer of {models.display_name(self.cfg.model.source)} makes token ids up to {top:,}, but the "
+                f"model's embedding table has only {rows:,} rows: the tokenizer does not belong to this model. "
+                "Use the tokenizer that ships with the model."
             )
-        return {**p.to_dict(), "user_set": sorted(forced), "effective_batch": effective}
 
-    def _drop_longer_than(self, limit: int) -> None:
-        from .data.readers import RowProblem
+    def _check_size(self) -> None:
+        """Too little data for a meaningful run, or for a validation loss: say so before the first step."""
+        n = len(self.data.train)
+        if n < FEW_ROWS:
+            self.reporter.warning(
+                f"only {n} training row(s): the model will mostly memorize {'it' if n == 1 else 'them'}. "
+                "A persona or a format is learned reliably from about 100 varied rows."
+            )
+        if not self.data.val and self.cfg.data.val_share > 0:
+            self.reporter.warning("too few rows for a validation split: no validation loss will be reported")
 
-        for split in ("train", "val"):
-            rows = getattr(self.data, split)
-            long = [e for e in rows if len(e) > limit]
-            if long:
-                setattr(self.data, split, [e for e in rows if len(e) <= limit])
-                self.data.skipped += [
-                    RowProblem(e.row, f"too long: {len(e)} tokens > {limit} (the plan's sequence length)", "too long")
-                    for e in long
-                ]
-        if len(self.data.train) < 1:
-            from .errors import DataError
+    def _fit_rows(self, limit: int) -> None:
+        """Fit the rows to the plan's length; stop before training if that would lose too much."""
+        fit = self.data.fit_length(limit, self.plan.long_rows)
+        if fit.sentence():
+            self.reporter.warning(fit.sentence())
+        if not self.data.train:
+            raise FitError(self._too_long_sentence(limit, "no row is left to train on"))
+        lost = fit.lost_trained_share()
+        context = self.info.context_length
+        if context and limit >= context:  # the model's own limit, not the card's: nothing else would hold them
+            if lost > 0:
+                self.reporter.warning(f"{fit.over} row(s) are longer than this model's context of {context:,} tokens and "
+                                      f"were truncated to it: {lost:.1%} of the trained tokens are left out")
+            return
+        if lost > MAX_LOST_SHARE or len({e.row for e in self.data.train}) < (1 - MAX_LOST_SHARE) * len(
+                {e.row for e in self.data.whole_train}):
+            raise FitError(self._too_long_sentence(limit, f"{lost:.0%} of the trained tokens and "
+                                                          f"{fit.skipped} row(s) would be lost"))
 
-            raise DataError(f"{Path(self.cfg.data.path).name}: no row fits in {limit} tokens")
+    def _too_long_sentence(self, limit: int, what: str) -> str:
+        longest = max((len(e) for e in self.data.whole_train), default=0)
+        where = "this card" if self.plan is not None and self.plan.device == "cuda" else "this computer's memory"
+        return (f"at most {limit:,} tokens per row fit {where}, and the longest row has {longest:,}: {what}. "
+                "Options: shorter rows (or a shorter sequence length), 4-bit weights, a smaller model, or a bigger card.")
 
     def _calibrate(self) -> None:
         """One forward/backward at the plan's largest shape, before the real run: the
-        measured peak replaces the estimate, and a shape that does not fit the budget is
-        made smaller now rather than at step 1. A measured peak over the budget counts
-        as out of memory even when the card (or cap) had room: the real steps add
-        optimizer states and fragmentation, and would fail on a later step."""
-        from .memory import GiB
-
-        t, rep = self.cfg.train, self.reporter
+        measured peak replaces the estimate, and a shape past the card's cap is made
+        smaller now rather than at step 1. A peak between the budget (the card less 5%
+        headroom) and the cap is not out of memory; the steps may add GROWTH_ALLOWANCE
+        to it (optimizer states are counted in; compact allocations keep the rest)."""
+        rep, p = self.reporter, self.plan
         vocab = self.model.get_input_embeddings().weight.shape[0]
-        budget = self.plan.get("budget_bytes")
-        forced = set(self.plan.get("user_set", ()))
+        cap = p.cap_bytes or p.budget_bytes
+        room = cap * (1 - GROWTH_ALLOWANCE)
         loaded = torch.cuda.memory_allocated()
         # Optimizer states are allocated at the first real step: add them.
-        lora_states = sum(p.numel() for p in self.model.parameters() if p.requires_grad) * (2 if t.optimizer == "adamw_8bit" else 8)
+        lora_states = sum(q.numel() for q in self.model.parameters() if q.requires_grad) * (2 if p.optimizer == "adamw_8bit" else 8)
         while True:
             torch.cuda.empty_cache()  # measure from what is really held, not from the loader's cache
             torch.cuda.reset_peak_memory_stats()
             if self._out_of_memory(self._probe_step, vocab):
-                self._recover_from_oom()
+                self._recover("out of memory", "Calibration ran out of GPU memory")
                 continue
             measured = torch.cuda.max_memory_reserved() + lora_states
-            if budget and measured > budget:
-                over = f"the largest step needs {measured / GiB:.2f} GiB, over the budget of {budget / GiB:.2f} GiB"
-                if forced:  # the user's settings are kept; recovery acts if the card really runs out
+            if measured > room:
+                over = f"the largest step needs {measured / GiB:.2f} GiB, over the {room / GiB:.2f} GiB the card can hold"
+                if self.plan.user_set:  # the user's settings are kept; recovery acts if the card really runs out
                     rep.warning(f"Calibration: {over} with your settings")
                 else:
-                    self._recover_from_oom(f"Calibration: {over}")
+                    self._recover("calibration", f"Calibration: {over}")
                     continue
             break
         allocated = torch.cuda.max_memory_allocated() + lora_states
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()  # the steps' memory readings are their own, not the probe's
-        self.plan["calibration"] = {
-            "measured_reserved": measured,
-            "measured_allocated": allocated,
-            "loaded_allocated": loaded,
-            "estimate": self.plan["estimate_bytes"],
-            "micro_batch": t.micro_batch,
-            "gradient_checkpointing": self.cfg.model.gradient_checkpointing,
-            "max_len": self.max_len,
+        self.calibration = {
+            "measured_reserved": int(measured),
+            "measured_allocated": int(allocated),
+            "loaded_allocated": int(loaded),
+            "estimate": self.plan.estimate_bytes,
+            "cap_bytes": int(cap),
+            "promised_bytes": int(room),
+            "micro_batch": self.plan.micro_batch,
+            "seq_len": self.plan.seq_len,
         }
         rep.status(
-            f"Calibrated: the largest step takes {measured / GiB:.2f} GiB (estimated {self.plan['estimate_bytes'] / GiB:.2f} GiB; "
-            f"the loaded model holds {loaded / GiB:.2f} GiB)"
+            f"Calibrated: the largest step takes {measured / GiB:.2f} GiB of {cap / GiB:.2f} GiB (estimated "
+            f"{self.plan.estimate_bytes / GiB:.2f} GiB; the loaded model holds {loaded / GiB:.2f} GiB)"
         )
 
+    def _calibrate_ram(self) -> None:
+        """The CPU's calibration: one step at the largest shape, its peak resident memory
+        against the RAM this run may use; over it, the same ladder as on a GPU. Only near
+        the edge (a CPU step takes seconds to minutes), and only where the OS can measure
+        a peak (Linux); elsewhere the estimate stands."""
+        from .hardware import peak_rss, reset_peak_rss
+
+        p = self.plan
+        if p.ram_estimate_bytes < CPU_CALIBRATE_SHARE * p.ram_budget_bytes or not reset_peak_rss():
+            return
+        vocab = self.model.get_input_embeddings().weight.shape[0]
+        while True:
+            reset_peak_rss()
+            self._probe_step(vocab)
+            measured = peak_rss()
+            if measured > self.plan.ram_budget_bytes and not self.plan.user_set:
+                self._recover("calibration", f"Calibration: the largest step needs {measured / GiB:.2f} GiB of RAM, over the "
+                                             f"{self.plan.ram_budget_bytes / GiB:.2f} GiB this run may use")
+                continue
+            break
+        self.calibration = {"measured_rss": int(measured), "estimate": self.plan.ram_estimate_bytes,
+                            "ram_budget_bytes": self.plan.ram_budget_bytes, "micro_batch": self.plan.micro_batch,
+                            "seq_len": self.plan.seq_len}
+        self.reporter.status(f"Calibrated: the largest step takes {measured / GiB:.2f} GiB of RAM of "
+                             f"{self.plan.ram_budget_bytes / GiB:.2f} GiB (estimated {self.plan.ram_estimate_bytes / GiB:.2f} GiB)")
+
+    def _write_plan(self) -> None:
+        if self.run is not None:
+            self.run.write_plan(self._plan_record())
+
+    def _plan_record(self) -> dict[str, Any]:
+        return {**self.plan.to_dict(), "planned": self.planned, "calibration": self.calibration,
+                "recoveries": self.recoveries, "steps_reserved": self.steps_reserved,
+                "length": self.data.length_fit.to_dict() if self.data.length_fit else None}
+
     def _total_steps(self) -> int:
-        t = self.cfg.train
+        t, p = self.cfg.train, self.plan
         if t.max_steps:
             return t.max_steps
-        return max(1, math.ceil(t.epochs * len(self.data.train) / (t.micro_batch * t.grad_accum)))
+        return max(1, math.ceil(t.epochs * len(self.data.train) / (p.micro_batch * p.grad_accum)))
 
     # -- data stream ----------------------------------------------------------------
     def _order(self, epoch: int) -> list[int]:
@@ -283,10 +376,8 @@ class Trainer:
         if self.pos.index >= len(order):
             self.pos = Position(self.pos.epoch + 1, 0)
             order = self._order(self.pos.epoch)
-        take = order[self.pos.index : self.pos.index + self.cfg.train.micro_batch]
+        take = order[self.pos.index : self.pos.index + self.plan.micro_batch]
         self.pos.index += len(take)
-        if self.max_len is not None:  # shortened after an out-of-memory error
-            take = [i for i in take if len(self.data.train[i]) <= self.max_len] or take[:0]
         return take
 
     @property
@@ -305,19 +396,7 @@ class Trainer:
             if not self._out_of_memory(lambda: result.update(self._train_step())):
                 return result
             self.pos = Position(start.epoch, start.index)  # the same examples again, split finer
-            self._recover_from_oom()
-
-    def _lean_fits_ram(self) -> bool:
-        """Would lean memory's copy of the activations fit the RAM the planner allows it?"""
-        from .memory import StepShape, offloaded_bytes
-        from .planner import LEAN_RAM
-
-        shape = StepShape(micro_batch=1, seq_len=self._longest(), gradient_checkpointing=True, lean=True)
-        return offloaded_bytes(self.info, shape) <= LEAN_RAM
-
-    def _longest(self) -> int:
-        """The most tokens one example (or one packed row) may have now."""
-        return min(self.max_len or self.cfg.data.max_seq_len, self.cfg.data.max_seq_len)
+            self._recover("out of memory", f"Out of GPU memory at step {self.step + 1}")
 
     @staticmethod
     def _out_of_memory(fn, *args) -> bool:
@@ -331,15 +410,14 @@ class Trainer:
             return True
 
     def _probe_step(self, vocab: int) -> None:
-        t = self.cfg.train
-        seq = self._longest()
+        p = self.plan
         # Train mode, as in the real step: a freshly loaded model is in eval mode, where
         # gradient checkpointing does not act and every layer's activations are kept.
         self.model.train()
         try:
-            ids = torch.randint(0, vocab, (t.micro_batch, seq), device=self.device)
+            ids = torch.randint(0, vocab, (p.micro_batch, p.seq_len), device=self.device)
             with self._autocast():
-                loss = loss_sum(self.model, ids, torch.ones_like(ids), ids) / ids.numel()
+                loss = loss_sum(self.model, ids, None, ids) / ids.numel()
             loss.backward()
         finally:
             self.optimizer.zero_grad(set_to_none=True)
@@ -347,11 +425,14 @@ class Trainer:
     def _train_step(self) -> dict[str, Any]:
         t = self.cfg.train
         self.model.train()
-        idx = [self._next_batch() for _ in range(t.grad_accum)]
+        idx = [self._next_batch() for _ in range(self.plan.grad_accum)]
         batches = self._packed(idx) if t.packing else [
             collate([self.data.train[i] for i in b], self.tokenizer.pad_token_id) for b in idx if b
         ]
         n_trained = sum(count_trained(b["labels"]) for b in batches)
+        if n_trained == 0:  # never report success for a step that learned nothing
+            raise FitError(f"step {self.step + 1} has no answer tokens to train on "
+                           f"(rows {', '.join(str(self.data.train[i].row) for b in idx for i in b[:3])}); nothing was trained")
         tokens = sum(int(b["attention_mask"].sum()) for b in batches)
         total = 0.0
         for b in batches:
@@ -371,65 +452,69 @@ class Trainer:
         return {"loss": total, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": n_trained}
 
     def _packed(self, idx: list[list[int]]) -> list[dict[str, torch.Tensor]]:
-        """The step's examples packed into rows of up to the sequence length, in
+        """The step's examples packed into rows of up to the plan's length, in
         micro-batches of micro_batch rows: the planned shape, with less padding."""
-        t = self.cfg.train
+        mb = self.plan.micro_batch
         examples = [self.data.train[i] for b in idx for i in b]
-        rows = [[examples[i] for i in r] for r in pack_rows([len(e) for e in examples], self._longest())]
-        return [collate_packed(rows[k : k + t.micro_batch], self.tokenizer.pad_token_id) for k in range(0, len(rows), t.micro_batch)]
+        rows = [[examples[i] for i in r] for r in pack_rows([len(e) for e in examples], self.plan.seq_len)]
+        return [collate_packed(rows[k : k + mb], self.tokenizer.pad_token_id) for k in range(0, len(rows), mb)]
 
-    def _recover_from_oom(self, cause: str | None = None) -> None:
-        """Free what a failed step held (calibration calls this without one), then make
-        the step smaller, same effective batch.
+    # -- fitting the card ---------------------------------------------------------------
+    def _shrink(self) -> tuple[Plan, str]:
+        """The next smaller plan, same effective batch; levers that lose no data first.
 
-        Order of retreat: halve the micro-batch (doubling accumulation); at micro-batch 1
-        turn gradient checkpointing on, then lean memory; then train only on shorter
-        examples.
-        """
+        Order (bench/README.md, "Levers"): halve the micro-batch (doubling accumulation);
+        at micro-batch 1 turn gradient checkpointing on (-3.1x the 7B's step memory),
+        then, on a GPU, lean memory (-1.45 GiB at 8,192 tokens, if its RAM fits); only
+        then shorten the rows (truncated, the answer kept), by a quarter at a time."""
+        from .memory import ram_bytes
+
+        p = self.plan
+        if p.micro_batch > 1:
+            q = p.replace(micro_batch=p.micro_batch // 2)
+            return q, (f"micro-batch lowered to {q.micro_batch} with {q.grad_accum} accumulation steps "
+                       f"(same effective batch of {q.micro_batch * q.grad_accum})")
+        if not p.gradient_checkpointing:
+            return p.replace(gradient_checkpointing=True), "gradient checkpointing turned on at micro-batch 1"
+        lean = p.replace(lean_memory=True, lora_dropout=0.0)
+        if p.device == "cuda" and not p.lean_memory and ram_bytes(self.info, lean.shape()) <= p.ram_budget_bytes:
+            return lean, "lean memory turned on at micro-batch 1 (activations in RAM, no LoRA dropout)"
+        new = max(64, int(p.seq_len * 0.75) // 8 * 8)
+        if new >= p.seq_len:
+            raise FitError(self._too_long_sentence(p.seq_len, "even the shortest step does not fit"))
+        return p.replace(seq_len=new), f"rows shortened to {new:,} tokens"
+
+    def _recover(self, cause: str, context: str) -> None:
+        """Free what a failed step held (calibration calls this without one), switch to
+        the next smaller plan and apply it to the live model and data."""
         import gc
 
-        t = self.cfg.train
-        cause = cause or f"Out of GPU memory at step {self.step + 1}"
         self.optimizer.zero_grad(set_to_none=True)
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        effective = t.micro_batch * t.grad_accum
-        if t.micro_batch > 1:
-            t.micro_batch //= 2
-            t.grad_accum = math.ceil(effective / t.micro_batch)
-            text = (f"{cause}: micro-batch lowered to {t.micro_batch} with "
-                    f"{t.grad_accum} accumulation steps (same effective batch of {t.micro_batch * t.grad_accum}); retrying the step")
-        elif not self.cfg.model.gradient_checkpointing:
-            self.cfg.model.gradient_checkpointing = True
+        old = self.plan
+        self.plan, what = self._shrink()
+        if self.plan.gradient_checkpointing and not old.gradient_checkpointing:
             enable_checkpointing(self.model)
-            text = f"{cause} at micro-batch 1: gradient checkpointing turned on; retrying the step"
-        elif not self.cfg.model.lean_memory and self._lean_fits_ram():
+        if self.plan.lean_memory and not old.lean_memory:
             from .lean import make_lean
 
-            _use_lean_memory(self.cfg)
             make_lean(self.model)
-            text = f"{cause} at micro-batch 1: lean memory turned on (activations in RAM, no LoRA dropout); retrying the step"
-        else:
-            longest = max(len(e) for e in self.data.train)
-            current = self.max_len or longest
-            new = int(current * 0.75)
-            if new < 64:
-                raise TuneDeskError(
-                    "out of GPU memory even at micro-batch 1 with gradient checkpointing, lean memory and short examples; "
-                    "use 4-bit quantization or a smaller model"
-                )
-            self.max_len = new
-            kept = sum(1 for e in self.data.train if len(e) <= new)
-            text = (f"{cause}: training only on examples up to {new} tokens from now on "
-                    f"({kept} of {len(self.data.train)} rows); retrying the step")
-        self.oom_events += 1
+        if self.plan.seq_len != old.seq_len:
+            self._fit_rows(self.plan.seq_len)
+            self._order_cache = (-1, [])  # lengths changed: this epoch's order is drawn again
+            self.pos.index = min(self.pos.index, len(self.data.train))
+            fit = self.data.length_fit
+            what += f" ({fit.over} of {fit.rows} rows truncated, every row still trained)" if fit else ""
+        text = f"{context}: {what}; retrying the step"
+        record = {"cause": cause, "text": text, "step": self.step + 1, "micro_batch": self.plan.micro_batch,
+                  "grad_accum": self.plan.grad_accum, "gradient_checkpointing": self.plan.gradient_checkpointing,
+                  "lean_memory": self.plan.lean_memory, "seq_len": self.plan.seq_len}
+        self.recoveries.append(record)
         self.reporter.warning(text)
-        self.reporter.event("oom_recovery", text=text, step=self.step + 1, micro_batch=t.micro_batch,
-                            grad_accum=t.grad_accum, gradient_checkpointing=self.cfg.model.gradient_checkpointing,
-                            lean_memory=bool(self.cfg.model.lean_memory), max_len=self.max_len)
-        if self.run is not None:
-            self.run.write_config(self.cfg, resolved_model_folder=str(self.model_folder))
+        self.reporter.event("oom_recovery", **record)
+        self._write_plan()
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
@@ -437,7 +522,7 @@ class Trainer:
         if not self.data.val:
             return None
         self.model.eval()
-        batch = self.cfg.train.micro_batch
+        batch = self.plan.micro_batch
         sums: list[float] = [0.0, 0]
 
         def run(batch: int) -> None:
@@ -445,8 +530,7 @@ class Trainer:
             for idx in eval_batches(self.data.val, batch):
                 b = collate([self.data.val[i] for i in idx], self.tokenizer.pad_token_id)
                 with self._autocast():
-                    ids, mask = b["input_ids"].to(self.device), b["attention_mask"].to(self.device)
-                    sums[0] += float(loss_sum(self.model, ids, mask, b["labels"]))
+                    sums[0] += float(batch_loss_sum(self.model, b, self.device))
                 sums[1] += count_trained(b["labels"])
 
         while self._out_of_memory(run, batch):
@@ -478,8 +562,9 @@ class Trainer:
                     "epoch": self.pos.epoch,
                     "index": self.pos.index,
                     "group": self.group,
-                    "micro_batch": self.cfg.train.micro_batch,
-                    "grad_accum": self.cfg.train.grad_accum,
+                    "micro_batch": self.plan.micro_batch,
+                    "grad_accum": self.plan.grad_accum,
+                    "trained_tokens": self.trained_tokens,
                     "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "scaler": self.scaler.state_dict(),
@@ -489,6 +574,7 @@ class Trainer:
                 },
                 tmp / STATE_FILE,
             )
+            write_json(tmp / PLAN_FILE, self._plan_record())
         self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
         self.reporter.event("checkpoint", step=self.step, path=str(target))
         return target
@@ -510,6 +596,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         random.setstate((3, tuple(state["rng_python"]), None))
         self.step, self.pos, self.group = state["step"], Position(state["epoch"], state["index"]), state["group"]
+        self.trained_tokens = int(state.get("trained_tokens", 0))
         self.history = [r for r in self.run.metrics() if r.get("step", 0) <= self.step]
         self.run.rewrite_metrics(self.history)
         self.reporter.status(f"Resuming {self.run.path.name} from step {self.step} of {self.total_steps}")
@@ -535,25 +622,49 @@ class Trainer:
             first_eval = next((h["eval_loss"] for h in self.history if "eval_loss" in h), None)
         start = last_checkpoint = time.monotonic()
         run.mark_running()
-        tokens_done = 0
-        status = "finished"
-        last_eval = first_eval
+        self._tokens_done = 0
+        status, error = "finished", None
+        self._last_eval = first_eval
+        try:
+            status = self._steps(first_step, start, last_checkpoint)
+        except FitError as e:
+            status, error = "failed", str(e)
+        duration = time.monotonic() - start
+        if status == "stopped":
+            rep.status(f"Stopped at step {self.step}; saving a checkpoint…")
+            self.save_checkpoint()
+        if status != "failed":
+            self.save_adapter()
+        summary = self._summary(status, error, first_eval, duration)
+        run.write_summary(summary)
+        run.clear_running()
+        rep.event("finished", run_dir=str(run.path), status=status, summary=summary)
+        if error:
+            raise FitError(error)
+        return summary
+
+    def _steps(self, first_step: int, start: float, last_checkpoint: float) -> str:
+        """Optimizer steps until the last one or a stop request; 'finished' or 'stopped'."""
+        cfg, rep = self.cfg, self.reporter
         while self.step < self.total_steps:
             if rep.stop_requested():
-                status = "stopped"
-                break
+                return "stopped"
             m = self.train_step()
-            tokens_done += m["tokens"]
+            self._tokens_done += m["tokens"]
+            self.trained_tokens += m["trained_tokens"]
             elapsed = time.monotonic() - start
             record = {"step": self.step, "epoch": round(self.epoch_float, 4), **m, "mem_bytes": self._memory()}
             if self.placement.device == "cuda":  # what the card really had to hold (benchmarks)
                 record["mem_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
+                if len(self.steps_reserved) < WATCHED_STEPS:  # does the run keep calibration's promise?
+                    self.steps_reserved.append(record["mem_reserved_bytes"])
+                    self._write_plan()
             if self.step % cfg.train.eval_every == 0 or self.step == self.total_steps:
-                last_eval = self.evaluate()
-                if last_eval is not None:
-                    record["eval_loss"] = last_eval
+                self._last_eval = self.evaluate()
+                if self._last_eval is not None:
+                    record["eval_loss"] = self._last_eval
             self._log(record)
-            rate = tokens_done / elapsed if elapsed > 0 else 0.0
+            rate = self._tokens_done / elapsed if elapsed > 0 else 0.0
             rep.event(
                 "progress",
                 step=self.step,
@@ -567,31 +678,36 @@ class Trainer:
             if due and self.step < self.total_steps:
                 self.save_checkpoint()
                 last_checkpoint = time.monotonic()
-        duration = time.monotonic() - start
-        if status == "stopped":
-            rep.status(f"Stopped at step {self.step}; saving a checkpoint…")
-            self.save_checkpoint()
-        self.save_adapter()
+        return "finished"
+
+    def _summary(self, status: str, error: str | None, first_eval, duration: float) -> dict[str, Any]:
         losses = [h["loss"] for h in self.history if "loss" in h]
+        fit = self.data.length_fit
+        used = {e.row for e in self.data.train}
         summary = {
             "status": status,
+            "error": error,
             "steps": self.step,
             "total_steps": self.total_steps,
             "epochs": round(self.epoch_float, 4),
             "train_loss": round(sum(losses[-5:]) / len(losses[-5:]), 6) if losses else None,
-            "eval_loss": last_eval,
+            "eval_loss": self._last_eval,
             "eval_loss_start": first_eval,
             "duration_s": round(duration, 2),
-            "tokens_per_s": round(tokens_done / duration, 1) if duration > 0 else None,
+            "tokens_per_s": round(self._tokens_done / duration, 1) if duration > 0 else None,
+            "trained_tokens": self.trained_tokens,
+            "rows_total": self.data.rows,
+            "rows_used": len(used),
+            "rows_lost": len({e.row for e in self.data.whole_train} - used),
+            "rows_truncated": (fit.context_cut + fit.answer_cut) if fit else 0,
+            "seq_len": self.plan.seq_len,
+            "length": fit.sentence() if fit else "",
             "device": self.placement.device,
             "dtype": str(self.placement.dtype).replace("torch.", ""),
             "quantization": self.placement.quantization,
             "oom_recoveries": self.oom_events,
             "model_folder": str(self.model_folder),
         }
-        run.write_summary(summary)
-        run.clear_running()
-        rep.event("finished", run_dir=str(run.path), status=status, summary=summary)
         return summary
 
     def _log(self, record: dict[str, Any]) -> None:

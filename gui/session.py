@@ -167,10 +167,8 @@ class Session(QObject):
             return None
         from engine import planner
 
-        budget = planner.budget_for(self.cfg.train.vram_gb, self.hardware)
-        bf16 = bool(self.hardware and self.hardware.gpu and self.hardware.gpu.bf16)
-        lengths = self.data.lengths if self.data is not None else None
-        return planner.plan_run(self.cfg, self.model.info, budget_bytes=budget, lengths=lengths, bf16=bf16 or budget is None)
+        data = self.data.plan_inputs() if self.data is not None else {}
+        return planner.resolve(self.cfg, self.model.info, planner.target_for(self.cfg, self.hardware), **data)
 
     def edited(self) -> None:
         self.config_changed.emit()

@@ -90,4 +90,20 @@ def nova_run(tmp_path_factory, demo_folder) -> Path:
     return out / "nova"
 
 
+from engine.reporting import RecordingReporter  # noqa: E402 - after TUNEDESK_HOME is set; no torch
+
+
+class StopAfter(RecordingReporter):
+    """A recording reporter that asks the run to stop once step `step` is done."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.after = step
+
+    def event(self, kind, **data):
+        super().event(kind, **data)
+        if kind == "progress" and data["step"] >= self.after:
+            self.request_stop()
+
+
 pytest_plugins = ["gui_helpers"]  # window / settings fixtures of the GUI tests

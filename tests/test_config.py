@@ -37,11 +37,18 @@ def test_unknown_setting_is_refused():
         RunConfig.from_dict({"train": {"lr": 1e-4, "learning_rate": 1e-4}})
 
 
-def test_for_new_run_keeps_settings_and_drops_the_runs_own_state():
+def test_for_new_run_keeps_the_request_and_drops_the_runs_name():
     from engine.config import RunConfig
 
     old = RunConfig()
-    old.name, old.out_dir, old.train.micro_batch, old.train.skip_longer_than = "r1", "/a", 4, 900
+    old.name, old.out_dir, old.train.micro_batch = "r1", "/a", 4
     new = old.for_new_run("/b")
-    assert (new.name, new.out_dir, new.train.micro_batch, new.train.skip_longer_than) == ("", "/b", 4, None)
-    assert old.train.skip_longer_than == 900 and old.name == "r1"  # the past run's config is untouched
+    assert (new.name, new.out_dir, new.train.micro_batch, new.data.max_seq_len) == ("", "/b", 4, None)
+    assert old.name == "r1" and old.out_dir == "/a"  # the past run's config is untouched
+
+
+def test_a_version_1_config_loads_without_recoverys_length_limit():
+    """Version 1 kept out-of-memory recovery's length limit in the request; it now lives
+    in plan.json, and an old run folder still opens."""
+    cfg = RunConfig.from_dict({"version": 1, "train": {"lr": 1e-4, "skip_longer_than": 900}})
+    assert cfg.train.lr == 1e-4 and cfg.version == 2 and not hasattr(cfg.train, "skip_longer_than")

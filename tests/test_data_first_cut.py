@@ -91,12 +91,12 @@ def test_bad_rows_are_skipped_with_row_and_reason(tmp_path, demo_tokenizer):
     assert "not valid JSON" in got[4] and "missing answer" in got[5] and "empty answer" in got[6]
 
 
-def test_too_long_rows_are_reported_not_cut(tmp_path, demo_tokenizer):
+def test_too_long_rows_are_truncated_keeping_the_answer_start_and_reported(tmp_path, demo_tokenizer):
     rows = [{"question": f"Q{i}?", "answer": "short"} for i in range(5)] + [{"question": "Q?", "answer": "word " * 200}]
     data = prepare(DataConfig(path=str(_write_jsonl(tmp_path / "d.jsonl", rows)), max_seq_len=64), demo_tokenizer)
-    assert [p.row for p in data.skipped] == [6]
-    assert "too long" in data.skipped[0].reason
+    assert data.skipped == [] and data.kept == 6
     assert all(len(e) <= 64 for e in data.train + data.val)
+    assert data.length_fit.answer_cut == 1 and any("truncated inside its answer" in n for n in data.notes)
 
 
 def test_split_is_deterministic_and_disjoint(demo_tokenizer):

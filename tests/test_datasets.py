@@ -259,7 +259,9 @@ def test_tokenized_data_is_cached_by_content_and_settings(tmp_path, demo_tokeniz
     again = prepare(DataConfig(path=str(p)), demo_tokenizer)
     assert not first.from_cache and again.from_cache
     assert [e.input_ids.tolist() for e in first.train] == [e.input_ids.tolist() for e in again.train]
-    assert not prepare(DataConfig(path=str(p), max_seq_len=512), demo_tokenizer).from_cache
+    assert not prepare(DataConfig(path=str(p), reasoning="drop"), demo_tokenizer).from_cache
+    # The length is fitted after reading, from the cache: whole rows are stored once.
+    assert prepare(DataConfig(path=str(p), max_seq_len=512), demo_tokenizer).from_cache
     write_jsonl(p, ROWS[::-1])  # same rows, different file content
     assert not prepare(DataConfig(path=str(p)), demo_tokenizer).from_cache
 

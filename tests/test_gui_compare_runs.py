@@ -88,8 +88,14 @@ def test_runs_page_lists_overlays_resumes_retrains_and_deletes(qtbot, window, mo
     page.export("adapter", str(Path(finished).parent / "exported-adapter"))
     qtbot.waitUntil(lambda: not page.exporting, timeout=60_000)
     assert page.banner.property("kind") == "ok" and (Path(finished).parent / "exported-adapter" / "README.md").is_file()
-    page.buttons["retrain"].click()
+    assert by_path[finished]["rows_used"] > 0 and by_path[finished]["trained_tokens"] > 0  # the Rows / Trained tokens columns
+    with qtbot.waitSignal(w.session.data_changed, timeout=120_000):
+        page.buttons["retrain"].click()
     assert w.stack.currentWidget() is w.plan_page and w.session.cfg.train.max_steps == 3 and w.session.cfg.name == ""
+    # "Train again" loads the request: what the planner chose for that run is Auto again, re-planned.
+    w.plan_page.refresh()
+    for key in ("micro_batch", "seq_len", "gradient_checkpointing"):
+        assert w.plan_page.reason[key].text().startswith("<b>Auto"), (key, w.plan_page.reason[key].text())
 
     monkeypatch.setattr(page, "confirm_delete", lambda name: name == Path(finished).name)
     w.show_page("Runs")

@@ -64,8 +64,8 @@ def test_plans_never_exceed_the_budget_by_their_own_estimate(infos, lengths, car
         if p.fits:
             assert p.estimate_bytes <= budget, name
             assert p.estimate_bytes == sum(p.breakdown.values())
-            assert p.micro_batch * p.grad_accum >= 16 and p.max_seq_len >= 800, name
-            assert set(p.reasons) >= {"quantization", "gradient_checkpointing", "micro_batch", "max_seq_len"}
+            assert p.micro_batch * p.grad_accum >= 16 and p.seq_len >= 800, name
+            assert set(p.reasons) >= {"quantization", "gradient_checkpointing", "micro_batch", "seq_len"}
 
 
 @pytest.mark.parametrize("name", SEVEN_B)
@@ -105,7 +105,7 @@ def test_plan_cli_json_has_the_documented_keys():
                        capture_output=True, text=True, timeout=300, cwd=REPO)
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    for key in ("fits", "quantization", "micro_batch", "grad_accum", "gradient_checkpointing", "max_seq_len",
+    for key in ("fits", "quantization", "micro_batch", "grad_accum", "gradient_checkpointing", "seq_len",
                 "lora_r", "budget_bytes", "estimate_bytes", "breakdown"):
         assert key in d
     assert d["fits"] and d["estimate_bytes"] <= d["budget_bytes"] == budget_from_free(8 * GiB)
@@ -115,24 +115,23 @@ def test_plan_cli_json_has_the_documented_keys():
 def test_7b_8b_train_2048_tokens_at_rank_16_on_8gb(infos, name):
     """Issue 7: whole 2,048-token examples on an 8 GB card, with the embedding table in RAM."""
     p = plan(infos[name], budget_bytes=budget_from_free(8 * GiB), lengths=np.full(64, 2048))
-    assert p.fits and p.max_seq_len == 2048 and p.lora_r == 16 and p.quantization == "4bit" and p.embeddings_on_cpu
+    assert p.fits and p.seq_len == 2048 and p.lora_r == 16 and p.quantization == "4bit" and p.embeddings_on_cpu
     assert p.estimate_bytes <= p.budget_bytes
 
 
 @pytest.mark.parametrize("name", ["deepseek-r1-distill-llama-8b", "llama-3.1-8b"])
 def test_8b_needs_lean_memory_for_rank_16_at_2048_tokens_on_8gb(infos, name):
     """The 8B's larger MLP and head leave no room for rank 16 at 2,048 tokens unless the
-    layer inputs wait in RAM; that RAM stays within LEAN_RAM."""
-    from engine.memory import offloaded_bytes
-    from engine.planner import LEAN_RAM
+    layer inputs wait in RAM; that RAM stays within the RAM budget."""
+    from engine.memory import ram_bytes
 
     m, budget = infos[name], budget_from_free(8 * GiB)
     p = plan(m, budget_bytes=budget, lengths=np.full(64, 2048))
-    assert p.fits and p.lean_memory and p.lora_r == 16 and p.max_seq_len == 2048
+    assert p.fits and p.lean_memory and p.lora_r == 16 and p.seq_len == 2048
     shape = StepShape("4bit", 2, p.micro_batch, 2048, True, 16, optimizer=p.optimizer, embeddings_on_cpu=p.embeddings_on_cpu, lean=True)
-    assert offloaded_bytes(m, shape) <= LEAN_RAM
+    assert ram_bytes(m, shape) <= p.ram_budget_bytes
     plain = plan(m, budget_bytes=budget, lengths=np.full(64, 2048), force={"lean_memory": False})
-    assert not plain.lean_memory and not (plain.fits and plain.max_seq_len == 2048 and plain.lora_r == 16)
+    assert not plain.lean_memory and not (plain.fits and plain.seq_len == 2048 and plain.lora_r == 16)
 
 
 def test_lean_memory_is_not_used_where_it_is_not_needed(infos, lengths):
@@ -152,11 +151,12 @@ def test_lean_memory_estimate_is_smaller_and_keeps_activations_in_ram(infos):
 
 
 def test_forced_lean_memory_past_its_ram_limit_is_refused_with_a_suggestion_that_fits(infos):
-    """Lean memory keeps layers x tokens x hidden in RAM, at most LEAN_RAM: 32k-token rows
-    of a 7B exceed it. The plan is refused (not a crash), and the suggested length fits."""
+    """Lean memory keeps layers x tokens x hidden in RAM, within the RAM budget (8 GiB when
+    unknown): 32k-token rows of a 7B exceed it, and truncating them to what fits would lose
+    half the data. The plan is refused (not a crash), and the suggested length fits."""
     m, budget = infos["deepseek-r1-distill-qwen-7b"], budget_from_free(24 * GiB)
     p = plan(m, budget_bytes=budget, lengths=np.full(16, 32768), force={"lean_memory": True, "gradient_checkpointing": True})
-    assert not p.fits and "at most" in p.suggestion
-    n = int(p.suggestion.split("at most ")[1].split()[0])
+    assert not p.fits and "At most" in p.suggestion
+    n = int(p.suggestion.split("At most ")[1].split()[0])
     assert plan(m, budget_bytes=budget, lengths=np.full(16, n)).fits
     assert not plan(m, budget_bytes=budget, lengths=np.full(16, 65536)).fits

@@ -12,7 +12,7 @@ from engine.config import RunConfig
 from engine.reporting import RecordingReporter
 from engine.train import STATE_FILE, Trainer, cosine_with_warmup
 
-from conftest import SAMPLES
+from conftest import SAMPLES, StopAfter
 
 
 def _cfg(tiny_model_folder, tmp_path, **train) -> RunConfig:
@@ -24,17 +24,6 @@ def _cfg(tiny_model_folder, tmp_path, **train) -> RunConfig:
     for k, v in train.items():
         setattr(cfg.train, k, v)
     return cfg
-
-
-class StopAfter(RecordingReporter):
-    def __init__(self, step: int) -> None:
-        super().__init__()
-        self.after = step
-
-    def event(self, kind, **data):
-        super().event(kind, **data)
-        if kind == "progress" and data["step"] >= self.after:
-            self.request_stop()
 
 
 def test_stop_request_saves_and_exits_cleanly(tiny_model_folder, tmp_path):
@@ -105,7 +94,7 @@ def test_out_of_memory_is_recovered_with_the_same_effective_batch(tiny_model_fol
     real_forward = decoder.forward
 
     def forward(*args, input_ids=None, **kw):
-        if torch.is_grad_enabled() and (input_ids.shape[0] > 1 or not t.cfg.model.gradient_checkpointing):
+        if torch.is_grad_enabled() and (input_ids.shape[0] > 1 or not t.plan.gradient_checkpointing):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
         return real_forward(*args, input_ids=input_ids, **kw)
 
@@ -113,8 +102,8 @@ def test_out_of_memory_is_recovered_with_the_same_effective_batch(tiny_model_fol
     # Recovery must run after the exception handler has exited: while the OOM is being
     # handled its traceback pins every tensor of the failed step, so nothing could be freed.
     handling = []
-    real_recover = t._recover_from_oom
-    t._recover_from_oom = lambda: (handling.append(sys.exc_info()[0]), real_recover())
+    real_recover = t._recover
+    t._recover = lambda *a: (handling.append(sys.exc_info()[0]), real_recover(*a))
     summary = t.fit()
     assert summary["status"] == "finished" and summary["steps"] == 3 and summary["oom_recoveries"] == 3
     assert handling == [None, None, None]
@@ -126,8 +115,12 @@ def test_out_of_memory_is_recovered_with_the_same_effective_batch(tiny_model_fol
     # Step 1 trained exactly the 8 examples it started with, and the stream continued after them.
     expected = sum(int(t.data.train[i].trained[1:].sum()) for i in first_step_rows)
     assert rep.of("metrics")[1]["trained_tokens"] == expected
+    # The request stays what the user set; the plan of record says what the run uses now.
     saved = json.loads((tmp_path / "tiny" / "config.json").read_text())
-    assert (saved["train"]["micro_batch"], saved["train"]["grad_accum"], saved["model"]["gradient_checkpointing"]) == (1, 8, True)
+    assert (saved["train"]["micro_batch"], saved["train"]["grad_accum"], saved["model"]["gradient_checkpointing"]) == (4, 2, None)
+    plan = json.loads((tmp_path / "tiny" / "plan.json").read_text())
+    assert (plan["micro_batch"], plan["grad_accum"], plan["gradient_checkpointing"]) == (1, 8, True)
+    assert (plan["planned"]["micro_batch"], len(plan["recoveries"])) == (4, 3)
 
 
 def test_resume_continues_a_stopped_run_exactly(tiny_model_folder, tmp_path):
@@ -192,7 +185,7 @@ def test_packed_step_equals_the_unpacked_step(tiny_model_folder, tmp_path):
                          packing=packing, lr=1e-2), RecordingReporter())
         t.cfg.lora.dropout = 0.0  # dropout masks would differ between the two layouts
         t.setup()
-        t.cfg.data.max_seq_len = max(len(e) for e in t.data.train[:8]) * 3  # room for several per row
+        t.plan = t.plan.replace(seq_len=max(len(e) for e in t.data.train[:8]) * 3)  # room for several per row
         batches = iter([[0, 1, 2, 3], [4, 5, 6, 7]])
         t._next_batch = lambda: next(batches)
         rows = t._packed([[0, 1, 2, 3], [4, 5, 6, 7]]) if packing else None
@@ -215,13 +208,15 @@ def test_pack_rows_fills_rows_first_fit_decreasing():
 
 
 def test_a_resumed_run_keeps_the_shortened_length_of_an_oom_recovery(tiny_model_folder, tmp_path):
-    """Recovery at micro-batch 1 with checkpointing passes over long examples; the limit
-    is part of the run's config, so resuming starts from it instead of failing again."""
+    """Recovery at micro-batch 1 with checkpointing shortens the rows (truncating them,
+    every row still trained); the shortened plan is kept with the checkpoint, so resuming
+    starts from it instead of failing again."""
     t = Trainer(_cfg(tiny_model_folder, tmp_path, max_steps=4, micro_batch=1, grad_accum=2, checkpoint_every=2),
                 StopAfter(2))
     t.cfg.model.gradient_checkpointing = True
     t.setup()
-    limit = sorted(len(e) for e in t.data.train)[len(t.data.train) // 2]
+    limit = sorted(len(e) for e in t.data.train)[len(t.data.train) * 2 // 3]  # the longest third is too long
+    rows = {e.row for e in t.data.train}
     decoder = t.model.get_base_model().get_decoder()
     real_forward = decoder.forward
 
@@ -233,16 +228,32 @@ def test_a_resumed_run_keeps_the_shortened_length_of_an_oom_recovery(tiny_model_
     decoder.forward = forward
     rep = t.reporter  # StopAfter records events too
     assert t.fit()["status"] == "stopped"
-    assert t.max_len is not None and t.max_len <= limit and t.oom_events >= 2
-    # Before shortening anything, the ladder turns lean memory on (and the retry still fails here).
-    first = rep.of("oom_recovery")[0]
-    assert first["lean_memory"] and first["max_len"] is None and "lean memory turned on" in first["text"]
-    assert t.cfg.lora.dropout == 0.0
+    assert t.plan.seq_len <= limit and t.oom_events >= 2
+    assert {e.row for e in t.data.train} == rows  # truncated, not dropped
+    assert all(e.trained.any() for e in t.data.train)
+    assert all("rows shortened" in e["text"] for e in rep.of("oom_recovery"))  # on the CPU, no lean memory step
+    plan = json.loads((tmp_path / "tiny" / "plan.json").read_text())
+    assert plan["seq_len"] == t.plan.seq_len and plan["length"]["context_cut"] + plan["length"]["answer_cut"] > 0
     resumed = Trainer.resume(tmp_path / "tiny", RecordingReporter())
-    assert resumed.max_len == t.max_len
-    assert resumed.cfg.model.lean_memory  # from the saved config, and applied to the rebuilt model:
+    assert resumed.plan.seq_len == t.plan.seq_len  # from the checkpoint's plan
+    assert max(len(e) for e in resumed.data.train) <= t.plan.seq_len
+    summary = resumed.fit()
+    assert summary["status"] == "finished" and summary["rows_lost"] == 0 and summary["rows_truncated"] > 0
+
+
+def test_the_recovery_ladder_turns_lean_memory_on_before_shortening_rows_on_a_gpu(tiny_model_folder, tmp_path):
+    """On a GPU, lean memory (activations in RAM, no LoRA dropout) comes after checkpointing
+    and before any row is shortened; the new plan is applied to the live model."""
+    t = Trainer(_cfg(tiny_model_folder, tmp_path, max_steps=1, micro_batch=1, grad_accum=1))
+    t.cfg.model.gradient_checkpointing = True
+    t.setup()
+    t.plan = t.plan.replace(device="cuda", ram_budget_bytes=64 * 1024**3)
+    t._recover("out of memory", "Out of GPU memory at step 1")
+    assert t.plan.lean_memory and t.plan.lora_dropout == 0.0 and t.plan.seq_len == t.planned["seq_len"]
+    assert t.cfg.lora.dropout == 0.05 and t.cfg.model.lean_memory is None  # the request is untouched
     from engine.lean import _offloaded_checkpoint
 
-    layers = resumed.model.get_base_model().model.layers
+    layers = t.model.get_base_model().model.layers
     assert all(layer._gradient_checkpointing_func is _offloaded_checkpoint for layer in layers)
-    assert resumed.fit()["status"] == "finished"
+    t._recover("out of memory", "Out of GPU memory at step 1")
+    assert t.plan.seq_len < t.planned["seq_len"] and "rows shortened" in t.recoveries[-1]["text"]

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .prepare import Example
+from .example import Example
 from .render import IGNORE
 
 WINDOW_GROUPS = 64

@@ -25,32 +25,20 @@ from .. import paths
 from ..atomic import atomic_dir
 from ..config import DataConfig
 from ..errors import DataError
+from .example import Example
+from .fit_length import TRUNCATE, LengthFit, fit_to_length, tail_length
 from .readers import RowProblem, iter_records
 from .render import IGNORE, ensure_chat_template, reasoning_policy, render
 from .shapes import FORMATS, RowError, Shape, detect, detect_one, to_conversation
 
 DETECT_ROWS = 50
 MIN_ROWS = 2
-RENDER_VERSION = 3  # bump when rendering changes: invalidates tokenized caches
-UNPLANNED_LIMIT = 32768  # tokens, when no sequence length is set yet (the planner picks one after)
-CHARS_PER_TOKEN_GUARD = 16  # rows with more characters than this x max_seq_len are too long without tokenizing
+RENDER_VERSION = 4  # bump when rendering changes: invalidates tokenized caches
+MAX_ROW_CHARS = 4_000_000  # a row this long (~1M tokens) is refused without tokenizing it
+TEXT_PLAN_TOKENS = 2048  # plain text is split into pieces: plan for pieces, not whole documents
 REQUIRED = {"alpaca": ("instruction", "answer"), "pair": ("prompt", "answer"), "messages": ("messages",),
             "sharegpt": ("messages",), "text": ("text",)}
 REPORT_SKIPPED_MAX = 1000
-
-
-@dataclass
-class Example:
-    row: int
-    input_ids: np.ndarray  # int32
-    trained: np.ndarray  # bool, True where the token carries loss
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.where(self.trained, self.input_ids, IGNORE)
 
 
 @dataclass
@@ -85,7 +73,40 @@ class PreparedData:
     reasoning: str = "none"
     """What happened to chains of thought: none (no reasoning in the data) | think | inline | drop."""
     lengths: np.ndarray | None = None
+    """Token lengths of every kept row, whole (what the planner sizes the run for)."""
     from_cache: bool = False
+    whole_train: list[Example] = field(default_factory=list)
+    whole_val: list[Example] = field(default_factory=list)
+    length_fit: LengthFit | None = None
+    """What fitting the rows to the run's length did (truncated, split, skipped)."""
+
+    def __post_init__(self) -> None:
+        self.whole_train, self.whole_val = list(self.train), list(self.val)
+        self._read_skipped = list(self.skipped)  # what reading the file skipped; fitting adds its own
+
+    def plan_inputs(self) -> dict[str, Any]:
+        """What the planner sizes a run for (planner.resolve's keywords): the rows' lengths
+        (plain text is split into pieces anyway, so it is planned for pieces), per row the
+        tokens from its last answer's start (what truncation keeps whole; nothing for
+        text), and the training rows (an epoch is at least one step)."""
+        lengths = self.lengths
+        text = self.shape.format == "text"
+        if lengths is not None and text:
+            lengths = np.minimum(lengths, TEXT_PLAN_TOKENS)
+        tails = np.zeros(len(self.whole_train), np.int64) if text else np.array(
+            [tail_length(e) for e in self.whole_train], dtype=np.int64)
+        return {"lengths": lengths, "tails": tails, "train_rows": len(self.whole_train)}
+
+    def fit_length(self, limit: int, policy: str = TRUNCATE) -> LengthFit:
+        """Fit every row to `limit` tokens (from the whole rows, so a shorter limit after
+        an out-of-memory error starts from the same data): train and validation alike."""
+        text = self.shape.format == "text"
+        train = fit_to_length(self.whole_train, limit, policy, split_text=text)
+        val = fit_to_length(self.whole_val, limit, policy, split_text=text)
+        self.train, self.val = train.examples, val.examples
+        self.skipped = self._read_skipped + train.problems + val.problems
+        self.length_fit = train.merged(val)
+        return self.length_fit
 
     @property
     def kept(self) -> int:
@@ -103,6 +124,7 @@ class PreparedData:
             "notes": list(self.notes),
             "reasoning": self.reasoning,
             "trained_tokens": int(sum(int(e.trained.sum()) for e in self.train)),
+            "length": self.length_fit.to_dict() if self.length_fit else None,
         }
 
 
@@ -167,7 +189,7 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 def _cache_key(cfg: DataConfig, shape: Shape, tokenizer) -> str:
     settings = json.dumps(
-        [RENDER_VERSION, shape.to_dict(), cfg.max_seq_len, cfg.system_prompt, cfg.reasoning], sort_keys=True
+        [RENDER_VERSION, shape.to_dict(), cfg.system_prompt, cfg.reasoning], sort_keys=True
     )
     h = hashlib.sha256(f"{_file_hash(Path(cfg.path))}|{tokenizer_fingerprint(tokenizer)}|{settings}".encode())
     return h.hexdigest()[:24]
@@ -196,7 +218,7 @@ def _conversations(cfg: DataConfig, shape: Shape) -> Iterator[tuple[int, Any]]:
 
 
 def tokenize_file(cfg: DataConfig, shape: Shape, tokenizer, notes: list[str]) -> Tokenized:
-    limit = cfg.max_seq_len or UNPLANNED_LIMIT
+    """Every row whole: fitting rows to a length is the plan's business (PreparedData.fit_length)."""
     ids: list[np.ndarray] = []
     masks: list[np.ndarray] = []
     rows: list[int] = []
@@ -204,16 +226,14 @@ def tokenize_file(cfg: DataConfig, shape: Shape, tokenizer, notes: list[str]) ->
     samples: list[dict] = []
     total = 0
     with_reasoning = 0
-    split_docs = 0
     for row, conv in _conversations(cfg, shape):
         total += 1
         if isinstance(conv, RowProblem):
             skipped.append(conv)
             continue
         chars = sum(len(m["content"]) + len(m.get("reasoning", "")) for m in conv)
-        is_text = conv[0]["role"] == "text"
-        if chars > limit * CHARS_PER_TOKEN_GUARD and not is_text:
-            skipped.append(RowProblem(row, f"too long: {chars:,} characters, far over the {limit}-token limit", "too long"))
+        if chars > MAX_ROW_CHARS:
+            skipped.append(RowProblem(row, f"too long: {chars:,} characters (at most {MAX_ROW_CHARS:,} per row)", "too long"))
             continue
         with_reasoning += any(m.get("reasoning") for m in conv)
         try:
@@ -223,27 +243,15 @@ def tokenize_file(cfg: DataConfig, shape: Shape, tokenizer, notes: list[str]) ->
             continue
         row_ids = np.asarray(r.input_ids, dtype=np.int32)
         row_mask = np.asarray(r.labels, dtype=np.int64) != IGNORE
-        if is_text and len(row_ids) > limit:
-            # Continued pre-training: long texts are cut into windows, nothing is lost.
-            split_docs += 1
-            pieces = [(row_ids[a : a + limit], row_mask[a : a + limit]) for a in range(0, len(row_ids), limit)]
-        elif len(row_ids) > limit:
-            skipped.append(RowProblem(row, f"too long: {len(row_ids)} tokens > {limit} (raise the sequence length to keep it)", "too long"))
-            continue
-        else:
-            pieces = [(row_ids, row_mask)]
         if not row_mask.any():
             skipped.append(RowProblem(row, "no answer tokens to train on", "empty field"))
             continue
         if len(samples) < 3:
             samples.append({"row": row, "text": r.text, "spans": r.trained_spans, "tokens": len(row_ids), "trained": int(row_mask.sum())})
-        for a, m in pieces:
-            if len(a) > 1:
-                ids.append(a)
-                masks.append(m)
-                rows.append(row)
-    if split_docs:
-        notes.append(f"{split_docs} long text(s) split into {limit}-token pieces")
+        if len(row_ids) > 1:
+            ids.append(row_ids)
+            masks.append(row_mask)
+            rows.append(row)
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     if ids:
         np.cumsum([len(a) for a in ids], out=offsets[1:])
@@ -339,7 +347,7 @@ def prepare(cfg: DataConfig, tokenizer, *, shape: Shape | None = None) -> Prepar
         n_val = max(cfg.min_val_rows, min(cfg.max_val_rows, round(len(order) * cfg.val_share)))
         n_val = min(n_val, len(order) - 1)
     examples = [tok.example(i) for i in order]
-    return PreparedData(
+    data = PreparedData(
         shape=shape,
         train=examples[n_val:],
         val=examples[:n_val],
@@ -349,6 +357,11 @@ def prepare(cfg: DataConfig, tokenizer, *, shape: Shape | None = None) -> Prepar
         template_is_own=template_is_own,
         samples=tok.meta["samples"],
         reasoning=reasoning,
-        lengths=np.diff(tok.offsets),
+        lengths=np.diff(tok.offsets)[order],
         from_cache=from_cache,
     )
+    if cfg.max_seq_len:  # the user's own length: applied here, so inspect shows it too
+        fit = data.fit_length(cfg.max_seq_len, cfg.long_rows)
+        if fit.sentence():
+            data.notes.append(fit.sentence())
+    return data

@@ -125,7 +125,7 @@ class PlanPage(QWidget):
         rows = [("Quantization", self.quant, "quantization"), ("Gradient checkpointing", self.ckpt, "gradient_checkpointing"),
                 ("Lean memory", self.lean, "lean_memory"),
                 ("Micro-batch", self.micro, "micro_batch"), ("Effective batch", self.effective, "grad_accum"),
-                ("Max sequence length", self.seq, "max_seq_len"), ("Optimizer", self.optim, "optimizer"),
+                ("Max sequence length", self.seq, "seq_len"), ("Optimizer", self.optim, "optimizer"),
                 ("Pack short examples", self.pack, ""), ("LoRA rank", self.rank, "lora_r"), ("Epochs", self.epochs, ""),
                 ("Max steps", self.max_steps, ""),
                 ("Learning rate", self.lr, ""), ("Evaluate every", self.eval_every, ""),
@@ -248,7 +248,7 @@ class PlanPage(QWidget):
         self.current_plan = p
         if p is None:
             return
-        user = set(self._user_keys())
+        user = set(self._user_keys(p))
         for key, label in self.reason.items():
             value = getattr(p, key, "")
             text = p.reasons.get(key, "")
@@ -276,10 +276,8 @@ class PlanPage(QWidget):
         else:
             self.banner.show_message("ok", "Fits this card.")
 
-    def _user_keys(self) -> list[str]:
-        from engine import planner
-
-        keys = list(planner.user_settings(self.session.cfg))
+    def _user_keys(self, p) -> list[str]:
+        keys = list(p.user_set)  # what the request set, as the planner saw it
         if self.session.cfg.train.effective_batch:
             keys.append("grad_accum")
         if self.rank.value() != 16:

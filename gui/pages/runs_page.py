@@ -20,7 +20,8 @@ from ..session import Session
 from ..widgets import Banner, duration, page_layout
 
 COLUMNS = [("name", "Run"), ("created", "Date"), ("model", "Model"), ("dataset", "Dataset"), ("status", "Status"),
-           ("steps", "Steps"), ("train_loss", "Train loss"), ("eval_loss", "Eval loss"), ("duration_s", "Duration")]
+           ("steps", "Steps"), ("rows_used", "Rows"), ("trained_tokens", "Trained tokens"), ("train_loss", "Train loss"),
+           ("eval_loss", "Eval loss"), ("duration_s", "Duration")]
 COLORS = ["#3b82f6", "#f59e0b", "#22c55e", "#ef4444"]
 EXPORTS = {"adapter": "LoRA adapter (PEFT)", "merged": "Merged model (safetensors)", "gguf": "GGUF (llama.cpp, LM Studio)",
            "ollama": "Ollama (GGUF + Modelfile)"}
@@ -35,6 +36,8 @@ def _cell(key: str, value) -> str:
         return f"{value:.3f}"
     if key == "duration_s":
         return duration(value)
+    if key in ("rows_used", "trained_tokens"):
+        return f"{value:,}"
     return str(value)
 
 

@@ -261,8 +261,15 @@ class TrainPage(QWidget):
         self.last_status = d["status"]
         s = d["summary"]
         loss = f"validation loss {s['eval_loss_start']:.3f} → {s['eval_loss']:.3f}" if s.get("eval_loss") is not None and s.get("eval_loss_start") is not None else ""
-        if d["status"] == "finished":
-            text = f"Training finished: {s['steps']} steps in {duration(s['duration_s'])}. {loss}. The adapter is in the run folder."
+        data = (f"{s['rows_used']:,} rows, {s['trained_tokens']:,} trained tokens" if s.get("rows_used") is not None else "")
+        if d["status"] == "failed":  # the reason comes as a dialog too (_on_failed)
+            text = f"Training failed at step {s['steps']}: {s.get('error') or 'see the log'}"
+            self.banner.show_message("error", text)
+        elif d["status"] == "finished":
+            text = (f"Training finished: {s['steps']} steps in {duration(s['duration_s'])}, {data}. {loss}. "
+                    "The adapter is in the run folder.")
+            if s.get("length"):
+                text += " " + s["length"]
             self.banner.show_message("ok", text)
         else:
             text = f"Stopped at step {s['steps']} of {s['total_steps']}; a checkpoint was kept — Resume continues from it."
