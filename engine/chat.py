@@ -38,7 +38,7 @@ class ChatSession:
         self.run = RunDir.open(run_dir)
         cfg, extra = self.run.read_config()
         _, model_cfg = self.run.loaded_as()
-        if not (self.run.adapter_dir / "adapter_config.json").is_file():
+        if not self.run.has_adapter():
             raise TuneDeskError(f"{self.run.path}: this run has no saved adapter yet")
         folder = Path(extra.get("resolved_model_folder", ""))
         if not (folder / "config.json").is_file():

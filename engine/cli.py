@@ -1,4 +1,5 @@
-"""`tunedesk` command line. No arguments opens the desktop app; subcommands are the CLI."""
+"""`tunedesk` subcommands: the engine's command line. The `tunedesk` entry (tunedesk.py,
+above gui/ and engine/) opens the window when given no arguments."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import sys
 from .errors import TuneDeskError
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tunedesk", description="Fine-tune an open LLM on your own data.")
-    p.add_argument("--self-test", action="store_true",
-                   help="check this installation: window, engine, hardware, a 2-step demo training, one answer")
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tunedesk", description="Fine-tune an open LLM on your own data.",
+        epilog="With no arguments, tunedesk opens the desktop window; tunedesk --self-test checks this "
+               "installation (window, engine, hardware, a 2-step demo training, one answer).")
     sub = p.add_subparsers(dest="command")
 
     t = sub.add_parser("train", help="train a LoRA adapter on a dataset file")
@@ -139,7 +141,7 @@ def _apply_data_options(cfg, a: argparse.Namespace) -> None:
         cfg.data.max_seq_len = a.seq_len
 
 
-def _train_config(a: argparse.Namespace):
+def train_config(a: argparse.Namespace):
     from .config import RunConfig
 
     cfg = RunConfig()
@@ -197,7 +199,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if a.command == "resume":
         trainer = Trainer.resume(a.run, reporter)
     else:
-        trainer = Trainer(_train_config(a), reporter)
+        trainer = Trainer(train_config(a), reporter)
         trainer.setup()
     summary = trainer.fit()
     return 0 if summary["status"] == "finished" else 130
@@ -341,7 +343,7 @@ def _cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     # Library chatter (tqdm bars of the GGUF reader, HF advisory warnings) is not for users.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -361,20 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     from .hardware import keep_allocations_compact
 
     keep_allocations_compact()  # before anything touches CUDA, in the window and the CLI alike
-    args = _build_parser().parse_args(argv)
-    if args.self_test:
-        from gui.self_test import run_self_test  # gui/ (and Qt) only when asked for
-
-        return run_self_test()
+    args = build_parser().parse_args(argv)
     if args.command is None:
-        try:
-            from gui.app import run_app  # noqa: PLC0415 - the GUI is optional for the CLI
-        except ImportError:
-            _build_parser().print_help()
-            print("\nThe desktop window is not part of this build yet; use the subcommands above.", file=sys.stderr)
-            return 0
-        return run_app()
-    _quiet_libraries()
+        build_parser().print_help()
+        return 0
+    quiet_libraries()
     commands = {"train": _cmd_train, "resume": _cmd_train, "chat": _cmd_chat, "compare": _cmd_compare, "export": _cmd_export, "inspect": _cmd_inspect, "probe": _cmd_probe, "doctor": _cmd_doctor, "plan": _cmd_plan}
     try:
         return commands[args.command](args)

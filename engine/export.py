@@ -42,7 +42,7 @@ def export(run_dir: str | Path, fmt: str, out: str | Path, *, dtype: str = "bf16
     run = RunDir.open(run_dir)
     if fmt not in FORMATS:
         raise TuneDeskError(f"unknown export format '{fmt}' (one of {', '.join(FORMATS)})")
-    if not (run.adapter_dir / "adapter_config.json").is_file():
+    if not run.has_adapter():
         raise TuneDeskError(f"{run.path}: this run has no saved adapter to export")
     target = Path(out).expanduser()
     if target.exists() and any(target.iterdir()):

@@ -60,12 +60,12 @@ PLAIN_MLP = 0.5
 MASK_BYTES = 5.0
 FRAG = 0.05
 WORKSPACE = 320 * 1024**2
-# The CPU (fp32, PyTorch's CPU kernels), from the demo model's peak RSS of one step
-# (/proc/self/status VmHWM; batch 1: 1,024 tokens 3.36 GiB, 2,048 tokens 3.75 GiB, 2,048
-# with checkpointing 3.26 GiB): a large fixed cost and far fewer bytes per token than the
-# GPU's constants at fp32 give (0.4 MB against 2 MB per token), rounded up.
-CPU_ACT = 0.25  # x the GPU's per-token activation terms at fp32
-CPU_PROCESS = int(2.5 * GiB)  # PyTorch, its CPU kernels' scratch, transformers, tokenizer, data
+# The CPU (fp32): the GPU's per-token terms hold at fp32 (bench/cpu_ram.py: the demo model
+# at 4 x 2,048 tokens without checkpointing measured 18.5 GiB of RSS, the terms give 17),
+# plus the process. (A first reading at 1 x 1,024 tokens looked far cheaper per token: the
+# memory the model's loading had freed was reused before the process grew.)
+CPU_ACT = 1.1  # x the GPU's per-token activation terms at fp32
+CPU_PROCESS = int(1.0 * GiB)  # PyTorch, transformers, tokenizer and data in RAM
 GPU_PROCESS_RAM = int(3.0 * GiB)  # a CUDA process's own RAM: driver, libraries, tokenizer, data
 LINEAR_BYTES = {"4bit": 0.5 + 1 / 64 + 4 / (64 * 256), "8bit": 1.0, "none": None}
 

@@ -29,6 +29,7 @@ SAFETY = 0.05  # of the rest: headroom for what the estimate misses
 DESKTOP_RAM = 2 * GiB  # RAM left free for the desktop and the other programs, at least…
 DESKTOP_RAM_SHARE = 0.10  # …or this share of the RAM, whichever is more
 UNKNOWN_RAM = 8 * GiB  # RAM budget when psutil could not tell (a 16 GB PC's typical room)
+CPU_HEADROOM = 0.15  # of a CPU plan's RAM budget: what the steps may add over the measured step
 MAX_LOST_SHARE = 0.10  # a shorter length may cut at most this share of the data's tokens (the trainer checks trained tokens)
 MIN_SEQ = 64
 CPU_MICRO_BATCH = 4  # the CPU's time is linear in tokens: a bigger micro-batch buys nothing and costs RAM
@@ -233,7 +234,7 @@ def plan(
     longest = _up(max(MIN_SEQ, min(int(lengths.max()), context))) if lengths is not None and len(lengths) else min(1024, context)
     need = min(force.get("seq_len", longest), context)
     cpu = budget_bytes is None
-    budget = ram_bytes if cpu else budget_bytes
+    budget = int(ram_bytes * (1 - CPU_HEADROOM)) if cpu else budget_bytes
     search = _Search(m, budget, ram_bytes, effective_batch, lora_r, force, cpu)
     found = search.first_fit(need)
     if found is None and "seq_len" not in force:
@@ -284,7 +285,7 @@ class _Search:
 
     def fits(self, s: StepShape) -> bool:
         device, ram = self.estimate(s)
-        return device <= self.budget and ram <= self.ram
+        return device <= self.budget and ram <= (self.budget if self.cpu else self.ram)
 
     def first_fit(self, seq: int) -> StepShape | None:
         """The fastest shape that holds `seq` tokens: ORDER first, then the largest micro-batch."""

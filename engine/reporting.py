@@ -7,10 +7,13 @@ them, and the GUI forwards them as Qt signals. Event kinds and their fields:
 - ``status``    text
 - ``warning``   text
 - ``progress``  step, total_steps, epoch, tokens_per_s, eta_s, elapsed_s
-- ``metrics``   step, and any of loss, eval_loss, lr, grad_norm, mem_bytes, tokens
+- ``metrics``   step, and any of loss, eval_loss, lr, grad_norm, mem_bytes, mem_reserved_bytes,
+                tokens, trained_tokens
 - ``started``   run_dir, total_steps, step (0, or the checkpoint's step when resumed)
 - ``checkpoint`` step, path
-- ``finished``  run_dir, status ('finished' | 'stopped'), summary
+- ``oom_recovery`` cause ('out of memory' | 'calibration'), text, step, and the new plan's
+                micro_batch, grad_accum, gradient_checkpointing, lean_memory, seq_len
+- ``finished``  run_dir, status ('finished' | 'stopped' | 'failed'), summary (with 'error' when failed)
 """
 
 from __future__ import annotations

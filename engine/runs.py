@@ -75,6 +75,14 @@ class RunDir:
     def checkpoints_dir(self) -> Path:
         return self.path / CHECKPOINTS
 
+    def has_adapter(self) -> bool:
+        """A saved adapter to chat with, compare or export."""
+        return (self.adapter_dir / "adapter_config.json").is_file()
+
+    def delete(self) -> None:
+        """The whole run folder, gone (the window asks first)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
     def write_config(self, cfg: RunConfig, **extra: Any) -> None:
         write_json(self.path / CONFIG, {**cfg.to_dict(), **extra})
 
@@ -199,5 +207,6 @@ def list_runs(parent: str | Path | None = None) -> list[dict[str, Any]]:
             "eval_loss": summary.get("eval_loss"),
             "duration_s": summary.get("duration_s"),
             "resumable": bool(run.checkpoints()) and run.status() in ("stopped", "crashed"),
+            "has_adapter": run.has_adapter(),
         })
     return sorted(rows, key=lambda r: r["created"], reverse=True)

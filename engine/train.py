@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -24,26 +23,21 @@ from typing import Any
 
 import torch
 
-from . import models
+from . import checkpoints, models, preflight
 from .atomic import atomic_dir, write_json
 from .config import LoraConfig, RunConfig
 from .data import PreparedData, prepare
 from .data.batching import collate, collate_packed, epoch_order, eval_batches, pack_rows
-from .errors import FitError, ModelError, TuneDeskError
-from .hardware import keep_allocations_compact
-from .loading import Placement, add_lora, choose_placement, enable_checkpointing, load_model, load_tokenizer
+from .errors import FitError, TuneDeskError
+from .hardware import keep_allocations_compact, keep_ram_compact
+from .loading import Placement, add_lora, choose_placement, load_model, load_tokenizer
 from .loss import batch_loss_sum, count_trained, loss_sum
 from .reporting import Reporter
-from .memory import GiB
-from .planner import MAX_LOST_SHARE, Plan
+from .card_fit import CardFit
+from .planner import Plan
 from .runs import RunDir
 
-STATE_FILE = "trainer_state.pt"
-PLAN_FILE = "plan.json"  # in each checkpoint: the plan the run had reached there
-FEW_ROWS = 20  # fewer training rows than this: said before the first step
-GROWTH_ALLOWANCE = 0.02  # of the cap: what the steps may add over calibration (optimizer, eval)
-CPU_CALIBRATE_SHARE = 0.5  # a CPU plan estimated past this share of its RAM budget is measured first
-WATCHED_STEPS = 5  # reserved memory of the first steps is kept in plan.json, against calibration
+
 
 
 @dataclass
@@ -83,11 +77,7 @@ class Trainer:
         self.cfg = cfg.validate()
         self.reporter = reporter or Reporter()
         self.run: RunDir | None = None
-        self.plan: Plan | None = None
-        self.planned: dict[str, Any] = {}  # the planner's first plan, before calibration and recovery
-        self.calibration: dict[str, Any] = {}
-        self.recoveries: list[dict[str, Any]] = []
-        self.steps_reserved: list[int] = []
+        self.card: CardFit | None = None  # the plan and its record: set up in setup()
         self.step = 0
         self.pos = Position()
         self.history: list[dict[str, Any]] = []
@@ -96,8 +86,9 @@ class Trainer:
         self.trained_tokens = 0
 
     @property
-    def oom_events(self) -> int:
-        return sum(1 for r in self.recoveries if r["cause"] == "out of memory")
+    def plan(self) -> Plan:
+        """What the run uses now (engine/card_fit.py keeps it true to the card)."""
+        return self.card.plan
 
     # -- setup ----------------------------------------------------------------------
     @classmethod
@@ -127,17 +118,17 @@ class Trainer:
         self.model_folder = folder
         self.tokenizer = load_tokenizer(folder, cfg.model)
         cuda = torch.cuda.is_available() and cfg.train.device != "cpu"
+        if not cuda:
+            keep_ram_compact()
 
         rep.status(f"Reading {Path(cfg.data.path).name}…")
         self.data: PreparedData = prepare(cfg.data, self.tokenizer)
         from . import model_info
 
         self.info = model_info.from_folder(folder)
-        self._check_vocabulary()
-        saved = self._saved_plan(resume) if resume is not None else None
-        self.plan = saved or self._new_plan(cuda)
-        self.planned = self.planned or self.plan.to_dict()
-        self._fit_rows(self.plan.seq_len)
+        preflight.check_vocabulary(self.data, self.info, models.display_name(cfg.model.source))
+        self.card = CardFit(cfg, self.info, self.data, rep, on_change=self._write_plan)
+        self.card.choose(cuda, resume)
         report = self.data.report()
         rep.status(
             f"Data: {report['format']} format, {report['kept']} of {report['rows']} rows kept "
@@ -148,7 +139,7 @@ class Trainer:
             rep.warning(f"{len(self.data.skipped)} row(s) skipped: {first}{' …' if len(self.data.skipped) > 3 else ''}")
         for note in self.data.notes:
             rep.status(f"Note: {note}")
-        self._check_size()
+        preflight.check_size(self.data, cfg.data.val_share, rep)
 
         p = self.plan
         model_cfg = dataclasses.replace(cfg.model, quantization=p.quantization, gradient_checkpointing=p.gradient_checkpointing,
@@ -164,10 +155,8 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg.train, p.optimizer)
         # fp16 needs loss scaling; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.dtype == torch.float16)
-        if self.placement.device == "cuda":
-            self._calibrate()
-        else:
-            self._calibrate_ram()
+        calibrate = self.card.calibrate_gpu if self.placement.device == "cuda" else self.card.calibrate_ram
+        calibrate(self.model, lambda: not self._out_of_memory(self._probe_step))
         self.total_steps = self._total_steps()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, cosine_with_warmup(self.total_steps, math.ceil(cfg.train.warmup_ratio * self.total_steps))
@@ -182,181 +171,9 @@ class Trainer:
         self.run.write_data_report(self.data.report())
         self._write_plan()
 
-    def _new_plan(self, cuda: bool) -> Plan:
-        """The planner's plan for the request on this machine; refused in plain words if nothing fits."""
-        from . import planner
-        from .hardware import apply_simulated_cap, probe
-
-        if cuda:
-            apply_simulated_cap()
-        hw = probe()
-        free = int(torch.cuda.mem_get_info()[0]) if cuda and hw.gpu is None else None
-        target = planner.target_for(self.cfg, hw, cuda=cuda, cuda_free_bytes=free)
-        p = planner.resolve(self.cfg, self.info, target, **self.data.plan_inputs())
-        if not p.fits:
-            if p.device == "cuda":
-                over = f"estimated {p.estimate_bytes / GiB:.1f} GiB against a budget of {p.budget_bytes / GiB:.1f} GiB"
-            else:
-                over = f"estimated {p.ram_estimate_bytes / GiB:.1f} GiB of RAM against {p.ram_budget_bytes / GiB:.1f} GiB free for it"
-            # On the CPU nothing catches an overrun (the computer swaps or freezes): refuse.
-            if not p.user_set or p.device == "cpu":
-                raise TuneDeskError(f"this does not fit ({over}). {p.suggestion}")
-            self.reporter.warning(f"your settings may not fit ({over}); if the GPU runs out of memory the step is retried "
-                                  f"smaller. {p.suggestion}")
-        if p.lora_r != self.cfg.lora.r:
-            self.reporter.warning(f"LoRA rank lowered from {self.cfg.lora.r} to {p.lora_r} to fit the card")
-        asked = self.cfg.train.effective_batch
-        if asked and p.effective_batch < asked:
-            self.reporter.warning(f"effective batch lowered from {asked} to {p.effective_batch}: the file has only "
-                                  f"{len(self.data.whole_train)} training rows, and every epoch must be a step")
-        self.reporter.status(f"Plan: {p.headline()}")
-        return p
-
-    def _saved_plan(self, run: RunDir) -> Plan | None:
-        """The plan the last checkpoint was taken under (runs from before plans were
-        kept per checkpoint: the run's plan.json, else planned anew)."""
-        for path in (run.checkpoints()[-1] / PLAN_FILE, run.path / PLAN_FILE):
-            if path.is_file():
-                import json
-
-                saved = json.loads(path.read_text(encoding="utf-8"))
-                if "seq_len" in saved:
-                    self.planned = saved.get("planned") or {}
-                    self.recoveries = list(saved.get("recoveries") or [])
-                    self.reporter.status("Continuing the run's plan: " + Plan.from_dict(saved).headline())
-                    return Plan.from_dict(saved)
-        return None
-
-    def _check_vocabulary(self) -> None:
-        """A token id past the embedding table ends in a device-side assert on a GPU
-        (hundreds of lines): say it in one sentence before anything is loaded."""
-        import numpy as np
-
-        rows = self.info.vocab_size
-        top = max((int(np.max(e.input_ids)) for e in self.data.whole_train + self.data.whole_val if len(e)), default=-1)
-        if top >= rows:
-            raise ModelError(
-                f"the tokenizer of {models.display_name(self.cfg.model.source)} makes token ids up to {top:,}, but the "
-                f"model's embedding table has only {rows:,} rows: the tokenizer does not belong to this model. "
-                "Use the tokenizer that ships with the model."
-            )
-
-    def _check_size(self) -> None:
-        """Too little data for a meaningful run, or for a validation loss: say so before the first step."""
-        n = len(self.data.train)
-        if n < FEW_ROWS:
-            self.reporter.warning(
-                f"only {n} training row(s): the model will mostly memorize {'it' if n == 1 else 'them'}. "
-                "A persona or a format is learned reliably from about 100 varied rows."
-            )
-        if not self.data.val and self.cfg.data.val_share > 0:
-            self.reporter.warning("too few rows for a validation split: no validation loss will be reported")
-
-    def _fit_rows(self, limit: int) -> None:
-        """Fit the rows to the plan's length; stop before training if that would lose too much."""
-        fit = self.data.fit_length(limit, self.plan.long_rows)
-        if fit.sentence():
-            self.reporter.warning(fit.sentence())
-        if not self.data.train:
-            raise FitError(self._too_long_sentence(limit, "no row is left to train on"))
-        lost = fit.lost_trained_share()
-        context = self.info.context_length
-        if context and limit >= context:  # the model's own limit, not the card's: nothing else would hold them
-            if lost > 0:
-                self.reporter.warning(f"{fit.over} row(s) are longer than this model's context of {context:,} tokens and "
-                                      f"were truncated to it: {lost:.1%} of the trained tokens are left out")
-            return
-        if lost > MAX_LOST_SHARE or len({e.row for e in self.data.train}) < (1 - MAX_LOST_SHARE) * len(
-                {e.row for e in self.data.whole_train}):
-            raise FitError(self._too_long_sentence(limit, f"{lost:.0%} of the trained tokens and "
-                                                          f"{fit.skipped} row(s) would be lost"))
-
-    def _too_long_sentence(self, limit: int, what: str) -> str:
-        longest = max((len(e) for e in self.data.whole_train), default=0)
-        where = "this card" if self.plan is not None and self.plan.device == "cuda" else "this computer's memory"
-        return (f"at most {limit:,} tokens per row fit {where}, and the longest row has {longest:,}: {what}. "
-                "Options: shorter rows (or a shorter sequence length), 4-bit weights, a smaller model, or a bigger card.")
-
-    def _calibrate(self) -> None:
-        """One forward/backward at the plan's largest shape, before the real run: the
-        measured peak replaces the estimate, and a shape past the card's cap is made
-        smaller now rather than at step 1. A peak between the budget (the card less 5%
-        headroom) and the cap is not out of memory; the steps may add GROWTH_ALLOWANCE
-        to it (optimizer states are counted in; compact allocations keep the rest)."""
-        rep, p = self.reporter, self.plan
-        vocab = self.model.get_input_embeddings().weight.shape[0]
-        cap = p.cap_bytes or p.budget_bytes
-        room = cap * (1 - GROWTH_ALLOWANCE)
-        loaded = torch.cuda.memory_allocated()
-        # Optimizer states are allocated at the first real step: add them.
-        lora_states = sum(q.numel() for q in self.model.parameters() if q.requires_grad) * (2 if p.optimizer == "adamw_8bit" else 8)
-        while True:
-            torch.cuda.empty_cache()  # measure from what is really held, not from the loader's cache
-            torch.cuda.reset_peak_memory_stats()
-            if self._out_of_memory(self._probe_step, vocab):
-                self._recover("out of memory", "Calibration ran out of GPU memory")
-                continue
-            measured = torch.cuda.max_memory_reserved() + lora_states
-            if measured > room:
-                over = f"the largest step needs {measured / GiB:.2f} GiB, over the {room / GiB:.2f} GiB the card can hold"
-                if self.plan.user_set:  # the user's settings are kept; recovery acts if the card really runs out
-                    rep.warning(f"Calibration: {over} with your settings")
-                else:
-                    self._recover("calibration", f"Calibration: {over}")
-                    continue
-            break
-        allocated = torch.cuda.max_memory_allocated() + lora_states
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()  # the steps' memory readings are their own, not the probe's
-        self.calibration = {
-            "measured_reserved": int(measured),
-            "measured_allocated": int(allocated),
-            "loaded_allocated": int(loaded),
-            "estimate": self.plan.estimate_bytes,
-            "cap_bytes": int(cap),
-            "promised_bytes": int(room),
-            "micro_batch": self.plan.micro_batch,
-            "seq_len": self.plan.seq_len,
-        }
-        rep.status(
-            f"Calibrated: the largest step takes {measured / GiB:.2f} GiB of {cap / GiB:.2f} GiB (estimated "
-            f"{self.plan.estimate_bytes / GiB:.2f} GiB; the loaded model holds {loaded / GiB:.2f} GiB)"
-        )
-
-    def _calibrate_ram(self) -> None:
-        """The CPU's calibration: one step at the largest shape, its peak resident memory
-        against the RAM this run may use; over it, the same ladder as on a GPU. Only near
-        the edge (a CPU step takes seconds to minutes), and only where the OS can measure
-        a peak (Linux); elsewhere the estimate stands."""
-        from .hardware import peak_rss, reset_peak_rss
-
-        p = self.plan
-        if p.ram_estimate_bytes < CPU_CALIBRATE_SHARE * p.ram_budget_bytes or not reset_peak_rss():
-            return
-        vocab = self.model.get_input_embeddings().weight.shape[0]
-        while True:
-            reset_peak_rss()
-            self._probe_step(vocab)
-            measured = peak_rss()
-            if measured > self.plan.ram_budget_bytes and not self.plan.user_set:
-                self._recover("calibration", f"Calibration: the largest step needs {measured / GiB:.2f} GiB of RAM, over the "
-                                             f"{self.plan.ram_budget_bytes / GiB:.2f} GiB this run may use")
-                continue
-            break
-        self.calibration = {"measured_rss": int(measured), "estimate": self.plan.ram_estimate_bytes,
-                            "ram_budget_bytes": self.plan.ram_budget_bytes, "micro_batch": self.plan.micro_batch,
-                            "seq_len": self.plan.seq_len}
-        self.reporter.status(f"Calibrated: the largest step takes {measured / GiB:.2f} GiB of RAM of "
-                             f"{self.plan.ram_budget_bytes / GiB:.2f} GiB (estimated {self.plan.ram_estimate_bytes / GiB:.2f} GiB)")
-
     def _write_plan(self) -> None:
         if self.run is not None:
-            self.run.write_plan(self._plan_record())
-
-    def _plan_record(self) -> dict[str, Any]:
-        return {**self.plan.to_dict(), "planned": self.planned, "calibration": self.calibration,
-                "recoveries": self.recoveries, "steps_reserved": self.steps_reserved,
-                "length": self.data.length_fit.to_dict() if self.data.length_fit else None}
+            self.run.write_plan(self.card.record())
 
     def _total_steps(self) -> int:
         t, p = self.cfg.train, self.plan
@@ -396,7 +213,7 @@ class Trainer:
             if not self._out_of_memory(lambda: result.update(self._train_step())):
                 return result
             self.pos = Position(start.epoch, start.index)  # the same examples again, split finer
-            self._recover("out of memory", f"Out of GPU memory at step {self.step + 1}")
+            self._recover(f"Out of GPU memory at step {self.step + 1}")
 
     @staticmethod
     def _out_of_memory(fn, *args) -> bool:
@@ -409,8 +226,19 @@ class Trainer:
         except torch.OutOfMemoryError:
             return True
 
-    def _probe_step(self, vocab: int) -> None:
+    def _recover(self, context: str) -> None:
+        """Free what the failed step held, then the next smaller plan (engine/card_fit.py).
+        Runs after the exception handler has exited: inside it, the traceback still holds
+        every activation of the failed step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        old = self.card.recover("out of memory", context, self.model, self.step + 1)
+        if self.plan.seq_len != old.seq_len:  # rows were truncated anew: their order is drawn again
+            self._order_cache = (-1, [])
+            self.pos.index = min(self.pos.index, len(self.data.train))
+
+    def _probe_step(self) -> None:
         p = self.plan
+        vocab = self.model.get_input_embeddings().weight.shape[0]
         # Train mode, as in the real step: a freshly loaded model is in eval mode, where
         # gradient checkpointing does not act and every layer's activations are kept.
         self.model.train()
@@ -459,63 +287,6 @@ class Trainer:
         rows = [[examples[i] for i in r] for r in pack_rows([len(e) for e in examples], self.plan.seq_len)]
         return [collate_packed(rows[k : k + mb], self.tokenizer.pad_token_id) for k in range(0, len(rows), mb)]
 
-    # -- fitting the card ---------------------------------------------------------------
-    def _shrink(self) -> tuple[Plan, str]:
-        """The next smaller plan, same effective batch; levers that lose no data first.
-
-        Order (bench/README.md, "Levers"): halve the micro-batch (doubling accumulation);
-        at micro-batch 1 turn gradient checkpointing on (-3.1x the 7B's step memory),
-        then, on a GPU, lean memory (-1.45 GiB at 8,192 tokens, if its RAM fits); only
-        then shorten the rows (truncated, the answer kept), by a quarter at a time."""
-        from .memory import ram_bytes
-
-        p = self.plan
-        if p.micro_batch > 1:
-            q = p.replace(micro_batch=p.micro_batch // 2)
-            return q, (f"micro-batch lowered to {q.micro_batch} with {q.grad_accum} accumulation steps "
-                       f"(same effective batch of {q.micro_batch * q.grad_accum})")
-        if not p.gradient_checkpointing:
-            return p.replace(gradient_checkpointing=True), "gradient checkpointing turned on at micro-batch 1"
-        lean = p.replace(lean_memory=True, lora_dropout=0.0)
-        if p.device == "cuda" and not p.lean_memory and ram_bytes(self.info, lean.shape()) <= p.ram_budget_bytes:
-            return lean, "lean memory turned on at micro-batch 1 (activations in RAM, no LoRA dropout)"
-        new = max(64, int(p.seq_len * 0.75) // 8 * 8)
-        if new >= p.seq_len:
-            raise FitError(self._too_long_sentence(p.seq_len, "even the shortest step does not fit"))
-        return p.replace(seq_len=new), f"rows shortened to {new:,} tokens"
-
-    def _recover(self, cause: str, context: str) -> None:
-        """Free what a failed step held (calibration calls this without one), switch to
-        the next smaller plan and apply it to the live model and data."""
-        import gc
-
-        self.optimizer.zero_grad(set_to_none=True)
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        old = self.plan
-        self.plan, what = self._shrink()
-        if self.plan.gradient_checkpointing and not old.gradient_checkpointing:
-            enable_checkpointing(self.model)
-        if self.plan.lean_memory and not old.lean_memory:
-            from .lean import make_lean
-
-            make_lean(self.model)
-        if self.plan.seq_len != old.seq_len:
-            self._fit_rows(self.plan.seq_len)
-            self._order_cache = (-1, [])  # lengths changed: this epoch's order is drawn again
-            self.pos.index = min(self.pos.index, len(self.data.train))
-            fit = self.data.length_fit
-            what += f" ({fit.over} of {fit.rows} rows truncated, every row still trained)" if fit else ""
-        text = f"{context}: {what}; retrying the step"
-        record = {"cause": cause, "text": text, "step": self.step + 1, "micro_batch": self.plan.micro_batch,
-                  "grad_accum": self.plan.grad_accum, "gradient_checkpointing": self.plan.gradient_checkpointing,
-                  "lean_memory": self.plan.lean_memory, "seq_len": self.plan.seq_len}
-        self.recoveries.append(record)
-        self.reporter.warning(text)
-        self.reporter.event("oom_recovery", **record)
-        self._write_plan()
-
     @torch.no_grad()
     def evaluate(self) -> float | None:
         """Token-weighted mean loss over the validation split (halving its batch on OOM)."""
@@ -551,50 +322,25 @@ class Trainer:
         return int(psutil.Process().memory_info().rss)
 
     def save_checkpoint(self) -> Path:
-        """Adapter + optimizer, scheduler, RNG and data position, written atomically."""
+        """Adapter, optimizer, scheduler, RNG, data position and plan (engine/checkpoints.py)."""
         assert self.run is not None
-        target = self.run.checkpoint_path(self.step)
-        with atomic_dir(target) as tmp:
-            self.model.save_pretrained(tmp)
-            torch.save(
-                {
-                    "step": self.step,
-                    "epoch": self.pos.epoch,
-                    "index": self.pos.index,
-                    "group": self.group,
-                    "micro_batch": self.plan.micro_batch,
-                    "grad_accum": self.plan.grad_accum,
-                    "trained_tokens": self.trained_tokens,
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "scaler": self.scaler.state_dict(),
-                    "rng_torch": torch.get_rng_state(),
-                    "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                    "rng_python": list(random.getstate()[1]),
-                },
-                tmp / STATE_FILE,
-            )
-            write_json(tmp / PLAN_FILE, self._plan_record())
+        state = {"step": self.step, "epoch": self.pos.epoch, "index": self.pos.index, "group": self.group,
+                 "micro_batch": self.plan.micro_batch, "grad_accum": self.plan.grad_accum,
+                 "trained_tokens": self.trained_tokens, "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict()}
+        target = checkpoints.write(self.run.checkpoint_path(self.step), self.model, state, self.card.record())
         self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
         self.reporter.event("checkpoint", step=self.step, path=str(target))
         return target
 
     def _restore(self, checkpoint: Path) -> None:
-        """Adapter, optimizer, scheduler, RNG and data position of a checkpoint; the
+        """A checkpoint's adapter, optimizer, scheduler, RNG and data position; the
         metrics logged after it are dropped, since those steps run again."""
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
         assert self.run is not None
-        set_peft_model_state_dict(self.model, load_file(checkpoint / "adapter_model.safetensors", device=str(self.device)))
-        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)  # our own file, tensors only
+        state = checkpoints.read(checkpoint, self.model, self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_torch"])
-        if state["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
-        random.setstate((3, tuple(state["rng_python"]), None))
         self.step, self.pos, self.group = state["step"], Position(state["epoch"], state["index"]), state["group"]
         self.trained_tokens = int(state.get("trained_tokens", 0))
         self.history = [r for r in self.run.metrics() if r.get("step", 0) <= self.step]
@@ -611,7 +357,7 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         assert self.run is not None, "call setup() first"
-        cfg, rep, run = self.cfg, self.reporter, self.run
+        rep, run = self.reporter, self.run
         rep.event("started", run_dir=str(run.path), total_steps=self.total_steps, step=self.step)
         first_step = self.step
         if first_step == 0:
@@ -656,9 +402,7 @@ class Trainer:
             record = {"step": self.step, "epoch": round(self.epoch_float, 4), **m, "mem_bytes": self._memory()}
             if self.placement.device == "cuda":  # what the card really had to hold (benchmarks)
                 record["mem_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
-                if len(self.steps_reserved) < WATCHED_STEPS:  # does the run keep calibration's promise?
-                    self.steps_reserved.append(record["mem_reserved_bytes"])
-                    self._write_plan()
+                self.card.watch(record["mem_reserved_bytes"])
             if self.step % cfg.train.eval_every == 0 or self.step == self.total_steps:
                 self._last_eval = self.evaluate()
                 if self._last_eval is not None:
@@ -705,7 +449,7 @@ class Trainer:
             "device": self.placement.device,
             "dtype": str(self.placement.dtype).replace("torch.", ""),
             "quantization": self.placement.quantization,
-            "oom_recoveries": self.oom_events,
+            "oom_recoveries": self.card.oom_events,
             "model_folder": str(self.model_folder),
         }
         return summary

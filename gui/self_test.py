@@ -47,7 +47,7 @@ def _engine(state: dict[str, Any]) -> str:
     import engine
     from engine import chat, cli, train  # noqa: F401 - importing them is the check
 
-    cli._quiet_libraries()
+    cli.quiet_libraries()
     return f"engine {engine.__version__}, torch {torch.__version__}, transformers {transformers.__version__}"
 
 
@@ -64,10 +64,10 @@ def _train(state: dict[str, Any]) -> str:
     from engine.train import train
 
     # The config exactly as `tunedesk train SAMPLE --max-steps 2 --out TMP` builds it.
-    args = cli._build_parser().parse_args(
+    args = cli.build_parser().parse_args(
         ["train", str(paths.samples_dir() / SAMPLE), "--max-steps", "2", "--out", state["tmp"], "--name", "self-test"]
     )
-    run_dir, summary = train(cli._train_config(args))
+    run_dir, summary = train(cli.train_config(args))
     if summary["status"] != "finished" or summary["steps"] != 2:
         raise RuntimeError(f"training ended {summary['status']} after {summary['steps']} steps")
     state["run"] = run_dir

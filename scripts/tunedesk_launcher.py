@@ -1,11 +1,11 @@
 """Entry script for the frozen (PyInstaller) app: the same `main` as the console script,
-so `TuneDesk/tunedesk --self-test` (engine.cli hands it to gui.self_test), the
-subcommands and the window (no arguments) all work from the built folder."""
+so `TuneDesk/tunedesk --self-test`, the subcommands and the window (no arguments) all
+work from the built folder."""
 
 import multiprocessing
 import sys
 
-from engine.cli import main
+from tunedesk import main
 
 if __name__ == "__main__":
     # A frozen app re-runs its own exe for any child process (torch / tokenizers may spawn

@@ -50,3 +50,28 @@ def test_importing_every_engine_module_loads_no_qt():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ENGINE.parent)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _lint_imports(*args: str) -> subprocess.CompletedProcess:
+    import shutil
+
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=ENGINE.parent, timeout=300)
+
+
+def test_import_contracts_hold():
+    """pyproject.toml's import-linter contracts: gui -> engine only, no Qt in the engine,
+    and the engine's own layers (no import circle between them)."""
+    r = _lint_imports()
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "3 kept, 0 broken" in r.stdout
+
+
+def test_import_contracts_catch_a_violation(tmp_path):
+    """The same checker, told that the engine sits above the window, finds the window's
+    imports of the engine: the contracts above can fail."""
+    cfg = tmp_path / "reversed.toml"
+    cfg.write_text('[tool.importlinter]\nroot_packages = ["engine", "gui"]\n\n[[tool.importlinter.contracts]]\n'
+                   'name = "reversed"\ntype = "layers"\nlayers = ["engine", "gui"]\n')
+    r = _lint_imports("--config", str(cfg))
+    assert r.returncode != 0 and "gui" in r.stdout and "BROKEN" in r.stdout

@@ -57,15 +57,18 @@ def test_memory_terms_move_the_right_way(infos):
 
 
 @pytest.mark.parametrize("card", CARDS)
-def test_plans_never_exceed_the_budget_by_their_own_estimate(infos, lengths, card):
+def test_every_preset_that_should_fit_gets_a_plan_within_its_budget(infos, lengths, card):
+    """Every preset fits every card but the 14B on 8 GB; each plan's estimate, recomputed
+    from its own step shape, is within the budget, and the plan covers the longest row."""
     budget = budget_from_free(CARDS[card] * GiB)
     for name, m in infos.items():
         p = plan(m, budget_bytes=budget, lengths=lengths)
-        if p.fits:
-            assert p.estimate_bytes <= budget, name
-            assert p.estimate_bytes == sum(p.breakdown.values())
-            assert p.micro_batch * p.grad_accum >= 16 and p.seq_len >= 800, name
-            assert set(p.reasons) >= {"quantization", "gradient_checkpointing", "micro_batch", "seq_len"}
+        assert p.fits == (not ("14b" in name and card == "8GB")), (name, card, p.suggestion)
+        if not p.fits:
+            continue
+        assert sum(breakdown(m, p.shape()).values()) == p.estimate_bytes <= budget, name
+        assert p.micro_batch * p.grad_accum >= 16 and p.seq_len >= lengths.max(), name
+        assert set(p.reasons) >= {"quantization", "gradient_checkpointing", "micro_batch", "seq_len"}
 
 
 @pytest.mark.parametrize("name", SEVEN_B)

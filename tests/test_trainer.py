@@ -10,7 +10,8 @@ import torch
 
 from engine.config import RunConfig
 from engine.reporting import RecordingReporter
-from engine.train import STATE_FILE, Trainer, cosine_with_warmup
+from engine.checkpoints import STATE_FILE
+from engine.train import Trainer, cosine_with_warmup
 
 from conftest import SAMPLES, StopAfter
 
@@ -171,7 +172,7 @@ def test_calibration_probe_runs_in_train_mode(tiny_model_folder, tmp_path):
     modes = []
     decoder = t.model.get_base_model().get_decoder()
     decoder.register_forward_pre_hook(lambda module, args: modes.append(module.training))
-    t._probe_step(t.model.get_input_embeddings().weight.shape[0])
+    t._probe_step()
     assert modes == [True]
 
 
@@ -185,7 +186,7 @@ def test_packed_step_equals_the_unpacked_step(tiny_model_folder, tmp_path):
                          packing=packing, lr=1e-2), RecordingReporter())
         t.cfg.lora.dropout = 0.0  # dropout masks would differ between the two layouts
         t.setup()
-        t.plan = t.plan.replace(seq_len=max(len(e) for e in t.data.train[:8]) * 3)  # room for several per row
+        t.card.plan = t.plan.replace(seq_len=max(len(e) for e in t.data.train[:8]) * 3)  # room for several per row
         batches = iter([[0, 1, 2, 3], [4, 5, 6, 7]])
         t._next_batch = lambda: next(batches)
         rows = t._packed([[0, 1, 2, 3], [4, 5, 6, 7]]) if packing else None
@@ -228,7 +229,7 @@ def test_a_resumed_run_keeps_the_shortened_length_of_an_oom_recovery(tiny_model_
     decoder.forward = forward
     rep = t.reporter  # StopAfter records events too
     assert t.fit()["status"] == "stopped"
-    assert t.plan.seq_len <= limit and t.oom_events >= 2
+    assert t.plan.seq_len <= limit and t.card.oom_events >= 2
     assert {e.row for e in t.data.train} == rows  # truncated, not dropped
     assert all(e.trained.any() for e in t.data.train)
     assert all("rows shortened" in e["text"] for e in rep.of("oom_recovery"))  # on the CPU, no lean memory step
@@ -247,13 +248,13 @@ def test_the_recovery_ladder_turns_lean_memory_on_before_shortening_rows_on_a_gp
     t = Trainer(_cfg(tiny_model_folder, tmp_path, max_steps=1, micro_batch=1, grad_accum=1))
     t.cfg.model.gradient_checkpointing = True
     t.setup()
-    t.plan = t.plan.replace(device="cuda", ram_budget_bytes=64 * 1024**3)
-    t._recover("out of memory", "Out of GPU memory at step 1")
-    assert t.plan.lean_memory and t.plan.lora_dropout == 0.0 and t.plan.seq_len == t.planned["seq_len"]
+    t.card.plan = t.plan.replace(device="cuda", ram_budget_bytes=64 * 1024**3)
+    t._recover("Out of GPU memory at step 1")
+    assert t.plan.lean_memory and t.plan.lora_dropout == 0.0 and t.plan.seq_len == t.card.planned["seq_len"]
     assert t.cfg.lora.dropout == 0.05 and t.cfg.model.lean_memory is None  # the request is untouched
     from engine.lean import _offloaded_checkpoint
 
     layers = t.model.get_base_model().model.layers
     assert all(layer._gradient_checkpointing_func is _offloaded_checkpoint for layer in layers)
-    t._recover("out of memory", "Out of GPU memory at step 1")
-    assert t.plan.seq_len < t.planned["seq_len"] and "rows shortened" in t.recoveries[-1]["text"]
+    t._recover("Out of GPU memory at step 1")
+    assert t.plan.seq_len < t.card.planned["seq_len"] and "rows shortened" in t.card.recoveries[-1]["text"]

@@ -169,7 +169,7 @@ class ComparePage(QWidget):
         current = select or self.run_combo.currentData()
         self.run_combo.clear()
         for r in list_runs(self.session.cfg.out_dir or paths.default_runs_dir()):
-            if Path(r["path"], "adapter", "adapter_config.json").is_file():
+            if r["has_adapter"]:
                 self.run_combo.addItem(f"{r['name']}  ({r['model']}, {r['dataset']}, {r['status']})", r["path"])
         if current:
             self.run_combo.setCurrentIndex(max(0, self.run_combo.findData(current)))

@@ -3,7 +3,6 @@ and the loss curves of two runs over each other."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine import paths
+from engine.runs import RunDir
 
 from ..session import Session
 from ..widgets import Banner, duration, page_layout
@@ -133,16 +133,14 @@ class RunsPage(QWidget):
         sel = self.selected()
         one = sel[0] if len(sel) == 1 else None
         self.buttons["resume"].setEnabled(bool(one and one["resumable"]))
-        self.buttons["export"].setEnabled(bool(one and Path(one["path"], "adapter", "adapter_config.json").is_file())
+        self.buttons["export"].setEnabled(bool(one and one["has_adapter"])
                                           and not self.exporting)
         for key in ("retrain", "compare", "open"):
             self.buttons[key].setEnabled(one is not None)
-        self.buttons["compare"].setEnabled(bool(one and Path(one["path"], "adapter", "adapter_config.json").is_file()))
+        self.buttons["compare"].setEnabled(bool(one and one["has_adapter"]))
         self.buttons["delete"].setEnabled(one is not None and one["status"] != "running")
         self.config_view.setPlainText(Path(one["path"], "config.json").read_text(encoding="utf-8") if one else "")
         self.plot.clear()
-        from engine.runs import RunDir
-
         for n, r in enumerate(sel[:4]):
             metrics = RunDir(r["path"]).metrics()
             pts = [(m["step"], m["loss"]) for m in metrics if "loss" in m]
@@ -233,6 +231,6 @@ class RunsPage(QWidget):
         one = self._one()
         if one is None or one["status"] == "running" or not self.confirm_delete(one["name"]):
             return
-        shutil.rmtree(one["path"], ignore_errors=True)
+        RunDir(one["path"]).delete()
         self.banner.show_message("ok", f"Deleted {one['name']}.")
         self.refresh()

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine import paths
+from engine.runs import RunDir
 
 from .. import settings
 from ..session import Session
@@ -206,7 +207,7 @@ class TrainPage(QWidget):
         running = self.controller.running
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
-        resumable = bool(self.run_dir) and self.last_status == "stopped" and any(Path(self.run_dir, "checkpoints").glob("step-*"))
+        resumable = bool(self.run_dir) and self.last_status == "stopped" and bool(RunDir(self.run_dir).checkpoints())
         self.resume_button.setEnabled(not running and resumable)
         self.open_button.setEnabled(bool(self.run_dir))
 

@@ -1,0 +1,33 @@
+"""Checks before the first step, each said in one plain sentence: problems that would
+otherwise surface as a CUDA assert hundreds of lines long, or as a run that says
+"finished" after learning nothing useful."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ModelError
+
+FEW_ROWS = 20  # fewer training rows than this: the run will mostly memorize them
+
+
+def check_vocabulary(data, info, model_name: str) -> None:
+    """A token id past the embedding table ends in a device-side assert on a GPU: refuse
+    before anything is loaded."""
+    rows = info.vocab_size
+    top = max((int(np.max(e.input_ids)) for e in data.whole_train + data.whole_val if len(e)), default=-1)
+    if top >= rows:
+        raise ModelError(
+            f"the tokenizer of {model_name} makes token ids up to {top:,}, but the model's embedding table has only "
+            f"{rows:,} rows: the tokenizer does not belong to this model. Use the tokenizer that ships with the model."
+        )
+
+
+def check_size(data, val_share: float, reporter) -> None:
+    """Too little data for a meaningful run, or for a validation loss."""
+    n = len(data.train)
+    if n < FEW_ROWS:
+        reporter.warning(f"only {n} training row(s): the model will mostly memorize {'it' if n == 1 else 'them'}. "
+                         "A persona or a format is learned reliably from about 100 varied rows.")
+    if not data.val and val_share > 0:
+        reporter.warning("too few rows for a validation split: no validation loss will be reported")
