@@ -242,7 +242,11 @@ def plan(
         if shorter is not None and lost_share(tails if tails is not None else lengths, shorter) <= MAX_LOST_SHARE:
             found = search.first_fit(shorter)
     if found is not None:
-        why = ("set by you" if "seq_len" in force else "covers every example" if found.seq_len >= longest
+        data_max = int(lengths.max()) if lengths is not None and len(lengths) else 0
+        why = ("set by you" if "seq_len" in force
+               else f"this model's context; {int((lengths > found.seq_len).sum())} longer row(s) are truncated to it"
+               if data_max > found.seq_len >= context
+               else "covers every example" if found.seq_len >= longest
                else _truncation_words(lengths, found.seq_len, longest))
         return _make(m, found, budget, ram_bytes, cap_bytes, effective_batch, why, bf16, lora_r, True, "")
     best = search.smallest(need)

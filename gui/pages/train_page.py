@@ -261,7 +261,7 @@ class TrainPage(QWidget):
     def _on_finished(self, d: dict) -> None:
         self.last_status = d["status"]
         s = d["summary"]
-        loss = f"validation loss {s['eval_loss_start']:.3f} → {s['eval_loss']:.3f}" if s.get("eval_loss") is not None and s.get("eval_loss_start") is not None else ""
+        loss = f"Validation loss {s['eval_loss_start']:.3f} → {s['eval_loss']:.3f}" if s.get("eval_loss") is not None and s.get("eval_loss_start") is not None else ""
         data = (f"{s['rows_used']:,} rows, {s['trained_tokens']:,} trained tokens" if s.get("rows_used") is not None else "")
         if d["status"] == "failed":  # the reason comes as a dialog too (_on_failed)
             text = f"Training failed at step {s['steps']}: {s.get('error') or 'see the log'}"
