@@ -42,7 +42,7 @@ class CardFit:
     def record(self) -> dict[str, Any]:
         """What plan.json holds."""
         fit = self.data.length_fit
-        return {**self.plan.to_dict(), "planned": self.planned, "calibration": self.calibration,
+        return {**self.plan.to_dict(), "headline": self.plan.headline(), "planned": self.planned, "calibration": self.calibration,
                 "recoveries": self.recoveries, "steps_reserved": self.steps_reserved,
                 "length": fit.to_dict() if fit else None}
 

@@ -78,6 +78,7 @@ def test_runs_page_lists_overlays_resumes_retrains_and_deletes(qtbot, window, mo
     page.table.clearSelection()
     page.select(stopped)
     assert page.buttons["resume"].isEnabled() and "support_desk.json" in page.config_view.toPlainText()
+    assert page.config_view.toPlainText().startswith("Plan it ran: CPU, fp32, micro-batch")  # the plan, then the request
     with qtbot.waitSignal(w.controller.done, timeout=600_000):
         page.buttons["resume"].click()
     assert w.train_page.last_status == "finished"

@@ -129,6 +129,19 @@ class RunsPage(QWidget):
             if r["path"] == path:
                 self.table.selectRow(i)
 
+    @staticmethod
+    def _settings_text(path: str) -> str:
+        """What the run used (its plan), then what the user set (its request)."""
+        run = RunDir(path)
+        plan, summary = run.plan(), run.summary() or {}
+        lines = [f"Plan it ran: {plan['headline']}"] if plan.get("headline") else []
+        if summary.get("length"):
+            lines.append(summary["length"])
+        if summary.get("error"):
+            lines.append(f"Failed: {summary['error']}")
+        lines += ["", "Your settings (null: left to the planner):", (run.path / "config.json").read_text(encoding="utf-8")]
+        return "\n".join(lines).lstrip()
+
     def _selected(self) -> None:
         sel = self.selected()
         one = sel[0] if len(sel) == 1 else None
@@ -139,7 +152,7 @@ class RunsPage(QWidget):
             self.buttons[key].setEnabled(one is not None)
         self.buttons["compare"].setEnabled(bool(one and one["has_adapter"]))
         self.buttons["delete"].setEnabled(one is not None and one["status"] != "running")
-        self.config_view.setPlainText(Path(one["path"], "config.json").read_text(encoding="utf-8") if one else "")
+        self.config_view.setPlainText(self._settings_text(one["path"]) if one else "")
         self.plot.clear()
         for n, r in enumerate(sel[:4]):
             metrics = RunDir(r["path"]).metrics()
