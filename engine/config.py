@@ -38,6 +38,17 @@ class ModelConfig:
     revision: str | None = None
     """Hub branch, tag or commit for Hub ids."""
 
+    def as_planned(self, plan: dict[str, Any]) -> "ModelConfig":
+        """These settings with the loading choices a plan made (a Plan's or plan.json's
+        fields): how a run loaded its base model, and how chat and export load it again."""
+        return dataclasses.replace(
+            self,
+            quantization=plan.get("quantization", self.quantization) or "none",
+            gradient_checkpointing=plan.get("gradient_checkpointing", self.gradient_checkpointing),
+            embeddings_on_cpu=bool(plan.get("embeddings_on_cpu", self.embeddings_on_cpu)),
+            lean_memory=plan.get("lean_memory", self.lean_memory),
+        )
+
 
 @dataclass
 class DataConfig:

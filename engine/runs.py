@@ -120,18 +120,10 @@ class RunDir:
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
 
     def loaded_as(self) -> tuple[RunConfig, Any]:
-        """The request, and its model settings as the run loaded the base model: the
-        plan's quantization and embedding placement (chat and export load it the same way)."""
-        import dataclasses
-
+        """The request, and its model settings as the run loaded the base model (the
+        plan's quantization and embedding placement): chat and export load it the same way."""
         cfg, _ = self.read_config()
-        plan = self.plan()
-        model = dataclasses.replace(
-            cfg.model,
-            quantization=plan.get("quantization", cfg.model.quantization) or "none",
-            embeddings_on_cpu=bool(plan.get("embeddings_on_cpu", cfg.model.embeddings_on_cpu)),
-        )
-        return cfg, model
+        return cfg, cfg.model.as_planned(self.plan())
 
     # -- status: running / finished / stopped / crashed ----------------------------------
     def mark_running(self) -> None:

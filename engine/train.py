@@ -13,7 +13,6 @@ that plan and "Train again" plans anew from the request.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import time
@@ -142,8 +141,7 @@ class Trainer:
         preflight.check_size(self.data, cfg.data.val_share, rep)
 
         p = self.plan
-        model_cfg = dataclasses.replace(cfg.model, quantization=p.quantization, gradient_checkpointing=p.gradient_checkpointing,
-                                        embeddings_on_cpu=p.embeddings_on_cpu and cuda, lean_memory=p.lean_memory)
+        model_cfg = cfg.model.as_planned(p.to_dict())
         self.placement: Placement = choose_placement(model_cfg, cfg.train.device, rep.warning)
         rep.status(f"Loading {models.display_name(cfg.model.source)} on {self.placement.device.upper()}…")
         base = load_model(folder, model_cfg, self.placement, embedding_module=self.info.embedding_module)
