@@ -18,7 +18,8 @@ import torch
 
 from .errors import FitError, TuneDeskError
 from .memory import GiB, ram_bytes
-from .planner import CPU_HEADROOM, MAX_LOST_SHARE, Plan
+from . import planner
+from .planner import CPU_HEADROOM, MAX_LOST_SHARE, Plan, accumulation
 
 PLAN_FILE = "plan.json"  # in the run folder and in each checkpoint: the plan the run had reached there
 GROWTH_ALLOWANCE = 0.02  # of the cap: what the steps may add over calibration (optimizer, eval)
@@ -58,7 +59,6 @@ class CardFit:
     def _new(self, cuda: bool) -> Plan:
         """Refused in plain words when nothing fits (on the CPU even with the user's own
         settings: nothing catches a RAM overrun, the computer swaps or freezes)."""
-        from . import planner
         from .hardware import apply_simulated_cap, probe
 
         if cuda:
@@ -137,13 +137,18 @@ class CardFit:
         loaded = torch.cuda.memory_allocated()
         # Optimizer states are allocated at the first real step: add them.
         states = sum(q.numel() for q in model.parameters() if q.requires_grad) * (2 if p.optimizer == "adamw_8bit" else 8)
+        attempts = []  # every shape measured, for plan.json: how the estimate compared at each
         while True:
             torch.cuda.empty_cache()  # measure from what is really held, not from the loader's cache
             torch.cuda.reset_peak_memory_stats()
-            if not probe():
+            ok = probe()
+            measured = torch.cuda.max_memory_reserved() + states
+            attempts.append({"micro_batch": self.plan.micro_batch, "seq_len": self.plan.seq_len, "ok": ok,
+                             "estimate": self.plan.estimate_bytes, "reserved": int(measured),
+                             "allocated": int(torch.cuda.max_memory_allocated() + states)})
+            if not ok:
                 self.recover("out of memory", "Calibration ran out of GPU memory", model)
                 continue
-            measured = torch.cuda.max_memory_reserved() + states
             if measured > room:
                 over = f"the largest step needs {measured / GiB:.2f} GiB, over the {room / GiB:.2f} GiB the card can hold"
                 if self.plan.user_set:  # the user's settings are kept; recovery acts if the card really runs out
@@ -157,7 +162,8 @@ class CardFit:
         torch.cuda.reset_peak_memory_stats()  # the steps' memory readings are their own, not the probe's
         self.calibration = {"measured_reserved": int(measured), "measured_allocated": int(allocated),
                             "loaded_allocated": int(loaded), "estimate": self.plan.estimate_bytes, "cap_bytes": int(cap),
-                            "promised_bytes": int(room), "micro_batch": self.plan.micro_batch, "seq_len": self.plan.seq_len}
+                            "promised_bytes": int(room), "micro_batch": self.plan.micro_batch, "seq_len": self.plan.seq_len,
+                            "attempts": attempts}
         self.reporter.status(
             f"Calibrated: the largest step takes {measured / GiB:.2f} GiB of {cap / GiB:.2f} GiB (estimated "
             f"{self.plan.estimate_bytes / GiB:.2f} GiB; the loaded model holds {loaded / GiB:.2f} GiB)")
@@ -195,8 +201,8 @@ class CardFit:
             self.on_change()
 
     # -- recovery -------------------------------------------------------------------------
-    def shrink(self) -> tuple[Plan, str]:
-        """The next smaller plan, same effective batch; levers that lose no data first.
+    def shrink(self) -> tuple[dict[str, Any], str]:
+        """The next smaller plan's changes, same effective batch; levers that lose no data first.
 
         Order (bench/README.md, "Levers"): halve the micro-batch (doubling accumulation);
         at micro-batch 1 turn gradient checkpointing on (-3.1x the 7B's step memory),
@@ -204,18 +210,19 @@ class CardFit:
         then shorten the rows (truncated, the answer kept), by a quarter at a time."""
         p = self.plan
         if p.micro_batch > 1:
-            q = p.replace(micro_batch=p.micro_batch // 2)
-            return q, (f"micro-batch lowered to {q.micro_batch} with {q.grad_accum} accumulation steps "
-                       f"(same effective batch of {q.micro_batch * q.grad_accum})")
+            mb = p.micro_batch // 2
+            ga = accumulation(p.effective_batch, mb)
+            return {"micro_batch": mb}, (f"micro-batch lowered to {mb} with {ga} accumulation steps "
+                                         f"(same effective batch of {mb * ga})")
         if not p.gradient_checkpointing:
-            return p.replace(gradient_checkpointing=True), "gradient checkpointing turned on at micro-batch 1"
-        lean = p.replace(lean_memory=True, lora_dropout=0.0)
-        if p.device == "cuda" and not p.lean_memory and ram_bytes(self.info, lean.shape()) <= p.ram_budget_bytes:
+            return {"gradient_checkpointing": True}, "gradient checkpointing turned on at micro-batch 1"
+        lean = {"lean_memory": True, "lora_dropout": 0.0}
+        if p.device == "cuda" and not p.lean_memory and ram_bytes(self.info, p.replace(**lean).shape()) <= p.ram_budget_bytes:
             return lean, "lean memory turned on at micro-batch 1 (activations in RAM, no LoRA dropout)"
         new = max(64, int(p.seq_len * 0.75) // 8 * 8)
         if new >= p.seq_len:
             raise FitError(self.too_long(p.seq_len, "even the shortest step does not fit"))
-        return p.replace(seq_len=new), f"rows shortened to {new:,} tokens"
+        return {"seq_len": new}, f"rows shortened to {new:,} tokens"
 
     def recover(self, cause: str, context: str, model, step: int = 0) -> Plan:
         """Switch to the next smaller plan and apply it to the live model and the rows.
@@ -226,7 +233,8 @@ class CardFit:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         old = self.plan
-        self.plan, what = self.shrink()
+        changes, what = self.shrink()
+        self.plan = planner.recovered(self.info, old, what, **changes)
         if self.plan.gradient_checkpointing and not old.gradient_checkpointing:
             enable_checkpointing(model)
         if self.plan.lean_memory and not old.lean_memory:

@@ -282,10 +282,7 @@ class _Search:
 
     def estimate(self, s: StepShape) -> tuple[int, int]:
         """(device bytes, RAM bytes) of a shape: on the CPU both are the RAM."""
-        if self.cpu:
-            total = sum(cpu_breakdown(self.m, s).values())
-            return total, total
-        return sum(breakdown(self.m, s).values()), ram_bytes(self.m, s)
+        return _memory(self.m, s)[1:]
 
     def fits(self, s: StepShape) -> bool:
         device, ram = self.estimate(s)
@@ -331,11 +328,36 @@ def _truncation_words(lengths, seq: int, longest: int) -> str:
             "the start of the prompt cut and the answer kept")
 
 
-def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested_r, fits, suggestion) -> Plan:
+def _memory(m, s: StepShape) -> tuple[dict[str, int], int, int]:
+    """A shape's (device breakdown, device bytes, RAM bytes); on the CPU the device is the RAM."""
     cpu = s.dtype_bytes == 4
     parts = cpu_breakdown(m, s) if cpu else breakdown(m, s)
     total = sum(parts.values())
-    ram_need = total if cpu else ram_bytes(m, s)
+    return parts, total, total if cpu else ram_bytes(m, s)
+
+
+# What a recovery can change, and the reason the plan then gives for it.
+RECOVERABLE = ("micro_batch", "grad_accum", "gradient_checkpointing", "lean_memory", "seq_len")
+
+
+def recovered(m, p: Plan, why: str, **changes: Any) -> Plan:
+    """`p` with recovery's changes, its memory figures re-estimated for the new shape (so
+    calibration and the Runs page compare the shape that ran) and the changed settings'
+    reasons saying why they changed."""
+    q = p.replace(**changes)
+    parts, total, ram_need = _memory(m, q.shape())
+    cpu = q.device == "cpu"
+    reasons = dict(q.reasons)
+    for key in RECOVERABLE:
+        if getattr(q, key) != getattr(p, key):
+            reasons[key] = f"Changed when the card ran short: {why}."
+    return dataclasses.replace(q, estimate_bytes=0 if cpu else total, ram_estimate_bytes=ram_need,
+                               breakdown={} if cpu else parts, reasons=reasons)
+
+
+def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested_r, fits, suggestion) -> Plan:
+    cpu = s.dtype_bytes == 4
+    parts, total, ram_need = _memory(m, s)
     weights_gib = parts["weights"] / GiB
     reasons = {
         "quantization": (
