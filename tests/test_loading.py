@@ -61,3 +61,19 @@ def test_loading_a_saved_adapter_leaves_the_table_in_ram(tmp_path, monkeypatch):
     emb = tuned.get_base_model().model.embed_tokens
     assert emb.weight.device.type == "cpu" and torch.equal(emb.weight, table)
     assert tuned.generate(input_ids=torch.tensor([[1, 5, 7]]), max_new_tokens=3, do_sample=False).shape == (1, 6)
+
+
+def test_norms_of_a_quantized_model_hand_the_compute_dtype_on():
+    """Autocast runs layer_norm in fp32 and bitsandbytes' linears return their input's
+    dtype: without the hook a LayerNorm model in 4 bits carries fp32 through every layer."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from engine.loading import keep_norms_in
+
+    cfg = GPTNeoXConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    model = GPTNeoXForCausalLM(cfg)
+    norm = model.gpt_neox.layers[0].input_layernorm
+    x = torch.randn(1, 3, 32)
+    assert norm(x).dtype == torch.float32  # what autocast's fp32 layer_norm hands on, on a GPU
+    assert keep_norms_in(model, torch.bfloat16) == 2 * 2 + 1  # two per layer and the final one
+    assert norm(x).dtype == torch.bfloat16

@@ -163,3 +163,17 @@ def test_forced_lean_memory_past_its_ram_limit_is_refused_with_a_suggestion_that
     n = int(p.suggestion.split("At most ")[1].split()[0])
     assert plan(m, budget_bytes=budget, lengths=np.full(16, n)).fits
     assert not plan(m, budget_bytes=budget, lengths=np.full(16, 65536)).fits
+
+
+def test_a_recovered_plan_is_estimated_for_its_own_shape(infos, lengths):
+    """Calibration compares the measured step with the plan that ran: after a recovery its
+    figures and reasons are those of the smaller shape, not the first plan's."""
+    from engine.planner import recovered
+
+    m = infos["qwen2.5-1.5b"]
+    p = plan(m, budget_bytes=budget_from_free(12 * GiB), lengths=lengths)
+    assert p.micro_batch >= 2
+    q = recovered(m, p, "calibration found the step too large", micro_batch=p.micro_batch // 2)
+    assert q.micro_batch * q.grad_accum >= p.effective_batch and q.grad_accum > p.grad_accum
+    assert q.breakdown == breakdown(m, q.shape()) and q.estimate_bytes == sum(q.breakdown.values()) < p.estimate_bytes
+    assert "calibration found the step too large" in q.reasons["micro_batch"] and q.reasons["lora_r"] == p.reasons["lora_r"]
