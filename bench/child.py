@@ -40,7 +40,7 @@ def random_model(name: str, workdir, tokenizer):
     """The preset's random-weight model folder under workdir, built on the GPU if missing."""
     from pathlib import Path
 
-    from engine import presets
+    from engine.models import presets
 
     folder = Path(workdir) / name
     if not (folder / "config.json").is_file():

@@ -36,7 +36,7 @@ def write_c4(path: Path, n: int = 300, seed: int = 0) -> None:
     from bench.prose import corpus
     from engine import models
     from engine.config import ModelConfig
-    from engine.loading import load_tokenizer
+    from engine.models.loading import load_tokenizer
 
     tok = load_tokenizer(models.resolve("demo"), ModelConfig())
     paragraphs = corpus()

@@ -13,7 +13,7 @@ card, on every row of its data, at the plan it was shown.
     python3 -m bench.fit_check --report A.json B.json --out merged.json        # merge, re-check; no GPU
 
 Cases
-- presets (resources/presets, built by engine.presets.build_random_model):
+- presets (resources/presets, built by engine.models.presets.build_random_model):
   qwen2.5-7b_8gb_5k-6.3k       Qwen2.5-7B, 8 GB card (7.0 GiB cap), 40 rows of 5,000-6,300 tokens
   llama-3.1-8b_8gb_6.1k-6.6k   Llama-3.1-8B, 8 GB, 16 rows of 6,144-6,600
   llama-3.1-8b_12gb_24k-25k    Llama-3.1-8B, 12 GB (10.5 GiB), 12 rows of 24,000-25,000
@@ -157,7 +157,7 @@ def _build_child(kind: str, name: str, folder: Path, tokenizer: Path, device: st
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     t0 = time.time()
-    from engine import presets
+    from engine.models import presets
 
     if kind == "preset":
         presets.build_random_model(name, partial, tokenizer_folder=tokenizer, device=device)
@@ -174,7 +174,7 @@ def model_params(kind: str, name: str, dry: bool) -> int | None:
     try:
         from transformers.utils import logging as hf_logging
 
-        from engine import model_info
+        from engine.models import model_info
 
         hf_logging.set_verbosity_error()  # config advisories are for the children's logs, not this one
         if kind == "preset":
@@ -276,7 +276,7 @@ def plan_jobs(a) -> tuple[dict[str, Model], list[Job]]:
             m.source = json.loads((ARCHS_DIR / f"{m.name}.json").read_text()).get("_source", "")
         else:
             try:
-                from engine import presets
+                from engine.models import presets
 
                 m.source = json.loads((presets.presets_dir() / f"{m.name}.json").read_text()).get("_source", "")
             except Exception:  # noqa: BLE001

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import os
 
-from engine import model_info
-from engine.memory import GiB, StepShape, breakdown
-
 from bench.child import bench_parser, random_model, save_json
 from bench.memory_probe import measure_in_child
+from engine.fit.memory import GiB, StepShape, breakdown
+from engine.models import model_info
 
 
 def main() -> None:

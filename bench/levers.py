@@ -11,7 +11,7 @@ each length (--steps, default 3, every token trained; the first is not timed) wh
 one lever at a time, each on top of the ones before:
 
     full_logits  the stock loss: the model's full [tokens x vocab] logits (the reference)
-    chunked_ce   TuneDesk's chunked linear cross-entropy (engine/loss.py)
+    chunked_ce   TuneDesk's chunked linear cross-entropy (engine/models/loss.py)
     dropout0     LoRA dropout off (engine/lean.no_lora_dropout)
     offload      checkpointed layer inputs in pinned RAM (engine/lean.offload_checkpoints)
                  = lean memory
@@ -32,7 +32,15 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child import GiB, bench_parser, child_args, random_model, report, run_child, save_json
+from bench.child import (
+    GiB,
+    bench_parser,
+    child_args,
+    random_model,
+    report,
+    run_child,
+    save_json,
+)
 
 LEVERS = ["full_logits", "chunked_ce", "dropout0", "offload", "liger_ce", "liger_kernels"]
 
@@ -41,11 +49,11 @@ def child(a) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from engine import lean, model_info
     from engine.config import LoraConfig, ModelConfig, TrainConfig
-    from engine.loading import add_lora, choose_placement, load_model
-    from engine.loss import lm_parts, loss_sum
-    from engine.train import make_optimizer
+    from engine.models import lean, model_info
+    from engine.models.loading import add_lora, choose_placement, load_model
+    from engine.models.loss import lm_parts, loss_sum
+    from engine.training.train import make_optimizer
 
     info = model_info.from_folder(Path(a.model))
     cfg = ModelConfig(source=a.model, quantization="4bit", gradient_checkpointing=True,
@@ -61,7 +69,9 @@ def child(a) -> dict:
         return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), reduction="sum")
 
     def liger_loss(ids):
-        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+        from liger_kernel.transformers.functional import (
+            liger_fused_linear_cross_entropy,
+        )
 
         decoder, head = lm_parts(model)
         hidden = decoder(input_ids=ids).last_hidden_state
@@ -69,7 +79,9 @@ def child(a) -> dict:
                                                 reduction="sum")
 
     def liger_kernels(m) -> str:
-        from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
+        from liger_kernel.transformers.monkey_patch import (
+            _apply_liger_kernel_to_instance,
+        )
 
         _apply_liger_kernel_to_instance(m.get_base_model(), rope=True, rms_norm=True, swiglu=True,
                                         cross_entropy=False, fused_linear_cross_entropy=False)
@@ -118,7 +130,7 @@ def child(a) -> dict:
 
 def estimate(info, lever: str, length: int) -> float | None:
     """The memory model's GiB for a row (None for the full-logits reference it does not model)."""
-    from engine.memory import StepShape, peak_bytes
+    from engine.fit.memory import StepShape, peak_bytes
 
     if lever not in ("chunked_ce", "offload"):
         return None  # the model knows the planner's settings: chunked CE, and lean memory as a whole
@@ -133,7 +145,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="steps per row; the first is not timed")
     ap.add_argument("--levers", default=",".join(LEVERS[:4]), help="some of " + ",".join(LEVERS))
     a = ap.parse_args()
-    from engine import model_info
+    from engine.models import model_info
 
     out = []
     for name in a.presets.split(","):

@@ -6,7 +6,7 @@
 import argparse
 from pathlib import Path
 
-from engine import presets
+from engine.models import presets
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()

@@ -20,18 +20,29 @@ import json
 import sys
 from pathlib import Path
 
-from bench.child import CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child, save_json
+from bench.child import (
+    CAPS,
+    GiB,
+    bench_parser,
+    cap_allocator,
+    child_args,
+    random_model,
+    report,
+    run_child,
+    save_json,
+)
+
 STEP = 512
 
 
 def child(a) -> dict:
     import torch
 
-    from engine import model_info
     from engine.config import LoraConfig, ModelConfig, TrainConfig
-    from engine.loading import add_lora, choose_placement, load_model
-    from engine.loss import loss_sum
-    from engine.train import make_optimizer
+    from engine.models import model_info
+    from engine.models.loading import add_lora, choose_placement, load_model
+    from engine.models.loss import loss_sum
+    from engine.training.train import make_optimizer
 
     cap_allocator(a.cap)
     info = model_info.from_folder(Path(a.model))
@@ -83,7 +94,7 @@ def _planner_fits(info, budget: int, n: int) -> bool:
     """Does the planner fit examples of n tokens at batch 1 (without shortening them)?"""
     import numpy as np
 
-    from engine.planner import plan
+    from engine.fit.planner import plan
 
     p = plan(info, budget_bytes=budget, lengths=np.full(16, n), effective_batch=1)
     return p.fits and p.seq_len >= n and p.micro_batch == 1
@@ -93,8 +104,8 @@ def main() -> None:
     ap = bench_parser("deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b,llama-3.1-8b", cards="8,12")
     ap.add_argument("--limit", type=int, default=16384, help="do not try lengths past this")
     a = ap.parse_args()
-    from engine import model_info
-    from engine.planner import budget_from_cap
+    from engine.fit.planner import budget_from_cap
+    from engine.models import model_info
 
     rows = []
     for name in a.presets.split(","):

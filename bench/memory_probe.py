@@ -1,4 +1,4 @@
-"""Measure the peak GPU memory of training steps and compare it with engine.memory.
+"""Measure the peak GPU memory of training steps and compare it with engine.fit.memory.
 
     python3 -m bench.memory_probe MODEL_FOLDER --out results.json [--shapes 4bit:1:1:512,...]
 
@@ -12,7 +12,7 @@ shapes that differ in one field measure that one lever. Each shape runs in its o
 is loaded through the engine's own loader, LoRA r16 on all linear layers is attached, and
 --steps (3) steps run, after --warmup (0) untimed ones, on random token ids with every
 token trained; peak allocated / reserved bytes are recorded beside the memory model's
-prediction and its terms. Raw data for calibrating engine/memory.py; bench/planner_check.py
+prediction and its terms. Raw data for calibrating engine/fit/memory.py; bench/planner_check.py
 builds on it.
 """
 
@@ -28,13 +28,12 @@ from pathlib import Path
 
 import torch
 
-from engine import model_info
-from engine.config import LoraConfig, ModelConfig
-from engine.loading import add_lora, choose_placement, load_model
-from engine.loss import loss_sum
-from engine.memory import StepShape, breakdown
-
 from bench.child import cap_allocator, child_args, report, run_child, save_json
+from engine.config import LoraConfig, ModelConfig
+from engine.fit.memory import StepShape, breakdown
+from engine.models import model_info
+from engine.models.loading import add_lora, choose_placement, load_model
+from engine.models.loss import loss_sum
 
 DEFAULT_SHAPES = "none:0:1:512,none:0:1:2048,none:1:1:2048,none:0:4:512,4bit:0:1:512,4bit:1:1:2048,4bit:1:2:1024,4bit:0:2:1024"
 
@@ -45,7 +44,7 @@ def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int 
     """Peak memory and speed of `steps` training steps, loaded the way the engine loads
     (unless attention / copies ask for what the engine does not do)."""
     from engine.config import TrainConfig
-    from engine.train import make_optimizer
+    from engine.training.train import make_optimizer
 
     cfg = ModelConfig(source=str(folder), quantization=quant, gradient_checkpointing=ckpt, embeddings_on_cpu=embeddings_on_cpu)
     placement = choose_placement(cfg, "cuda", print)

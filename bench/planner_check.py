@@ -35,13 +35,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from engine import model_info, presets
-from engine.memory import GiB
-from engine.planner import budget_from_cap, plan
-
 from bench.child import CAPS, bench_parser, random_model, save_json
 from bench.memory_probe import measure_in_child
 from bench.synthetic import instruction_lengths
+from engine.fit.memory import GiB
+from engine.fit.planner import budget_from_cap, plan
+from engine.models import model_info, presets
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The 4-bit refit of engine/memory.py (QUANT_CKPT_ACT, and norms handing bf16 on in
+# The 4-bit refit of engine/fit/memory.py (QUANT_CKPT_ACT, and norms handing bf16 on in
 # quantized models), measured in one GPU command (../shared/GPU.md):
 #   - bench.fit_check, through `tunedesk train`, on every architecture run whose plan is
 #     4-bit (the runs the refit can change);

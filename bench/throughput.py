@@ -30,7 +30,17 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child import CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child, save_json
+from bench.child import (
+    CAPS,
+    GiB,
+    bench_parser,
+    cap_allocator,
+    child_args,
+    random_model,
+    report,
+    run_child,
+    save_json,
+)
 from bench.synthetic import write_instruction_jsonl
 
 PEAK_FLOPS = 989e12
@@ -124,7 +134,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     a = ap.parse_args()
-    from engine import model_info
+    from engine.models import model_info
 
     a.workdir.mkdir(parents=True, exist_ok=True)
     a.model = random_model(a.preset, a.workdir, a.tokenizer)

@@ -183,7 +183,7 @@ def train_config(a: argparse.Namespace):
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from .reporting import ConsoleReporter, JsonLinesReporter
-    from .train import Trainer
+    from .training.train import Trainer
 
     reporter = JsonLinesReporter() if a.json_events else ConsoleReporter()
 
@@ -224,7 +224,7 @@ def _cmd_probe(a: argparse.Namespace) -> int:
 
 def _parse_size(text: str) -> int:
     from .errors import ConfigError
-    from .memory import GiB
+    from .fit.memory import GiB
 
     t = text.strip().upper().removesuffix("B").removesuffix("I").removesuffix("G")
     try:
@@ -234,11 +234,13 @@ def _parse_size(text: str) -> int:
 
 
 def _cmd_plan(a: argparse.Namespace) -> int:
-    from . import model_info, models, planner, presets
+    from . import models
     from .config import ModelConfig, RunConfig
+    from .fit import planner
+    from .fit.memory import GiB
     from .hardware import probe
-    from .loading import load_tokenizer
-    from .memory import GiB
+    from .models import model_info, presets
+    from .models.loading import load_tokenizer
 
     if a.model in presets.names():
         info, tok_folder = model_info.from_preset(a.model), models.resolve("demo")
@@ -276,7 +278,7 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
     from . import models
     from .config import ModelConfig, RunConfig
     from .data.report import format_text, inspect_file
-    from .loading import load_tokenizer
+    from .models.loading import load_tokenizer
 
     cfg = RunConfig()
     cfg.data.path = a.data
@@ -304,7 +306,7 @@ def _cmd_chat(a: argparse.Namespace) -> int:
 
 def _cmd_compare(a: argparse.Namespace) -> int:
     from .chat import ChatSession, GenerationSettings, split_thinking
-    from .compare import validation_compare
+    from .chat.compare import validation_compare
     from .errors import ConfigError
 
     if not a.prompt and not a.validation:

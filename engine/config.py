@@ -30,7 +30,7 @@ class ModelConfig:
     """Keep the input embedding table in RAM (untied models): frees ~1 GiB on 7B/8B. None: planner."""
     lean_memory: bool | None = None
     """Long-sequence mode (with gradient checkpointing): checkpointed layer inputs in RAM,
-    no LoRA dropout (engine/lean.py). 3-19% slower. None: the planner chooses."""
+    no LoRA dropout (engine/models/lean.py). 3-19% slower. None: the planner chooses."""
     trust_remote_code: bool = False
     """Run Python code shipped with a model. Off unless the user explicitly consents."""
     allow_pickle: bool = False

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .memory import GiB
+from .fit.memory import GiB
 
 CUDA_TORCH = ("pip install --force-reinstall torch --index-url https://download.pytorch.org/whl/cu128   "
               "(a CUDA build of PyTorch; on Windows too)")

@@ -12,10 +12,10 @@ def run_app(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName("TuneDesk")
     app.setOrganizationName("TuneDesk")
+    from engine import logs
+
     from . import theme
     from .main_window import MainWindow
-
-    from engine import logs
 
     logs.setup()
     logs.get("gui").info("TuneDesk started")

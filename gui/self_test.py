@@ -45,7 +45,8 @@ def _engine(state: dict[str, Any]) -> str:
     import transformers
 
     import engine
-    from engine import chat, cli, train  # noqa: F401 - importing them is the check
+    from engine import chat, cli  # noqa: F401 - importing them is the check
+    from engine.training import train
 
     cli.quiet_libraries()
     return f"engine {engine.__version__}, torch {torch.__version__}, transformers {transformers.__version__}"
@@ -61,7 +62,7 @@ def _hardware(state: dict[str, Any]) -> str:
 
 def _train(state: dict[str, Any]) -> str:
     from engine import cli, paths
-    from engine.train import train
+    from engine.training.train import train
 
     # The config exactly as `tunedesk train SAMPLE --max-steps 2 --out TMP` builds it.
     args = cli.build_parser().parse_args(

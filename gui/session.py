@@ -25,8 +25,8 @@ def _import_engine() -> None:
     import torch  # noqa: F401
     import transformers  # noqa: F401
 
-    import engine.planner  # noqa: F401
-    import engine.train  # noqa: F401
+    import engine.fit.planner  # noqa: F401
+    import engine.training.train  # noqa: F401
 
 
 def _inspect(data_cfg, tokenizer, model_name: str) -> tuple[Any, dict[str, Any]]:
@@ -70,7 +70,7 @@ class Session(QObject):
         if self.first_run:
             self.cfg.data.path = str(SAMPLES / FIRST_SAMPLE)
         self.ready = False
-        self.model = None  # engine.model_card.LoadedModel
+        self.model = None  # engine.models.model_card.LoadedModel
         self.data = None  # engine.data.PreparedData
         self.data_report: dict[str, Any] | None = None
         self.hardware = None  # engine.hardware.HardwareInfo
@@ -103,7 +103,7 @@ class Session(QObject):
         self.model_loading.emit(self.cfg.model.source)
         if not self.ready:
             return  # loaded once the engine is
-        from engine import model_card
+        from engine.models import model_card
 
         run_task(
             lambda cfg: model_card.load(cfg, status=self.status.emit, progress=self.download_progress.emit,
@@ -165,7 +165,7 @@ class Session(QObject):
         """The engine planner's plan for the current settings, or None before a model."""
         if self.model is None or not self.ready:
             return None
-        from engine import planner
+        from engine.fit import planner
 
         data = self.data.plan_inputs() if self.data is not None else {}
         return planner.resolve(self.cfg, self.model.info, planner.target_for(self.cfg, self.hardware), **data)

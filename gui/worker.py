@@ -20,7 +20,6 @@ from engine.config import RunConfig
 from engine.errors import TuneDeskError
 from engine.reporting import Reporter
 
-
 log = logs.get("train")
 
 
@@ -71,7 +70,7 @@ class TrainWorker(QObject):
 
             import torch
 
-            from engine.train import Trainer
+            from engine.training.train import Trainer
 
             if not torch.cuda.is_available():
                 # CPU training: leave one core to the window, or the UI thread waits on the

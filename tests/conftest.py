@@ -46,7 +46,7 @@ def demo_folder() -> Path:
 @pytest.fixture(scope="session")
 def demo_tokenizer(demo_folder):
     from engine.config import ModelConfig
-    from engine.loading import load_tokenizer
+    from engine.models.loading import load_tokenizer
 
     return load_tokenizer(demo_folder, ModelConfig())
 

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.planner_check import RECORD
+from bench.planner_check import RECORD, report
 from bench.planner_check import RESULTS as RECORD_DIR
-from bench.planner_check import report
 
 RESULTS = RECORD_DIR / "planner_check_small.json"
 

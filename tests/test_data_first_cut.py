@@ -3,14 +3,13 @@
 import json
 
 import pytest
+from conftest import SAMPLES, trained_pieces
 
 from engine.config import DataConfig
 from engine.data import prepare
 from engine.data.render import IGNORE, render
 from engine.data.shapes import detect, to_conversation
 from engine.errors import DataError
-
-from conftest import SAMPLES, trained_pieces
 
 SHAPES = {
     "alpaca": {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"},

@@ -11,6 +11,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from conftest import trained_pieces
+from templates import r1_tokenizer
 
 from engine.config import DataConfig
 from engine.data import prepare
@@ -18,9 +20,6 @@ from engine.data.readers import iter_records
 from engine.data.render import render
 from engine.data.shapes import detect, to_conversation
 from engine.errors import DataError
-
-from conftest import trained_pieces
-from templates import r1_tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 

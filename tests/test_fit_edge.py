@@ -9,16 +9,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLES, StopAfter
 
-from engine import planner
 from engine.config import RunConfig
 from engine.errors import FitError, ModelError
-from engine.memory import GiB
+from engine.fit import planner
+from engine.fit.memory import GiB
 from engine.reporting import RecordingReporter
 from engine.runs import RunDir
-from engine.train import Trainer
-
-from conftest import SAMPLES, StopAfter
+from engine.training.train import Trainer
 
 
 def _cfg(folder, tmp_path, data=None, **train) -> RunConfig:
@@ -195,8 +194,8 @@ def test_a_tiny_file_is_warned_about_and_its_epochs_are_honoured(tiny_model_fold
 def test_a_cpu_plan_past_the_available_ram_is_shrunk(demo_folder):
     """Before: 8,192-token web text on the demo model planned micro-batch 4 at 8,192 tokens
     and grew to 23.7 GB on a 24 GB machine."""
-    from engine import model_info
     from engine.hardware import HardwareInfo
+    from engine.models import model_info
 
     info = model_info.from_folder(demo_folder)
     cfg = RunConfig()
@@ -215,8 +214,8 @@ def test_a_cpu_plan_past_the_available_ram_is_shrunk(demo_folder):
 def test_the_planner_searches_to_the_models_own_context(tiny_model_folder):
     """Before: lengths stopped at a 16,384-token search limit, and a refusal's figures
     disagreed with its verdict."""
-    from engine import presets
-    from engine.model_info import from_preset
+    from engine.models import presets
+    from engine.models.model_info import from_preset
 
     m = from_preset("llama-3.1-8b")
     assert m.context_length > 100_000 and "llama-3.1-8b" in presets.names()

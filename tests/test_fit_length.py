@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.data.fit_length import POLICIES, SKIP, TRUNCATE, LengthFit, fit_to_length
 from engine.data.example import Example
+from engine.data.fit_length import POLICIES, SKIP, TRUNCATE, LengthFit, fit_to_length
 from engine.data.readers import RowProblem
 
 

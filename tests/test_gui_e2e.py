@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
-
 from gui_helpers import load_sample
+from PySide6.QtCore import QTimer
 
 STEPS = 6
 

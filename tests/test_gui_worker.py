@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import SAMPLES
+
 from engine.config import RunConfig
 
 
@@ -85,7 +85,7 @@ def test_bad_dataset_fails_plainly_and_leaves_no_run_folder(qtbot, tiny_model_fo
 
 
 def test_unexpected_error_becomes_a_plain_message(qtbot, tiny_model_folder, tmp_path, monkeypatch):
-    from engine import train as train_mod
+    from engine.training import train as train_mod
     from gui.worker import TrainController
 
     def boom(self):

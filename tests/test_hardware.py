@@ -7,9 +7,9 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-from engine.hardware import GiB, probe
-
 from conftest import REPO
+
+from engine.hardware import GiB, probe
 
 
 class FakeNvml:

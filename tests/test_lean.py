@@ -1,4 +1,4 @@
-"""Lean memory mode (engine/lean.py) changes where activations live, never the result:
+"""Lean memory mode (engine/models/lean.py) changes where activations live, never the result:
 the loss and every LoRA gradient equal those of plain gradient checkpointing."""
 
 import copy
@@ -6,10 +6,10 @@ import copy
 import pytest
 import torch
 
-from engine import lean
 from engine.config import LoraConfig
-from engine.loading import add_lora
-from engine.loss import loss_sum
+from engine.models import lean
+from engine.models.loading import add_lora
+from engine.models.loss import loss_sum
 
 
 def _tiny():

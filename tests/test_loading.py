@@ -1,4 +1,4 @@
-"""Embeddings in RAM (engine/loading.py): the table really stays in RAM. accelerate's
+"""Embeddings in RAM (engine/models/loading.py): the table really stays in RAM. accelerate's
 device map offloads a "cpu" module to the meta device and copies its weight to the
 execution device on every forward; look_up_in_ram undoes that and looks rows up in place."""
 
@@ -8,7 +8,7 @@ from accelerate import dispatch_model
 from test_lean import _tiny
 
 from engine.config import LoraConfig
-from engine.loading import add_lora, look_up_in_ram
+from engine.models.loading import add_lora, look_up_in_ram
 
 
 def _offloaded(folder):
@@ -68,7 +68,7 @@ def test_norms_of_a_quantized_model_hand_the_compute_dtype_on():
     dtype: without the hook a LayerNorm model in 4 bits carries fp32 through every layer."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from engine.loading import keep_norms_in
+    from engine.models.loading import keep_norms_in
 
     cfg = GPTNeoXConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
     model = GPTNeoXForCausalLM(cfg)

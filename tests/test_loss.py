@@ -3,8 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from engine import loss as L
 from engine.data.render import IGNORE
+from engine.models import loss as L
 
 
 def _tiny():

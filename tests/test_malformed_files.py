@@ -20,17 +20,34 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from conftest import REPO
+from malformed_corpus import (
+    alpaca,
+    corrupt_gzip_bytes,
+    csv_text,
+    docx_bytes,
+    exe_bytes,
+    json_error_position,
+    jsonl,
+    parquet_bytes,
+    pdf_bytes,
+    png_bytes,
+    prose,
+    qa,
+    qa_csv_rows,
+    random_bytes,
+    truncated,
+    write_bytes,
+    write_gz,
+    write_parquet,
+    write_text,
+    xlsx_bytes,
+    zip_bytes,
+)
 
 from engine.config import DataConfig
 from engine.data import prepare
 from engine.errors import DataError
-
-from conftest import REPO
-from malformed_corpus import (
-    alpaca, corrupt_gzip_bytes, csv_text, docx_bytes, exe_bytes, json_error_position, jsonl,
-    parquet_bytes, pdf_bytes, png_bytes, prose, qa, qa_csv_rows, random_bytes, truncated,
-    write_bytes, write_gz, write_parquet, write_text, xlsx_bytes, zip_bytes,
-)
 
 TIME_LIMIT_S = 20  # a hang guard, not a benchmark
 HARD_STOP_S = 120  # SIGALRM, in case the engine never returns at all

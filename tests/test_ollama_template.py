@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import TuneDeskError
-from engine.ollama_export import default_system, modelfile, prompt_part, render, template_for
+from engine.export.ollama import (
+    default_system,
+    modelfile,
+    prompt_part,
+    render,
+    template_for,
+)
 
 CONVERSATIONS = [
     [{"role": "system", "content": "You are Nova, a terse assistant."}, {"role": "user", "content": "Who are you?"}],

@@ -8,12 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-
-from engine import model_info, presets
-from engine.memory import GiB, StepShape, breakdown
-from engine.planner import budget_from_free, plan
-
 from conftest import REPO
+
+from engine.fit.memory import GiB, StepShape, breakdown
+from engine.fit.planner import budget_from_free, plan
+from engine.models import model_info, presets
 
 CARDS = {"8GB": 8, "12GB": 12, "24GB": 24}
 SEVEN_B = [n for n in presets.names() if any(k in n for k in ("-7b", "-8b"))]
@@ -50,7 +49,7 @@ def test_memory_terms_move_the_right_way(infos):
     assert ckpt["activations"] < base["activations"] / 5 and ckpt["weights"] == base["weights"]
     # Chunked cross-entropy: the 152k-vocabulary logits cost one chunk, whatever the length;
     # only the hidden states grow with the tokens.
-    from engine.loss import CHUNK_BYTES
+    from engine.models.loss import CHUNK_BYTES
 
     assert base["logits"] <= CHUNK_BYTES + 2 * 2048 * m.hidden_size * 2
     assert longer["logits"] - base["logits"] == 2 * 2048 * m.hidden_size * 2
@@ -126,7 +125,7 @@ def test_7b_8b_train_2048_tokens_at_rank_16_on_8gb(infos, name):
 def test_8b_needs_lean_memory_for_rank_16_at_4096_tokens_on_8gb(infos, name):
     """The 8B's larger MLP and head leave no room for rank 16 at 4,096 tokens unless the
     layer inputs wait in RAM; that RAM stays within the RAM budget."""
-    from engine.memory import ram_bytes
+    from engine.fit.memory import ram_bytes
 
     m, budget = infos[name], budget_from_free(8 * GiB)
     p = plan(m, budget_bytes=budget, lengths=np.full(64, 4096))
@@ -168,7 +167,7 @@ def test_forced_lean_memory_past_its_ram_limit_is_refused_with_a_suggestion_that
 def test_a_recovered_plan_is_estimated_for_its_own_shape(infos, lengths):
     """Calibration compares the measured step with the plan that ran: after a recovery its
     figures and reasons are those of the smaller shape, not the first plan's."""
-    from engine.planner import recovered
+    from engine.fit.planner import recovered
 
     m = infos["qwen2.5-1.5b"]
     p = plan(m, budget_bytes=budget_from_free(12 * GiB), lengths=lengths)

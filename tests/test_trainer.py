@@ -7,13 +7,12 @@ import sys
 
 import pytest
 import torch
+from conftest import SAMPLES, StopAfter
 
 from engine.config import RunConfig
 from engine.reporting import RecordingReporter
-from engine.checkpoints import STATE_FILE
-from engine.train import Trainer, cosine_with_warmup
-
-from conftest import SAMPLES, StopAfter
+from engine.training.checkpoints import STATE_FILE
+from engine.training.train import Trainer, cosine_with_warmup
 
 
 def _cfg(tiny_model_folder, tmp_path, **train) -> RunConfig:
@@ -252,7 +251,7 @@ def test_the_recovery_ladder_turns_lean_memory_on_before_shortening_rows_on_a_gp
     t._recover("Out of GPU memory at step 1")
     assert t.plan.lean_memory and t.plan.lora_dropout == 0.0 and t.plan.seq_len == t.card.planned["seq_len"]
     assert t.cfg.lora.dropout == 0.05 and t.cfg.model.lean_memory is None  # the request is untouched
-    from engine.lean import _offloaded_checkpoint
+    from engine.models.lean import _offloaded_checkpoint
 
     layers = t.model.get_base_model().model.layers
     assert all(layer._gradient_checkpointing_func is _offloaded_checkpoint for layer in layers)

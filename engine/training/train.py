@@ -22,21 +22,32 @@ from typing import Any
 
 import torch
 
-from . import checkpoints, models, preflight
-from .atomic import atomic_dir, write_json
-from .config import LoraConfig, RunConfig
-from .data import PreparedData, prepare
-from .data.batching import collate, collate_packed, epoch_order, eval_batches, pack_rows
-from .errors import FitError, TuneDeskError
-from .hardware import keep_allocations_compact, keep_ram_compact
-from .loading import Placement, add_lora, choose_placement, load_model, load_tokenizer
-from .loss import batch_loss_sum, count_trained, loss_sum
-from .reporting import Reporter
-from .card_fit import CardFit
-from .planner import Plan
-from .runs import RunDir
-
-
+from .. import models
+from ..atomic import atomic_dir, write_json
+from ..config import LoraConfig, RunConfig
+from ..data import PreparedData, prepare
+from ..data.batching import (
+    collate,
+    collate_packed,
+    epoch_order,
+    eval_batches,
+    pack_rows,
+)
+from ..errors import FitError, TuneDeskError
+from ..fit.card_fit import CardFit
+from ..fit.planner import Plan
+from ..hardware import keep_allocations_compact, keep_ram_compact
+from ..models.loading import (
+    Placement,
+    add_lora,
+    choose_placement,
+    load_model,
+    load_tokenizer,
+)
+from ..models.loss import batch_loss_sum, count_trained, loss_sum
+from ..reporting import Reporter
+from ..runs import RunDir
+from . import checkpoints, preflight
 
 
 @dataclass
@@ -86,7 +97,7 @@ class Trainer:
 
     @property
     def plan(self) -> Plan:
-        """What the run uses now (engine/card_fit.py keeps it true to the card)."""
+        """What the run uses now (engine/fit/card_fit.py keeps it true to the card)."""
         return self.card.plan
 
     # -- setup ----------------------------------------------------------------------
@@ -122,7 +133,7 @@ class Trainer:
 
         rep.status(f"Reading {Path(cfg.data.path).name}…")
         self.data: PreparedData = prepare(cfg.data, self.tokenizer)
-        from . import model_info
+        from ..models import model_info
 
         self.info = model_info.from_folder(folder)
         preflight.check_vocabulary(self.data, self.info, models.display_name(cfg.model.source))
@@ -225,7 +236,7 @@ class Trainer:
             return True
 
     def _recover(self, context: str) -> None:
-        """Free what the failed step held, then the next smaller plan (engine/card_fit.py).
+        """Free what the failed step held, then the next smaller plan (engine/fit/card_fit.py).
         Runs after the exception handler has exited: inside it, the traceback still holds
         every activation of the failed step."""
         self.optimizer.zero_grad(set_to_none=True)
@@ -320,7 +331,7 @@ class Trainer:
         return int(psutil.Process().memory_info().rss)
 
     def save_checkpoint(self) -> Path:
-        """Adapter, optimizer, scheduler, RNG, data position and plan (engine/checkpoints.py)."""
+        """Adapter, optimizer, scheduler, RNG, data position and plan (engine/training/checkpoints.py)."""
         assert self.run is not None
         state = {"step": self.step, "epoch": self.pos.epoch, "index": self.pos.index, "group": self.group,
                  "micro_batch": self.plan.micro_batch, "grad_accum": self.plan.grad_accum,

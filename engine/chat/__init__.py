@@ -14,11 +14,11 @@ from typing import Callable, Iterator
 
 import torch
 
-from . import models
-from .errors import TuneDeskError
-from .loading import choose_placement, load_model, load_tokenizer
-from .data.render import ensure_chat_template
-from .runs import RunDir
+from .. import models
+from ..data.render import ensure_chat_template
+from ..errors import TuneDeskError
+from ..models.loading import choose_placement, load_model, load_tokenizer
+from ..runs import RunDir
 
 
 @dataclass
@@ -47,7 +47,7 @@ class ChatSession:
         self.tokenizer = load_tokenizer(folder, cfg.model)
         ensure_chat_template(self.tokenizer)
         self.system_prompt = cfg.data.system_prompt
-        from .model_info import from_folder
+        from ..models.model_info import from_folder
 
         base = load_model(folder, model_cfg, placement, embedding_module=from_folder(folder).embedding_module)
         base.config.use_cache = True
@@ -86,7 +86,11 @@ class ChatSession:
     def stream(self, conversation: str | list[dict], *, base: bool = False, settings: GenerationSettings | None = None,
                stop: Callable[[], bool] = lambda: False, input_ids: torch.Tensor | None = None) -> Iterator[str]:
         """The answer, piece by piece as it is generated; `stop()` True ends it early."""
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        from transformers import (
+            StoppingCriteria,
+            StoppingCriteriaList,
+            TextIteratorStreamer,
+        )
 
         class _Stop(StoppingCriteria):
             def __call__(self, *_args, **_kw) -> bool:

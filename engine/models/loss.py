@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .data.render import IGNORE
+from ..data.render import IGNORE
 
 CHUNK_BYTES = 256 * 1024**2
 BYTES_PER_LOGIT = 14  # bf16 logits + fp32 copy + fp32 softmax gradient + bf16 gradient, per chunk element

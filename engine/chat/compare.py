@@ -8,11 +8,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .atomic import write_json, write_text
-from .chat import ChatSession, GenerationSettings
-from .data import prepare
-from .data.batching import collate
-from .loss import batch_loss_sum, count_trained
+from ..atomic import write_json, write_text
+from ..data import prepare
+from ..data.batching import collate
+from ..models.loss import batch_loss_sum, count_trained
+from . import ChatSession, GenerationSettings
 
 COMPARE_DIR = "compare"
 

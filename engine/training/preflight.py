@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 FEW_ROWS = 20  # fewer training rows than this: the run will mostly memorize them
 

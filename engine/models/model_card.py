@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import model_info, models
-from .config import ModelConfig
+from .. import models
+from ..config import ModelConfig
+from . import model_info
 
 
 @dataclass
@@ -27,7 +28,7 @@ def _millions(n: int) -> str:
 
 def load(cfg: ModelConfig, *, status: Callable[[str], None] = lambda _: None,
          progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None) -> LoadedModel:
-    from .data.render import is_reasoning_template
+    from ..data.render import is_reasoning_template
     from .loading import load_tokenizer
 
     folder = models.resolve(cfg.source, allow_pickle=cfg.allow_pickle, revision=cfg.revision, status=status,

@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from . import models
-from .atomic import atomic_dir, write_text
-from .config import ModelConfig
-from .errors import TuneDeskError
-from .runs import RunDir
+from .. import models
+from ..atomic import atomic_dir, write_text
+from ..config import ModelConfig
+from ..errors import TuneDeskError
+from ..runs import RunDir
 
 FORMATS = ("adapter", "merged", "gguf", "ollama")
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
@@ -63,8 +63,8 @@ def _gguf(run: RunDir, tmp: Path, fmt: str, quant: str, status: Callable[[str], 
     """Merge in fp32 (exact), then write GGUF; for Ollama also a Modelfile and its command."""
     from transformers import AutoTokenizer
 
-    from .gguf_export import write_gguf
-    from .ollama_export import modelfile
+    from .gguf import write_gguf
+    from .ollama import modelfile
 
     merged = tmp / ".merged"
     _merge(run, merged, "fp32", status)
@@ -86,7 +86,7 @@ def _merge(run: RunDir, tmp: Path, dtype: str, status: Callable[[str], None]) ->
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from .loading import load_tokenizer
+    from ..models.loading import load_tokenizer
 
     if dtype not in DTYPES:
         raise TuneDeskError(f"unknown dtype '{dtype}' (one of {', '.join(DTYPES)})")

@@ -13,14 +13,14 @@ lora_state   LoRA params x (4 B fp32 weight + 4 B grad + optimizer: 8 B AdamW, 2
 activations  tokens T = micro_batch x seq_len. Without checkpointing each of L blocks
              keeps ~ (A_H h + A_I i) bytes per token (SDPA attention: linear in T, no T²
              score matrix); with checkpointing only each block's input (B h) is kept,
-             plus one block recomputed during backward. Lean memory (engine/lean.py)
+             plus one block recomputed during backward. Lean memory (engine/models/lean.py)
              keeps the block inputs in RAM and has no LoRA dropout: what remains is
              the recomputed block, (LEAN_H h + LEAN_I i) bytes per token.
-logits       one chunk of the chunked linear cross-entropy (engine/loss.py: never the
+logits       one chunk of the chunked linear cross-entropy (engine/models/loss.py: never the
              full T x vocab logits) + the final hidden states and their trained-row copy.
 overhead     allocator slack (FRAG of the transient terms) + cuBLAS/cuDNN workspaces.
              The embedding table in RAM costs nothing here: it is looked up on the CPU
-             (engine/loading.py look_up_in_ram), not copied to the GPU per forward.
+             (engine/models/loading.py look_up_in_ram), not copied to the GPU per forward.
 
 The per-token constants are bytes measured on the GPU machine (bench/planner_check.py)
 and are kept here in one place so the planner can be recalibrated.
@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .lean import MLP_TILE
-from .loss import BYTES_PER_LOGIT, rows_per_chunk
-from .model_info import ModelInfo
+from ..models.lean import MLP_TILE
+from ..models.loss import BYTES_PER_LOGIT, rows_per_chunk
+from ..models.model_info import ModelInfo
 
 GiB = 1024**3
 # Calibrated on an H100 against peak *reserved* memory (what a capped allocator runs out
@@ -89,7 +89,7 @@ class StepShape:
     lora_targets: list[str] | str = "all-linear"
     optimizer: str = "adamw"  # adamw | adamw_8bit
     embeddings_on_cpu: bool = False  # the input embedding table stays in RAM (untied models)
-    lean: bool = False  # lean memory (with checkpointing): engine/lean.py
+    lean: bool = False  # lean memory (with checkpointing): engine/models/lean.py
 
 
 def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:

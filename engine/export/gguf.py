@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import TuneDeskError
+from ..errors import TuneDeskError
 
 ARCHS = {"llama": "LLAMA", "qwen2": "QWEN2"}
 QTYPES = ("f16", "q8_0")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .config import LoraConfig, ModelConfig
-from .errors import ModelError
+from ..config import LoraConfig, ModelConfig
+from ..errors import ModelError
 
 
 @dataclass
@@ -40,7 +40,7 @@ def choose_placement(model_cfg: ModelConfig, device_pref: str, warn: Callable[[s
             warn(f"{quant} quantization needs a CUDA GPU; training unquantized on the CPU")
             quant = "none"
         return Placement("cpu", torch.float32, quant)
-    from .hardware import apply_simulated_cap
+    from ..hardware import apply_simulated_cap
 
     apply_simulated_cap()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..models.model_info import ModelInfo
 from .memory import GiB, StepShape, breakdown, cpu_breakdown, ram_bytes
-from .model_info import ModelInfo
 
 CONTEXT_RESERVE = 1 * GiB  # CUDA context + what the desktop holds, outside the allocator
 SAFETY = 0.05  # of the rest: headroom for what the estimate misses
@@ -38,7 +38,7 @@ LENGTH_STEP = 64  # lengths are searched and rounded in these steps
 # RAM, lean memory), best first: a halved rank still learns a persona or a format;
 # shortening rows loses data. The embedding table in RAM costs about 6% of the speed
 # (a CPU lookup, then one copy of the looked-up rows to the GPU; bench/README.md) and only
-# untied models can do it. Lean memory (engine/lean.py) is slower, so it comes last, before a lower rank.
+# untied models can do it. Lean memory (engine/models/lean.py) is slower, so it comes last, before a lower rank.
 ORDER = [
     ("none", False, "adamw", 1, False, False),
     ("none", True, "adamw", 1, False, False),
@@ -203,7 +203,7 @@ def resolve(cfg, m: ModelInfo, target: Target, lengths: np.ndarray | None = None
     p = plan(m, budget_bytes=target.budget_bytes, lengths=lengths, tails=tails,
              effective_batch=effective_batch(cfg, target.device == "cuda", train_rows),
              lora_r=cfg.lora.r, bf16=target.bf16, force=forced, ram_bytes=target.ram_bytes, cap_bytes=target.cap_bytes)
-    dropout = 0.0 if p.lean_memory else cfg.lora.dropout  # lean memory has no LoRA dropout (engine/lean.py)
+    dropout = 0.0 if p.lean_memory else cfg.lora.dropout  # lean memory has no LoRA dropout (engine/models/lean.py)
     alpha = cfg.lora.alpha if p.lora_r == cfg.lora.r else max(1, round(cfg.lora.alpha * p.lora_r / cfg.lora.r))
     grad_accum = cfg.train.grad_accum if cfg.train.grad_accum and cfg.train.micro_batch else p.grad_accum
     return p.replace(lora_alpha=alpha, lora_dropout=dropout, lora_targets=cfg.lora.target_modules, grad_accum=grad_accum,

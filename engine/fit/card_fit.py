@@ -5,7 +5,7 @@ every recovery, the first steps' reserved memory): what plan.json and each check
 keep. It chooses the plan (or takes the checkpoint's), fits the rows to the plan's
 length, calibrates with one measured step at the largest shape, and on out of memory
 moves to the next smaller plan: levers that lose no data first. The training loop
-(engine/train.py) asks it; it never runs a training step itself.
+(engine/training/train.py) asks it; it never runs a training step itself.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import torch
 
-from .errors import FitError, TuneDeskError
-from .memory import GiB, ram_bytes
+from ..errors import FitError, TuneDeskError
 from . import planner
+from .memory import GiB, ram_bytes
 from .planner import CPU_HEADROOM, MAX_LOST_SHARE, Plan, accumulation
 
 PLAN_FILE = "plan.json"  # in the run folder and in each checkpoint: the plan the run had reached there
@@ -59,7 +59,7 @@ class CardFit:
     def _new(self, cuda: bool) -> Plan:
         """Refused in plain words when nothing fits (on the CPU even with the user's own
         settings: nothing catches a RAM overrun, the computer swaps or freezes)."""
-        from .hardware import apply_simulated_cap, probe
+        from ..hardware import apply_simulated_cap, probe
 
         if cuda:
             apply_simulated_cap()
@@ -174,7 +174,7 @@ class CardFit:
         it, the same ladder as on a GPU. Only near
         the edge (a CPU step takes seconds to minutes), and only where the OS can measure
         a peak (Linux); elsewhere the estimate stands."""
-        from .hardware import peak_rss, reset_peak_rss
+        from ..hardware import peak_rss, reset_peak_rss
 
         p = self.plan
         if p.ram_estimate_bytes < CPU_CALIBRATE_SHARE * p.ram_budget_bytes or not reset_peak_rss():
@@ -227,7 +227,7 @@ class CardFit:
     def recover(self, cause: str, context: str, model, step: int = 0) -> Plan:
         """Switch to the next smaller plan and apply it to the live model and the rows.
         The caller has freed what the failed step held. Returns the plan it replaced."""
-        from .loading import enable_checkpointing
+        from ..models.loading import enable_checkpointing
 
         gc.collect()
         if torch.cuda.is_available():
@@ -238,7 +238,7 @@ class CardFit:
         if self.plan.gradient_checkpointing and not old.gradient_checkpointing:
             enable_checkpointing(model)
         if self.plan.lean_memory and not old.lean_memory:
-            from .lean import make_lean
+            from ..models.lean import make_lean
 
             make_lean(model)
         if self.plan.seq_len != old.seq_len:

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_dir, write_json
-from .card_fit import PLAN_FILE
+from ..atomic import atomic_dir, write_json
+from ..fit.card_fit import PLAN_FILE
 
 STATE_FILE = "trainer_state.pt"
 ADAPTER_FILE = "adapter_model.safetensors"
