@@ -53,7 +53,7 @@ def child(a) -> dict:
     from engine.models import lean, model_info
     from engine.models.loading import add_lora, choose_placement, load_model
     from engine.models.loss import lm_parts, loss_sum
-    from engine.training.train import make_optimizer
+    from engine.training.optim import make_optimizer
 
     info = model_info.from_folder(Path(a.model))
     cfg = ModelConfig(source=a.model, quantization="4bit", gradient_checkpointing=True,

@@ -42,7 +42,7 @@ def child(a) -> dict:
     from engine.models import model_info
     from engine.models.loading import add_lora, choose_placement, load_model
     from engine.models.loss import loss_sum
-    from engine.training.train import make_optimizer
+    from engine.training.optim import make_optimizer
 
     cap_allocator(a.cap)
     info = model_info.from_folder(Path(a.model))

@@ -44,7 +44,7 @@ def measure(folder: Path, quant: str, ckpt: bool, mb: int, seq: int, steps: int 
     """Peak memory and speed of `steps` training steps, loaded the way the engine loads
     (unless attention / copies ask for what the engine does not do)."""
     from engine.config import TrainConfig
-    from engine.training.train import make_optimizer
+    from engine.training.optim import make_optimizer
 
     cfg = ModelConfig(source=str(folder), quantization=quant, gradient_checkpointing=ckpt, embeddings_on_cpu=embeddings_on_cpu)
     placement = choose_placement(cfg, "cuda", print)

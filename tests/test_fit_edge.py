@@ -72,7 +72,7 @@ def test_resume_after_planner_choices_still_shrinks_an_over_budget_calibration(t
     assert resumed.plan.user_set == () and resumed.plan.micro_batch == t.plan.micro_batch
     resumed.card.plan = resumed.plan.replace(device="cuda", cap_bytes=4 * GiB, budget_bytes=int(3.8 * GiB))
     _fake_cuda(monkeypatch, lambda: 1 * GiB if resumed.plan.micro_batch == 1 else 5 * GiB)  # only micro-batch 1 fits
-    resumed.card.calibrate_gpu(resumed.model, lambda: not resumed._out_of_memory(resumed._probe_step))
+    resumed.card.calibrate_gpu(resumed.model, resumed.probe)
     assert resumed.plan.micro_batch == 1 and resumed.card.calibration["measured_reserved"] <= 4 * GiB
     assert {r["cause"] for r in resumed.card.recoveries} == {"calibration"}
 
@@ -85,7 +85,7 @@ def test_calibration_between_the_budget_and_the_cap_is_not_out_of_memory(tiny_mo
     t.card.plan = t.plan.replace(device="cuda", cap_bytes=int(7.0 * GiB), budget_bytes=int(6.65 * GiB))
     before = t.plan
     _fake_cuda(monkeypatch, lambda: int(6.70 * GiB) - 8 * sum(p.numel() for p in t.model.parameters() if p.requires_grad))
-    t.card.calibrate_gpu(t.model, lambda: not t._out_of_memory(t._probe_step))
+    t.card.calibrate_gpu(t.model, t.probe)
     assert t.plan == before and t.card.recoveries == []
     assert t.card.calibration["measured_reserved"] <= t.card.calibration["promised_bytes"] < 7.0 * GiB
 
@@ -96,7 +96,7 @@ def test_user_settings_are_kept_by_calibration(tiny_model_folder, tmp_path, monk
     t.setup()
     t.card.plan = t.plan.replace(device="cuda", cap_bytes=4 * GiB, budget_bytes=int(3.8 * GiB))
     _fake_cuda(monkeypatch, lambda: 5 * GiB)
-    t.card.calibrate_gpu(t.model, lambda: not t._out_of_memory(t._probe_step))
+    t.card.calibrate_gpu(t.model, t.probe)
     assert t.plan.micro_batch == 2 and any("with your settings" in w["text"] for w in rep.of("warning"))
 
 

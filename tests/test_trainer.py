@@ -12,7 +12,9 @@ from conftest import SAMPLES, StopAfter
 from engine.config import RunConfig
 from engine.reporting import RecordingReporter
 from engine.training.checkpoints import STATE_FILE
-from engine.training.train import Trainer, cosine_with_warmup
+from engine.training.optim import cosine_with_warmup
+from engine.training.stream import step_batches
+from engine.training.train import Trainer
 
 
 def _cfg(tiny_model_folder, tmp_path, **train) -> RunConfig:
@@ -72,7 +74,8 @@ def test_grad_accumulation_weights_every_token_equally(tiny_model_folder, tmp_pa
         t = Trainer(_cfg(tiny_model_folder, tmp_path / f"{mb}", max_steps=1, micro_batch=mb, grad_accum=acc))
         t.setup()
         # Same 4 rows in both: fix the data order to the first four training rows.
-        t._next_batch = iter([[0, 1, 2, 3]] if mb == 4 else [[0, 1], [2, 3]]).__next__
+        order = iter([[0, 1, 2, 3]] if mb == 4 else [[0, 1], [2, 3]])
+        t.stream.next_batch = lambda size: next(order)
         losses[mb] = t.train_step()["loss"]
     assert abs(losses[4] - losses[2]) < 1e-4
 
@@ -89,7 +92,7 @@ def test_out_of_memory_is_recovered_with_the_same_effective_batch(tiny_model_fol
     rep = RecordingReporter()
     t = Trainer(_cfg(tiny_model_folder, tmp_path, max_steps=3, micro_batch=4, grad_accum=2), rep)
     t.setup()
-    first_step_rows = t._order(0)[:8]
+    first_step_rows = t.stream.order(0)[:8]
     decoder = t.model.get_base_model().get_decoder()
     real_forward = decoder.forward
 
@@ -171,7 +174,7 @@ def test_calibration_probe_runs_in_train_mode(tiny_model_folder, tmp_path):
     modes = []
     decoder = t.model.get_base_model().get_decoder()
     decoder.register_forward_pre_hook(lambda module, args: modes.append(module.training))
-    t._probe_step()
+    t.probe()
     assert modes == [True]
 
 
@@ -187,8 +190,8 @@ def test_packed_step_equals_the_unpacked_step(tiny_model_folder, tmp_path):
         t.setup()
         t.card.plan = t.plan.replace(seq_len=max(len(e) for e in t.data.train[:8]) * 3)  # room for several per row
         batches = iter([[0, 1, 2, 3], [4, 5, 6, 7]])
-        t._next_batch = lambda: next(batches)
-        rows = t._packed([[0, 1, 2, 3], [4, 5, 6, 7]]) if packing else None
+        t.stream.next_batch = lambda size: next(batches)
+        rows = step_batches(t.data.train, [[0, 1, 2, 3], [4, 5, 6, 7]], 4, t.plan.seq_len, t.tokenizer.pad_token_id, True) if packing else None
         m = t.train_step()
         lora = {n: p.detach().clone() for n, p in t.model.named_parameters() if p.requires_grad}
         results[packing] = (m, lora, rows)

@@ -23,8 +23,17 @@ def check_vocabulary(data, info, model_name: str) -> None:
         )
 
 
-def check_size(data, val_share: float, reporter) -> None:
-    """Too little data for a meaningful run, or for a validation loss."""
+def check_data(data, val_share: float, reporter) -> None:
+    """What was read, what was left out and why; too little data for a meaningful run,
+    or for a validation loss."""
+    report = data.report()
+    reporter.status(f"Data: {report['format']} format, {report['kept']} of {report['rows']} rows kept "
+                    f"({report['train']} train / {report['val']} validation)")
+    if data.skipped:
+        first = ", ".join(f"row {p.row} ({p.reason})" for p in data.skipped[:3])
+        reporter.warning(f"{len(data.skipped)} row(s) skipped: {first}{' …' if len(data.skipped) > 3 else ''}")
+    for note in data.notes:
+        reporter.status(f"Note: {note}")
     n = len(data.train)
     if n < FEW_ROWS:
         reporter.warning(f"only {n} training row(s): the model will mostly memorize {'it' if n == 1 else 'them'}. "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,6 @@ from .. import models
 from ..atomic import atomic_dir, write_json
 from ..config import LoraConfig, RunConfig
 from ..data import PreparedData, prepare
-from ..data.batching import (
-    collate,
-    collate_packed,
-    epoch_order,
-    eval_batches,
-    pack_rows,
-)
 from ..errors import FitError, TuneDeskError
 from ..fit.card_fit import CardFit
 from ..fit.planner import Plan
@@ -44,42 +36,13 @@ from ..models.loading import (
     load_model,
     load_tokenizer,
 )
-from ..models.loss import batch_loss_sum, count_trained, loss_sum
+from ..models.loss import batch_loss_sum, count_trained
 from ..reporting import Reporter
 from ..runs import RunDir
-from . import checkpoints, preflight
-
-
-@dataclass
-class Position:
-    """Where the data stream is: which epoch, and how many of its examples are used."""
-
-    epoch: int = 0
-    index: int = 0
-
-
-def cosine_with_warmup(total: int, warmup: int):
-    """LR multiplier per step: linear warmup, then cosine decay to zero after the last step.
-
-    Step 0 already gets 1/(warmup+1) of the peak: a first step at lr 0 would be wasted.
-    """
-
-    def mult(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return mult
-
-
-def make_optimizer(model, t, optimizer: str) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "adamw_8bit":
-        import bitsandbytes as bnb
-
-        return bnb.optim.AdamW8bit(params, lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+from . import checkpoints, preflight, steps
+from .optim import Optimization
+from .stream import DataStream, step_batches
+from .summary import summarize
 
 
 class Trainer:
@@ -89,10 +52,7 @@ class Trainer:
         self.run: RunDir | None = None
         self.card: CardFit | None = None  # the plan and its record: set up in setup()
         self.step = 0
-        self.pos = Position()
         self.history: list[dict[str, Any]] = []
-        self.group = 1  # length-grouping unit: the planned micro-batch, set in setup()
-        self._order_cache: tuple[int, list[int]] = (-1, [])
         self.trained_tokens = 0
 
     @property
@@ -139,17 +99,7 @@ class Trainer:
         preflight.check_vocabulary(self.data, self.info, models.display_name(cfg.model.source))
         self.card = CardFit(cfg, self.info, self.data, rep, on_change=self._write_plan)
         self.card.choose(cuda, resume)
-        report = self.data.report()
-        rep.status(
-            f"Data: {report['format']} format, {report['kept']} of {report['rows']} rows kept "
-            f"({report['train']} train / {report['val']} validation)"
-        )
-        if self.data.skipped:
-            first = ", ".join(f"row {p.row} ({p.reason})" for p in self.data.skipped[:3])
-            rep.warning(f"{len(self.data.skipped)} row(s) skipped: {first}{' …' if len(self.data.skipped) > 3 else ''}")
-        for note in self.data.notes:
-            rep.status(f"Note: {note}")
-        preflight.check_size(self.data, cfg.data.val_share, rep)
+        preflight.check_data(self.data, cfg.data.val_share, rep)
 
         p = self.plan
         model_cfg = cfg.model.as_planned(p.to_dict())
@@ -159,17 +109,13 @@ class Trainer:
         lora = LoraConfig(r=p.lora_r, alpha=p.lora_alpha, dropout=p.lora_dropout, target_modules=p.lora_targets)
         self.model = add_lora(base, lora, gradient_checkpointing=p.gradient_checkpointing, lean=p.lean_memory)
         self.device = torch.device("cuda", torch.cuda.current_device()) if self.placement.device == "cuda" else torch.device("cpu")
-        self.group = p.micro_batch  # length-grouping unit; fixed for the run
-
-        self.optimizer = make_optimizer(self.model, cfg.train, p.optimizer)
-        # fp16 needs loss scaling; bf16 and fp32 do not.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.dtype == torch.float16)
+        # Length grouping in units of the planned micro-batch, fixed for the run.
+        self.stream = DataStream(self.data.train, p.micro_batch, cfg.train.seed)
+        self.optim = Optimization(self.model, cfg.train, p.optimizer, fp16=self.placement.dtype == torch.float16)
         calibrate = self.card.calibrate_gpu if self.placement.device == "cuda" else self.card.calibrate_ram
-        calibrate(self.model, lambda: not self._out_of_memory(self._probe_step))
+        calibrate(self.model, self.probe)
         self.total_steps = self._total_steps()
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, cosine_with_warmup(self.total_steps, math.ceil(cfg.train.warmup_ratio * self.total_steps))
-        )
+        self.optim.schedule(self.total_steps, cfg.train.warmup_ratio)
 
         if resume is not None:
             self.run = resume
@@ -190,82 +136,40 @@ class Trainer:
             return t.max_steps
         return max(1, math.ceil(t.epochs * len(self.data.train) / (p.micro_batch * p.grad_accum)))
 
-    # -- data stream ----------------------------------------------------------------
-    def _order(self, epoch: int) -> list[int]:
-        if self._order_cache[0] != epoch:
-            self._order_cache = (epoch, epoch_order(self.data.train, self.group, self.cfg.train.seed, epoch))
-        return self._order_cache[1]
-
-    def _next_batch(self) -> list[int]:
-        """The next micro-batch: the next examples of this epoch's order."""
-        order = self._order(self.pos.epoch)
-        if self.pos.index >= len(order):
-            self.pos = Position(self.pos.epoch + 1, 0)
-            order = self._order(self.pos.epoch)
-        take = order[self.pos.index : self.pos.index + self.plan.micro_batch]
-        self.pos.index += len(take)
-        return take
-
-    @property
-    def epoch_float(self) -> float:
-        return self.pos.epoch + self.pos.index / max(1, len(self.data.train))
-
     # -- one optimizer step ---------------------------------------------------------
     def _autocast(self):
         return torch.autocast("cuda", dtype=self.placement.dtype, enabled=self.placement.autocast)
 
     def train_step(self) -> dict[str, Any]:
         """One optimizer step; an out-of-memory error re-runs the same step smaller."""
-        start = Position(self.pos.epoch, self.pos.index)
+        start = self.stream.mark()
         while True:
             result: dict[str, Any] = {}
-            if not self._out_of_memory(lambda: result.update(self._train_step())):
+            if not steps.out_of_memory(lambda: result.update(self._train_step())):
                 return result
-            self.pos = Position(start.epoch, start.index)  # the same examples again, split finer
+            self.stream.rewind(start)  # the same examples again, split finer
             self._recover(f"Out of GPU memory at step {self.step + 1}")
-
-    @staticmethod
-    def _out_of_memory(fn, *args) -> bool:
-        """Run fn; True if CUDA ran out of memory. Recovery happens in the caller, after
-        the handler has exited: inside it, the traceback still holds every activation of
-        the failed step, and no smaller retry could fit next to them."""
-        try:
-            fn(*args)
-            return False
-        except torch.OutOfMemoryError:
-            return True
 
     def _recover(self, context: str) -> None:
         """Free what the failed step held, then the next smaller plan (engine/fit/card_fit.py).
         Runs after the exception handler has exited: inside it, the traceback still holds
         every activation of the failed step."""
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optim.zero()
         old = self.card.recover("out of memory", context, self.model, self.step + 1)
-        if self.plan.seq_len != old.seq_len:  # rows were truncated anew: their order is drawn again
-            self._order_cache = (-1, [])
-            self.pos.index = min(self.pos.index, len(self.data.train))
+        if self.plan.seq_len != old.seq_len:
+            self.stream.reshuffled(self.data.train)
 
-    def _probe_step(self) -> None:
-        p = self.plan
-        vocab = self.model.get_input_embeddings().weight.shape[0]
-        # Train mode, as in the real step: a freshly loaded model is in eval mode, where
-        # gradient checkpointing does not act and every layer's activations are kept.
-        self.model.train()
-        try:
-            ids = torch.randint(0, vocab, (p.micro_batch, p.seq_len), device=self.device)
-            with self._autocast():
-                loss = loss_sum(self.model, ids, None, ids) / ids.numel()
-            loss.backward()
-        finally:
-            self.optimizer.zero_grad(set_to_none=True)
+    def probe(self) -> bool:
+        """Calibration's step at the plan's largest shape; False if it ran out of memory."""
+        return not steps.out_of_memory(steps.probe, self.model, self.plan.micro_batch, self.plan.seq_len,
+                                       self.device, self._autocast)
 
     def _train_step(self) -> dict[str, Any]:
-        t = self.cfg.train
+        p = self.plan
         self.model.train()
-        idx = [self._next_batch() for _ in range(self.plan.grad_accum)]
-        batches = self._packed(idx) if t.packing else [
-            collate([self.data.train[i] for i in b], self.tokenizer.pad_token_id) for b in idx if b
-        ]
+        idx = [self.stream.next_batch(p.micro_batch) for _ in range(p.grad_accum)]
+        batches = step_batches(self.data.train, idx, p.micro_batch, p.seq_len, self.tokenizer.pad_token_id,
+                               self.cfg.train.packing)
         n_trained = sum(count_trained(b["labels"]) for b in batches)
         if n_trained == 0:  # never report success for a step that learned nothing
             raise FitError(f"step {self.step + 1} has no answer tokens to train on "
@@ -275,52 +179,15 @@ class Trainer:
         for b in batches:
             with self._autocast():
                 loss = batch_loss_sum(self.model, b, self.device) / max(1, n_trained)
-            self.scaler.scale(loss).backward()
+            self.optim.backward(loss)
             total += float(loss.detach())
-        self.scaler.unscale_(self.optimizer)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm))
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        lr = self.scheduler.get_last_lr()[0]
-        self.scheduler.step()
+        lr, grad_norm = self.optim.step()
         self.step += 1
         return {"loss": total, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": n_trained}
 
-    def _packed(self, idx: list[list[int]]) -> list[dict[str, torch.Tensor]]:
-        """The step's examples packed into rows of up to the plan's length, in
-        micro-batches of micro_batch rows: the planned shape, with less padding."""
-        mb = self.plan.micro_batch
-        examples = [self.data.train[i] for b in idx for i in b]
-        rows = [[examples[i] for i in r] for r in pack_rows([len(e) for e in examples], self.plan.seq_len)]
-        return [collate_packed(rows[k : k + mb], self.tokenizer.pad_token_id) for k in range(0, len(rows), mb)]
-
-    @torch.no_grad()
     def evaluate(self) -> float | None:
-        """Token-weighted mean loss over the validation split (halving its batch on OOM)."""
-        if not self.data.val:
-            return None
-        self.model.eval()
-        batch = self.plan.micro_batch
-        sums: list[float] = [0.0, 0]
-
-        def run(batch: int) -> None:
-            sums[:] = [0.0, 0]
-            for idx in eval_batches(self.data.val, batch):
-                b = collate([self.data.val[i] for i in idx], self.tokenizer.pad_token_id)
-                with self._autocast():
-                    sums[0] += float(batch_loss_sum(self.model, b, self.device))
-                sums[1] += count_trained(b["labels"])
-
-        while self._out_of_memory(run, batch):
-            if batch == 1:
-                raise TuneDeskError("out of GPU memory while evaluating one validation example; use a shorter sequence length")
-            batch //= 2
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        self.model.train()
-        return sums[0] / max(1, sums[1])
+        return steps.evaluate(self.model, self.data.val, self.plan.micro_batch, self.tokenizer.pad_token_id,
+                              self.device, self._autocast)
 
     # -- saving ---------------------------------------------------------------------
     def _memory(self) -> int:
@@ -333,10 +200,8 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Adapter, optimizer, scheduler, RNG, data position and plan (engine/training/checkpoints.py)."""
         assert self.run is not None
-        state = {"step": self.step, "epoch": self.pos.epoch, "index": self.pos.index, "group": self.group,
-                 "micro_batch": self.plan.micro_batch, "grad_accum": self.plan.grad_accum,
-                 "trained_tokens": self.trained_tokens, "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict()}
+        state = {"step": self.step, **self.stream.state(), "micro_batch": self.plan.micro_batch,
+                 "grad_accum": self.plan.grad_accum, "trained_tokens": self.trained_tokens, **self.optim.state_dict()}
         target = checkpoints.write(self.run.checkpoint_path(self.step), self.model, state, self.card.record())
         self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
         self.reporter.event("checkpoint", step=self.step, path=str(target))
@@ -347,10 +212,9 @@ class Trainer:
         metrics logged after it are dropped, since those steps run again."""
         assert self.run is not None
         state = checkpoints.read(checkpoint, self.model, self.device)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.step, self.pos, self.group = state["step"], Position(state["epoch"], state["index"]), state["group"]
+        self.optim.load_state_dict(state)
+        self.stream.load(state)
+        self.step = state["step"]
         self.trained_tokens = int(state.get("trained_tokens", 0))
         self.history = [r for r in self.run.metrics() if r.get("step", 0) <= self.step]
         self.run.rewrite_metrics(self.history)
@@ -377,9 +241,9 @@ class Trainer:
             first_eval = next((h["eval_loss"] for h in self.history if "eval_loss" in h), None)
         start = last_checkpoint = time.monotonic()
         run.mark_running()
-        self._tokens_done = 0
+        self.tokens_done = 0
         status, error = "finished", None
-        self._last_eval = first_eval
+        self.last_eval = first_eval
         try:
             status = self._steps(first_step, start, last_checkpoint)
         except FitError as e:
@@ -390,7 +254,7 @@ class Trainer:
             self.save_checkpoint()
         if status != "failed":
             self.save_adapter()
-        summary = self._summary(status, error, first_eval, duration)
+        summary = summarize(self, status, error, first_eval, duration)
         run.write_summary(summary)
         run.clear_running()
         rep.event("finished", run_dir=str(run.path), status=status, summary=summary)
@@ -405,24 +269,24 @@ class Trainer:
             if rep.stop_requested():
                 return "stopped"
             m = self.train_step()
-            self._tokens_done += m["tokens"]
+            self.tokens_done += m["tokens"]
             self.trained_tokens += m["trained_tokens"]
             elapsed = time.monotonic() - start
-            record = {"step": self.step, "epoch": round(self.epoch_float, 4), **m, "mem_bytes": self._memory()}
+            record = {"step": self.step, "epoch": round(self.stream.epoch_float, 4), **m, "mem_bytes": self._memory()}
             if self.placement.device == "cuda":  # what the card really had to hold (benchmarks)
                 record["mem_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
                 self.card.watch(record["mem_reserved_bytes"])
             if self.step % cfg.train.eval_every == 0 or self.step == self.total_steps:
-                self._last_eval = self.evaluate()
-                if self._last_eval is not None:
-                    record["eval_loss"] = self._last_eval
+                self.last_eval = self.evaluate()
+                if self.last_eval is not None:
+                    record["eval_loss"] = self.last_eval
             self._log(record)
-            rate = self._tokens_done / elapsed if elapsed > 0 else 0.0
+            rate = self.tokens_done / elapsed if elapsed > 0 else 0.0
             rep.event(
                 "progress",
                 step=self.step,
                 total_steps=self.total_steps,
-                epoch=self.epoch_float,
+                epoch=self.stream.epoch_float,
                 tokens_per_s=rate,
                 elapsed_s=elapsed,
                 eta_s=elapsed / (self.step - first_step) * (self.total_steps - self.step),
@@ -432,36 +296,6 @@ class Trainer:
                 self.save_checkpoint()
                 last_checkpoint = time.monotonic()
         return "finished"
-
-    def _summary(self, status: str, error: str | None, first_eval, duration: float) -> dict[str, Any]:
-        losses = [h["loss"] for h in self.history if "loss" in h]
-        fit = self.data.length_fit
-        used = {e.row for e in self.data.train}
-        summary = {
-            "status": status,
-            "error": error,
-            "steps": self.step,
-            "total_steps": self.total_steps,
-            "epochs": round(self.epoch_float, 4),
-            "train_loss": round(sum(losses[-5:]) / len(losses[-5:]), 6) if losses else None,
-            "eval_loss": self._last_eval,
-            "eval_loss_start": first_eval,
-            "duration_s": round(duration, 2),
-            "tokens_per_s": round(self._tokens_done / duration, 1) if duration > 0 else None,
-            "trained_tokens": self.trained_tokens,
-            "rows_total": self.data.rows,
-            "rows_used": len(used),
-            "rows_lost": len({e.row for e in self.data.whole_train} - used),
-            "rows_truncated": (fit.context_cut + fit.answer_cut) if fit else 0,
-            "seq_len": self.plan.seq_len,
-            "length": fit.sentence() if fit else "",
-            "device": self.placement.device,
-            "dtype": str(self.placement.dtype).replace("torch.", ""),
-            "quantization": self.placement.quantization,
-            "oom_recoveries": self.card.oom_events,
-            "model_folder": str(self.model_folder),
-        }
-        return summary
 
     def _log(self, record: dict[str, Any]) -> None:
         assert self.run is not None

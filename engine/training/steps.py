@@ -1,0 +1,62 @@
+"""The passes that are not an optimizer step: the calibration probe and the evaluation,
+and the one way every pass catches running out of GPU memory."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data.batching import collate, eval_batches
+from ..errors import TuneDeskError
+from ..models.loss import batch_loss_sum, count_trained, loss_sum
+
+
+def out_of_memory(fn, *args) -> bool:
+    """Run fn; True if CUDA ran out of memory. Recovery happens in the caller, after the
+    handler has exited: inside it, the traceback still holds every activation of the
+    failed step, and no smaller retry could fit next to them."""
+    try:
+        fn(*args)
+        return False
+    except torch.OutOfMemoryError:
+        return True
+
+
+def probe(model, micro_batch: int, seq_len: int, device, autocast) -> None:
+    """One forward/backward on random ids at the plan's largest shape, every token trained."""
+    vocab = model.get_input_embeddings().weight.shape[0]
+    # Train mode, as in the real step: a freshly loaded model is in eval mode, where
+    # gradient checkpointing does not act and every layer's activations are kept.
+    model.train()
+    try:
+        ids = torch.randint(0, vocab, (micro_batch, seq_len), device=device)
+        with autocast():
+            loss = loss_sum(model, ids, None, ids) / ids.numel()
+        loss.backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+
+
+@torch.no_grad()
+def evaluate(model, examples: list, batch: int, pad_id: int, device, autocast) -> float | None:
+    """Token-weighted mean loss over the validation examples (halving the batch on OOM)."""
+    if not examples:
+        return None
+    model.eval()
+    sums: list[float] = [0.0, 0]
+
+    def run(batch: int) -> None:
+        sums[:] = [0.0, 0]
+        for idx in eval_batches(examples, batch):
+            b = collate([examples[i] for i in idx], pad_id)
+            with autocast():
+                sums[0] += float(batch_loss_sum(model, b, device))
+            sums[1] += count_trained(b["labels"])
+
+    while out_of_memory(run, batch):
+        if batch == 1:
+            raise TuneDeskError("out of GPU memory while evaluating one validation example; use a shorter sequence length")
+        batch //= 2
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    model.train()
+    return sums[0] / max(1, sums[1])
