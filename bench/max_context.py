@@ -104,7 +104,7 @@ def main() -> None:
     ap = bench_parser("deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b,llama-3.1-8b", cards="8,12")
     ap.add_argument("--limit", type=int, default=16384, help="do not try lengths past this")
     a = ap.parse_args()
-    from engine.fit.planner import budget_from_cap
+    from engine.fit.plan import budget_from_cap
     from engine.models import model_info
 
     rows = []

@@ -39,7 +39,8 @@ from bench.child import CAPS, bench_parser, random_model, save_json
 from bench.memory_probe import measure_in_child
 from bench.synthetic import instruction_lengths
 from engine.fit.memory import GiB
-from engine.fit.planner import budget_from_cap, plan
+from engine.fit.plan import budget_from_cap
+from engine.fit.planner import plan
 from engine.models import model_info, presets
 
 

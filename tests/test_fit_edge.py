@@ -15,6 +15,7 @@ from engine.config import RunConfig
 from engine.errors import FitError, ModelError
 from engine.fit import planner
 from engine.fit.memory import GiB
+from engine.fit.plan import budget_from_cap
 from engine.reporting import RecordingReporter
 from engine.runs import RunDir
 from engine.training.train import Trainer
@@ -219,7 +220,7 @@ def test_the_planner_searches_to_the_models_own_context(tiny_model_folder):
 
     m = from_preset("llama-3.1-8b")
     assert m.context_length > 100_000 and "llama-3.1-8b" in presets.names()
-    budget = planner.budget_from_cap(int(10.5 * GiB))
+    budget = budget_from_cap(int(10.5 * GiB))
     p = planner.plan(m, budget_bytes=budget, lengths=np.full(12, 20_000), ram_bytes=64 * GiB)
     assert p.fits and p.seq_len >= 20_000 and p.estimate_bytes <= budget
     refused = planner.plan(m, budget_bytes=budget, lengths=np.full(12, 120_000), ram_bytes=64 * GiB)

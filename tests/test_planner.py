@@ -11,7 +11,8 @@ import pytest
 from conftest import REPO
 
 from engine.fit.memory import GiB, StepShape, breakdown
-from engine.fit.planner import budget_from_free, plan
+from engine.fit.plan import budget_from_free
+from engine.fit.planner import plan
 from engine.models import model_info, presets
 
 CARDS = {"8GB": 8, "12GB": 12, "24GB": 24}

@@ -19,7 +19,8 @@ import torch
 from ..errors import FitError, TuneDeskError
 from . import planner
 from .memory import GiB, ram_bytes
-from .planner import CPU_HEADROOM, MAX_LOST_SHARE, Plan, accumulation
+from .plan import Plan, accumulation
+from .planner import CPU_HEADROOM, MAX_LOST_SHARE
 
 PLAN_FILE = "plan.json"  # in the run folder and in each checkpoint: the plan the run had reached there
 GROWTH_ALLOWANCE = 0.02  # of the cap: what the steps may add over calibration (optimizer, eval)

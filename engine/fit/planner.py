@@ -10,25 +10,33 @@ fastest settings first (ORDER); only when nothing holds it does the length shrin
 the longest that fits at the leanest setting, and longer rows are truncated (prompt cut
 from its start, the answer kept; engine/data/fit_length.py), never silently dropped.
 The search goes up to the model's own context (max_position_embeddings).
+
+About 330 lines in one module on purpose: the search and the sentences that explain its
+choices (reasons, suggestions, refusals) quote the same figures, and apart they drifted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..models.model_info import ModelInfo
 from .memory import GiB, StepShape, breakdown, cpu_breakdown, ram_bytes
+from .plan import (
+    CONTEXT_RESERVE,
+    SAFETY,
+    UNKNOWN_RAM,
+    Plan,
+    Target,
+    accumulation,
+    budget_from_cap,
+    budget_from_free,
+    ram_budget,
+)
 
-CONTEXT_RESERVE = 1 * GiB  # CUDA context + what the desktop holds, outside the allocator
-SAFETY = 0.05  # of the rest: headroom for what the estimate misses
-DESKTOP_RAM = 2 * GiB  # RAM left free for the desktop and the other programs, at least…
-DESKTOP_RAM_SHARE = 0.10  # …or this share of the RAM, whichever is more
-UNKNOWN_RAM = 8 * GiB  # RAM budget when psutil could not tell (a 16 GB PC's typical room)
 CPU_HEADROOM = 0.15  # of a CPU plan's RAM budget: what the steps may add over the measured step
 MAX_LOST_SHARE = 0.10  # a shorter length may cut at most this share of the data's tokens (the trainer checks trained tokens)
 MIN_SEQ = 64
@@ -52,103 +60,6 @@ ORDER = [
 # The request's fields the planner fills when the user left them empty (None).
 PLANNED = ("quantization", "gradient_checkpointing", "micro_batch", "seq_len", "optimizer", "embeddings_on_cpu",
            "lean_memory")
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a run plans against: the device, its memory budget and the RAM it may use."""
-
-    device: str  # "cuda" | "cpu"
-    budget_bytes: int | None  # GPU bytes the plan may use (None on the CPU)
-    cap_bytes: int | None  # what the allocator can really hand out: past it is out of memory
-    ram_bytes: int  # RAM the run may use, the desktop's share kept free
-    bf16: bool = True
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The resolved plan: every setting a run uses. Frozen: recovery makes a new one."""
-
-    fits: bool
-    device: str
-    quantization: str
-    micro_batch: int
-    grad_accum: int
-    effective_batch: int
-    gradient_checkpointing: bool
-    seq_len: int
-    """The one length: the most tokens a row (or a packed row) holds in this run."""
-    lora_r: int
-    lora_alpha: int
-    lora_dropout: float
-    lora_targets: list[str] | str
-    optimizer: str
-    embeddings_on_cpu: bool
-    lean_memory: bool
-    long_rows: str
-    """What happens to rows longer than seq_len: truncate (default) or skip."""
-    bf16: bool
-    budget_bytes: int
-    cap_bytes: int
-    ram_budget_bytes: int
-    estimate_bytes: int
-    ram_estimate_bytes: int
-    breakdown: dict[str, int]
-    reasons: dict[str, str] = field(default_factory=dict)
-    suggestion: str = ""
-    user_set: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Plan":
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in d.items() if k in known}
-        values["user_set"] = tuple(values.get("user_set", ()))
-        return cls(**values)
-
-    def replace(self, **changes: Any) -> "Plan":
-        if "micro_batch" in changes:  # the effective batch is kept: the one place accumulation is derived
-            changes.setdefault("grad_accum", accumulation(self.effective_batch, changes["micro_batch"]))
-        return dataclasses.replace(self, **changes)
-
-    def shape(self) -> StepShape:
-        return StepShape(self.quantization, 2 if self.device == "cuda" else 4, self.micro_batch, self.seq_len,
-                         self.gradient_checkpointing, self.lora_r, self.lora_targets, self.optimizer,
-                         self.embeddings_on_cpu, self.lean_memory)
-
-    def headline(self) -> str:
-        """One line for the console and the Train page."""
-        where = ("unquantized" if self.quantization == "none" else self.quantization) + " weights" if self.device == "cuda" else "CPU, fp32"
-        memory = (f"about {self.estimate_bytes / GiB:.1f} of {self.budget_bytes / GiB:.1f} GiB" if self.device == "cuda"
-                  else f"about {self.ram_estimate_bytes / GiB:.1f} of {self.ram_budget_bytes / GiB:.1f} GiB of RAM")
-        return (f"{where}, micro-batch {self.micro_batch} x {self.grad_accum}, checkpointing "
-                f"{'on' if self.gradient_checkpointing else 'off'}, up to {self.seq_len} tokens, {self.optimizer}"
-                f"{', lean memory' if self.lean_memory else ''}, LoRA r{self.lora_r}: {memory}")
-
-
-def accumulation(effective: int, micro_batch: int) -> int:
-    """Micro-batches per optimizer step that keep the effective batch (the one place it is computed)."""
-    return max(1, math.ceil(effective / micro_batch))
-
-
-# -- budgets -------------------------------------------------------------------------------
-def budget_from_free(free_bytes: int) -> int:
-    """Usable bytes of a card with `free_bytes` free: minus the CUDA context, minus headroom."""
-    return int((free_bytes - CONTEXT_RESERVE) * (1 - SAFETY))
-
-
-def budget_from_cap(cap_bytes: int) -> int:
-    """Usable bytes under an allocator cap that already excludes the context (simulated cards)."""
-    return int(cap_bytes * (1 - SAFETY))
-
-
-def ram_budget(available: int | None, total: int | None) -> int:
-    """RAM a run may use: what is available now, less the desktop's share."""
-    if not available:
-        return UNKNOWN_RAM
-    return max(0, int(available - max(DESKTOP_RAM, DESKTOP_RAM_SHARE * (total or available))))
 
 
 def target_for(cfg, hw, *, cuda: bool | None = None, cuda_free_bytes: int | None = None) -> Target:

@@ -27,7 +27,7 @@ from ..config import LoraConfig, RunConfig
 from ..data import PreparedData, prepare
 from ..errors import FitError, TuneDeskError
 from ..fit.card_fit import CardFit
-from ..fit.planner import Plan
+from ..fit.plan import Plan
 from ..hardware import keep_allocations_compact, keep_ram_compact
 from ..models.loading import (
     Placement,
