@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4)")
     t.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16)")
     t.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
+    t.add_argument("--lora-dropout", type=float, default=None, help="LoRA dropout (default 0.05)")
     t.add_argument("--seq-len", type=int, default=None, help="max tokens per example (default: the longest row, if it fits the card)")
     t.add_argument("--long-rows", choices=["truncate", "skip"], default=None,
                    help="rows longer than the length: truncate (default: the start of the prompt is cut, the answer kept) or skip")
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-share", type=float, default=None, help="share of rows held out for validation (default 0.05)")
     t.add_argument("--max-samples", type=int, default=None, help="use at most N rows (shuffled with --seed)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    t.add_argument("--gpus", type=int, default=None, help="spread the run over N GPUs, one process each (data-parallel)")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--trust-remote-code", action="store_true", help="allow the model's own Python code to run (only for sources you trust)")
     t.add_argument("--allow-pickle", action="store_true", help="accept .bin/.pt pickle weights (only for sources you trust)")
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("resume", help="continue a stopped or interrupted run from its last checkpoint")
     r.add_argument("run", help="the run folder")
+    r.add_argument("--gpus", type=int, default=1, help="continue on N GPUs (any number: the effective batch is kept)")
     r.add_argument("--json-events", action="store_true", help="print one JSON object per event instead of a progress bar")
 
     cmp_ = sub.add_parser("compare", help="the same prompt answered by the base model and the tuned one")
@@ -172,6 +175,8 @@ def train_config(a: argparse.Namespace):
         (cfg.data, "val_share", a.val_share),
         (cfg.data, "max_samples", a.max_samples),
         (cfg.model, "quantization", a.quant),
+        (cfg.lora, "dropout", a.lora_dropout),
+        (cfg.train, "gpus", a.gpus),
     ]
     for section, field, value in overrides:
         if value is not None:
@@ -183,8 +188,11 @@ def train_config(a: argparse.Namespace):
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from .reporting import ConsoleReporter, JsonLinesReporter
+    from .training.distributed import spread_over
     from .training.train import Trainer
 
+    if (a.gpus or 1) > 1 and "WORLD_SIZE" not in os.environ:  # this process launches the ranks and waits
+        return spread_over(a.gpus, a.argv)
     reporter = JsonLinesReporter() if a.json_events else ConsoleReporter()
 
     def on_sigint(signum, frame):
@@ -202,6 +210,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
         trainer = Trainer(train_config(a), reporter)
         trainer.setup()
     summary = trainer.fit()
+    if "WORLD_SIZE" in os.environ:  # a rank: torchrun reports any non-zero exit as a crash; the launcher answers
+        return 0
     return 0 if summary["status"] == "finished" else 130
 
 
@@ -366,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
 
     keep_allocations_compact()  # before anything touches CUDA, in the window and the CLI alike
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # a run spread over GPUs starts this command again
     if args.command is None:
         build_parser().print_help()
         return 0

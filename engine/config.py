@@ -123,6 +123,8 @@ class TrainConfig:
     seed: int = 42
     device: str = "auto"
     """'auto' (CUDA when present), 'cuda' or 'cpu'."""
+    gpus: int = 1
+    """GPUs to spread the run over, one process each (data-parallel, planned for the smallest card)."""
 
 
 @dataclass
@@ -197,6 +199,7 @@ class RunConfig:
             (t.keep_checkpoints >= 1, "keep at least one checkpoint"),
             (t.checkpoint_minutes > 0, "checkpoint minutes must be positive"),
             (t.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, not '{t.device}'"),
+            (t.gpus >= 1, "gpus must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:

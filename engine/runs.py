@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .atomic import append_jsonl, read_jsonl, write_json, write_text
+from .atomic import append_jsonl, atomic_dir, read_jsonl, write_json, write_text
 from .config import RunConfig
 from .errors import TuneDeskError
 
@@ -35,6 +35,7 @@ PLAN = "plan.json"
 ADAPTER = "adapter"
 CHECKPOINTS = "checkpoints"
 RUNNING = "running.json"
+STOP = "STOP"  # a stop request from outside the training processes (every rank reads it)
 
 
 def _slug(text: str) -> str:
@@ -74,6 +75,13 @@ class RunDir:
     @property
     def checkpoints_dir(self) -> Path:
         return self.path / CHECKPOINTS
+
+    def write_adapter(self, model, base_model: str, step: int) -> Path:
+        """The trained adapter (peft's files) and what it was trained from, written whole or not at all."""
+        with atomic_dir(self.adapter_dir) as tmp:
+            model.save_pretrained(tmp)
+            write_json(tmp / "tunedesk.json", {"base_model": base_model, "step": step})
+        return self.adapter_dir
 
     def has_adapter(self) -> bool:
         """A saved adapter to chat with, compare or export."""
@@ -128,10 +136,20 @@ class RunDir:
     # -- status: running / finished / stopped / crashed ----------------------------------
     def mark_running(self) -> None:
         """A marker with this process's id; a run whose marker outlives its process crashed."""
+        (self.path / STOP).unlink(missing_ok=True)  # an old request must not stop the run it resumes
         write_json(self.path / RUNNING, {"pid": os.getpid(), "host": socket.gethostname()})
 
     def clear_running(self) -> None:
         (self.path / RUNNING).unlink(missing_ok=True)
+        (self.path / STOP).unlink(missing_ok=True)
+
+    def request_stop(self) -> None:
+        """Ask a running training to stop at its next step, with a checkpoint: how the
+        window and `tunedesk stop` reach a run spread over several processes."""
+        (self.path / STOP).touch()
+
+    def stop_requested(self) -> bool:
+        return (self.path / STOP).is_file()
 
     def status(self) -> str:
         marker = self.path / RUNNING

@@ -36,6 +36,9 @@ class CardFit:
         self.calibration: dict[str, Any] = {}
         self.recoveries: list[dict[str, Any]] = []
         self.steps_reserved: list[int] = []
+        # The ranks' shared verdict on a flag (engine/training/distributed.py): several
+        # processes must shrink together or not at all. One process: the flag itself.
+        self.agree: Callable[[bool], bool] = lambda flag: flag
 
     @property
     def oom_events(self) -> int:
@@ -49,10 +52,13 @@ class CardFit:
                 "length": fit.to_dict() if fit else None}
 
     # -- the plan -------------------------------------------------------------------------
-    def choose(self, cuda: bool, checkpoint=None) -> Plan:
+    def choose(self, cuda: bool, checkpoint=None, processes: int = 1) -> Plan:
         """The checkpoint's plan when resuming (a folder with plan.json), else the
-        planner's for the request on this machine; then the rows are fitted to it."""
-        self.plan = (self._saved(checkpoint) if checkpoint is not None else None) or self._new(cuda)
+        planner's for the request on this machine, spread over the processes this run
+        really has (a checkpoint resumes on another number of GPUs too); then the rows
+        are fitted to it."""
+        plan = (self._saved(checkpoint) if checkpoint is not None else None) or self._new(cuda)
+        self.plan = planner.spread(plan, processes)
         self.planned = self.planned or self.plan.to_dict()
         self.fit_rows(self.plan.seq_len)
         return self.plan
@@ -142,7 +148,7 @@ class CardFit:
         while True:
             torch.cuda.empty_cache()  # measure from what is really held, not from the loader's cache
             torch.cuda.reset_peak_memory_stats()
-            ok = probe()
+            ok = not self.agree(not probe())
             measured = torch.cuda.max_memory_reserved() + states
             attempts.append({"micro_batch": self.plan.micro_batch, "seq_len": self.plan.seq_len, "ok": ok,
                              "estimate": self.plan.estimate_bytes, "reserved": int(measured),
@@ -150,7 +156,7 @@ class CardFit:
             if not ok:
                 self.recover("out of memory", "Calibration ran out of GPU memory", model)
                 continue
-            if measured > room:
+            if self.agree(measured > room):
                 over = f"the largest step needs {measured / GiB:.2f} GiB, over the {room / GiB:.2f} GiB the card can hold"
                 if self.plan.user_set:  # the user's settings are kept; recovery acts if the card really runs out
                     self.reporter.warning(f"Calibration: {over} with your settings")
@@ -184,7 +190,7 @@ class CardFit:
             reset_peak_rss()
             probe()
             measured = peak_rss()
-            if measured > self.plan.ram_budget_bytes * (1 - CPU_HEADROOM) and not self.plan.user_set:
+            if self.agree(measured > self.plan.ram_budget_bytes * (1 - CPU_HEADROOM)) and not self.plan.user_set:
                 self.recover("calibration", f"Calibration: the largest step needs {measured / GiB:.2f} GiB of RAM, over the "
                                             f"{self.plan.ram_budget_bytes / GiB:.2f} GiB this run may use", model)
                 continue

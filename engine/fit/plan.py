@@ -65,6 +65,8 @@ class Plan:
     reasons: dict[str, str] = field(default_factory=dict)
     suggestion: str = ""
     user_set: tuple[str, ...] = ()
+    processes: int = 1
+    """GPUs (one process each) the run is spread over, data-parallel: the figures above are per card."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,8 +79,9 @@ class Plan:
         return cls(**values)
 
     def replace(self, **changes: Any) -> "Plan":
-        if "micro_batch" in changes:  # the effective batch is kept: the one place accumulation is derived
-            changes.setdefault("grad_accum", accumulation(self.effective_batch, changes["micro_batch"]))
+        if "micro_batch" in changes or "processes" in changes:  # the effective batch is kept
+            changes.setdefault("grad_accum", accumulation(self.effective_batch, changes.get("micro_batch", self.micro_batch),
+                                                          changes.get("processes", self.processes)))
         return dataclasses.replace(self, **changes)
 
     def shape(self) -> StepShape:
@@ -96,9 +99,10 @@ class Plan:
                 f"{', lean memory' if self.lean_memory else ''}, LoRA r{self.lora_r}: {memory}")
 
 
-def accumulation(effective: int, micro_batch: int) -> int:
-    """Micro-batches per optimizer step that keep the effective batch (the one place it is computed)."""
-    return max(1, math.ceil(effective / micro_batch))
+def accumulation(effective: int, micro_batch: int, processes: int = 1) -> int:
+    """Micro-batches per optimizer step and process that keep the effective batch (the one
+    place it is computed)."""
+    return max(1, math.ceil(effective / (micro_batch * processes)))
 
 
 # -- budgets -------------------------------------------------------------------------------

@@ -71,6 +71,9 @@ def target_for(cfg, hw, *, cuda: bool | None = None, cuda_free_bytes: int | None
     use_cuda = (gpu is not None or cuda_free_bytes is not None or bool(cfg.train.vram_gb)) if cuda is None else cuda
     if cfg.train.device == "cpu" or not use_cuda:
         return Target("cpu", None, None, ram, bf16=False)
+    cards = _cards(hw, cfg.train.gpus)
+    if cards:  # several GPUs: the plan must fit the smallest of them
+        gpu = min(cards, key=lambda g: g.free_bytes)
     bf16 = gpu.bf16 if gpu is not None else True
     if cfg.train.vram_gb:
         free = int(cfg.train.vram_gb * GiB)
@@ -80,6 +83,33 @@ def target_for(cfg, hw, *, cuda: bool | None = None, cuda_free_bytes: int | None
         return Target("cuda", budget_from_cap(cap), cap, ram, bf16)
     free = gpu.free_bytes if gpu is not None else cuda_free_bytes
     return Target("cuda", budget_from_free(free), free - CONTEXT_RESERVE, ram, bf16)
+
+
+def _cards(hw, n: int) -> list:
+    """The n cards a run spread over n GPUs uses: those with the most free memory."""
+    gpus = list(getattr(hw, "gpus", None) or [])
+    return sorted(gpus, key=lambda g: -g.free_bytes)[:n] if n > 1 else []
+
+
+def spread(p: Plan, processes: int, why: str = "") -> Plan:
+    """`p` run data-parallel over `processes` GPUs: each holds the whole model and trains
+    on its share of every step, so the memory figures are per card and accumulation
+    shrinks. Sharding one model across cards (FSDP2) is not built: a model that does not
+    fit one card does not fit a pair here either."""
+    if processes == p.processes:
+        return p
+    q = p.replace(processes=processes)
+    reasons = dict(q.reasons)
+    reasons["grad_accum"] = (f"{q.grad_accum} micro-batches per step on each of {processes} processes keep the "
+                             f"effective batch at {q.effective_batch}." if processes > 1 else
+                             f"{q.grad_accum} micro-batches per step keep the effective batch at {q.effective_batch}.")
+    if processes > 1:
+        reasons["processes"] = (f"Data-parallel on {processes} {'GPUs' if q.device == 'cuda' else 'CPU processes'}: each holds "
+                                f"the whole model and trains on 1/{processes} of every step's examples"
+                                f"{why}; the memory figures are per card.")
+    else:
+        reasons.pop("processes", None)
+    return dataclasses.replace(q, reasons=reasons)
 
 
 # -- the request ---------------------------------------------------------------------------
@@ -116,9 +146,9 @@ def resolve(cfg, m: ModelInfo, target: Target, lengths: np.ndarray | None = None
              lora_r=cfg.lora.r, bf16=target.bf16, force=forced, ram_bytes=target.ram_bytes, cap_bytes=target.cap_bytes)
     dropout = 0.0 if p.lean_memory else cfg.lora.dropout  # lean memory has no LoRA dropout (engine/models/lean.py)
     alpha = cfg.lora.alpha if p.lora_r == cfg.lora.r else max(1, round(cfg.lora.alpha * p.lora_r / cfg.lora.r))
-    grad_accum = cfg.train.grad_accum if cfg.train.grad_accum and cfg.train.micro_batch else p.grad_accum
-    return p.replace(lora_alpha=alpha, lora_dropout=dropout, lora_targets=cfg.lora.target_modules, grad_accum=grad_accum,
-                     long_rows=cfg.data.long_rows, user_set=tuple(sorted(forced)))
+    p = spread(p.replace(lora_alpha=alpha, lora_dropout=dropout, lora_targets=cfg.lora.target_modules,
+                         long_rows=cfg.data.long_rows, user_set=tuple(sorted(forced))), cfg.train.gpus)
+    return p.replace(grad_accum=cfg.train.grad_accum) if cfg.train.grad_accum and cfg.train.micro_batch else p
 
 
 # -- the search ----------------------------------------------------------------------------

@@ -21,6 +21,15 @@ def out_of_memory(fn, *args) -> bool:
         return True
 
 
+def memory_in_use(device: str) -> int:
+    """The step's peak GPU memory, or on the CPU the process's resident memory."""
+    if device == "cuda":
+        return int(torch.cuda.max_memory_allocated())
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
 def probe(model, micro_batch: int, seq_len: int, device, autocast) -> None:
     """One forward/backward on random ids at the plan's largest shape, every token trained."""
     vocab = model.get_input_embeddings().weight.shape[0]
@@ -37,8 +46,9 @@ def probe(model, micro_batch: int, seq_len: int, device, autocast) -> None:
 
 
 @torch.no_grad()
-def evaluate(model, examples: list, batch: int, pad_id: int, device, autocast) -> float | None:
-    """Token-weighted mean loss over the validation examples (halving the batch on OOM)."""
+def evaluate(model, examples: list, batch: int, pad_id: int, device, autocast, ranks) -> float | None:
+    """Token-weighted mean loss over the validation examples, each rank taking its share
+    of the batches (halving the batch on every rank when one runs out of memory)."""
     if not examples:
         return None
     model.eval()
@@ -46,17 +56,18 @@ def evaluate(model, examples: list, batch: int, pad_id: int, device, autocast) -
 
     def run(batch: int) -> None:
         sums[:] = [0.0, 0]
-        for idx in eval_batches(examples, batch):
+        for idx in eval_batches(examples, batch)[ranks.rank :: ranks.world]:
             b = collate([examples[i] for i in idx], pad_id)
             with autocast():
                 sums[0] += float(batch_loss_sum(model, b, device))
             sums[1] += count_trained(b["labels"])
 
-    while out_of_memory(run, batch):
+    while ranks.any(out_of_memory(run, batch)):
         if batch == 1:
             raise TuneDeskError("out of GPU memory while evaluating one validation example; use a shorter sequence length")
         batch //= 2
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     model.train()
-    return sums[0] / max(1, sums[1])
+    loss, count = ranks.total(*sums)
+    return loss / max(1, count)

@@ -9,6 +9,11 @@ planner's frozen Plan, replaced (not edited) by calibration and out-of-memory re
 config.json keeps the request, plan.json the plan with its calibration and every
 recovery, and each checkpoint the plan it was taken under, so a resumed run continues
 that plan and "Train again" plans anew from the request.
+
+Under torchrun the same loop runs in every process (engine/training/distributed.py):
+rank 0 writes the run folder and reports. About 330 lines: setup and the loop, each read
+top to bottom; the data stream, the optimizer, the passes, the checkpoints and the
+summary live in the modules beside it.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from typing import Any
 import torch
 
 from .. import models
-from ..atomic import atomic_dir, write_json
 from ..config import LoraConfig, RunConfig
 from ..data import PreparedData, prepare
 from ..errors import FitError, TuneDeskError
@@ -40,6 +44,7 @@ from ..models.loss import batch_loss_sum, count_trained
 from ..reporting import Reporter
 from ..runs import RunDir
 from . import checkpoints, preflight, steps
+from .distributed import launched_ranks, stop_requested_from_outside
 from .optim import Optimization
 from .stream import DataStream, step_batches
 from .summary import summarize
@@ -77,28 +82,32 @@ class Trainer:
         return trainer
 
     def setup(self, resume: RunDir | None = None) -> None:
-        cfg, rep = self.cfg, self.reporter
+        cfg = self.cfg
+        cuda = torch.cuda.is_available() and cfg.train.device != "cpu"
+        self.ranks = launched_ranks(cuda)  # one process per GPU under torchrun; else a single rank
+        if not self.ranks.main:
+            self.reporter = Reporter()  # rank 0 reports for the run
+        rep = self.reporter
         keep_allocations_compact()
         torch.manual_seed(cfg.train.seed)
         random.seed(cfg.train.seed)
-        rep.status("Preparing the model…")
-        folder = models.resolve(
-            cfg.model.source, allow_pickle=cfg.model.allow_pickle, revision=cfg.model.revision, status=rep.status
-        )
-        self.model_folder = folder
-        self.tokenizer = load_tokenizer(folder, cfg.model)
-        cuda = torch.cuda.is_available() and cfg.train.device != "cpu"
         if not cuda:
             keep_ram_compact()
-
-        rep.status(f"Reading {Path(cfg.data.path).name}…")
-        self.data: PreparedData = prepare(cfg.data, self.tokenizer)
+        with self.ranks.main_first():
+            rep.status("Preparing the model…")
+            folder = models.resolve(cfg.model.source, allow_pickle=cfg.model.allow_pickle, revision=cfg.model.revision,
+                                    status=rep.status)
+            self.model_folder = folder
+            self.tokenizer = load_tokenizer(folder, cfg.model)
+            rep.status(f"Reading {Path(cfg.data.path).name}…")
+            self.data: PreparedData = prepare(cfg.data, self.tokenizer)
         from ..models import model_info
 
         self.info = model_info.from_folder(folder)
         preflight.check_vocabulary(self.data, self.info, models.display_name(cfg.model.source))
         self.card = CardFit(cfg, self.info, self.data, rep, on_change=self._write_plan)
-        self.card.choose(cuda, resume)
+        self.card.agree = self.ranks.any
+        self.card.choose(cuda, resume, processes=self.ranks.world)
         preflight.check_data(self.data, cfg.data.val_share, rep)
 
         p = self.plan
@@ -112,6 +121,7 @@ class Trainer:
         # Length grouping in units of the planned micro-batch, fixed for the run.
         self.stream = DataStream(self.data.train, p.micro_batch, cfg.train.seed)
         self.optim = Optimization(self.model, cfg.train, p.optimizer, fp16=self.placement.dtype == torch.float16)
+        self.ranks.same_params(self.optim.params)
         calibrate = self.card.calibrate_gpu if self.placement.device == "cuda" else self.card.calibrate_ram
         calibrate(self.model, self.probe)
         self.total_steps = self._total_steps()
@@ -120,14 +130,17 @@ class Trainer:
         if resume is not None:
             self.run = resume
             self._restore(resume.checkpoints()[-1])
+            self._write_plan()  # the plan it continues, on this machine's number of processes
             return
-        self.run = RunDir.create(cfg, model_name=models.display_name(cfg.model.source))
-        self.run.write_config(cfg, resolved_model_folder=str(folder))
-        self.run.write_data_report(self.data.report())
+        if self.ranks.main:
+            self.run = RunDir.create(cfg, model_name=models.display_name(cfg.model.source))
+            self.run.write_config(cfg, resolved_model_folder=str(folder))
+            self.run.write_data_report(self.data.report())
+        self.run = RunDir.open(self.ranks.share(str(self.run.path) if self.run else None))
         self._write_plan()
 
     def _write_plan(self) -> None:
-        if self.run is not None:
+        if self.run is not None and self.ranks.main:
             self.run.write_plan(self.card.record())
 
     def _total_steps(self) -> int:
@@ -141,12 +154,20 @@ class Trainer:
         return torch.autocast("cuda", dtype=self.placement.dtype, enabled=self.placement.autocast)
 
     def train_step(self) -> dict[str, Any]:
-        """One optimizer step; an out-of-memory error re-runs the same step smaller."""
+        """One optimizer step. Out of memory on any rank re-runs the same step smaller, on
+        every rank (engine/training/distributed.py: the ranks agree before they exchange)."""
         start = self.stream.mark()
         while True:
-            result: dict[str, Any] = {}
-            if not steps.out_of_memory(lambda: result.update(self._train_step())):
-                return result
+            batches, trained, tokens = self._step_batches()
+            local: dict[str, float] = {}
+            failed = steps.out_of_memory(lambda: local.update(loss=self._accumulate(batches, trained)))
+            if not self.ranks.any(failed):
+                self.ranks.sum_grads(self.optim.params)
+                lr, grad_norm = self.optim.step()
+                self.step += 1
+                (loss,) = self.ranks.total(local["loss"])
+                return {"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": trained}
+            del batches
             self.stream.rewind(start)  # the same examples again, split finer
             self._recover(f"Out of GPU memory at step {self.step + 1}")
 
@@ -164,42 +185,41 @@ class Trainer:
         return not steps.out_of_memory(steps.probe, self.model, self.plan.micro_batch, self.plan.seq_len,
                                        self.device, self._autocast)
 
-    def _train_step(self) -> dict[str, Any]:
-        p = self.plan
-        self.model.train()
-        idx = [self.stream.next_batch(p.micro_batch) for _ in range(p.grad_accum)]
-        batches = step_batches(self.data.train, idx, p.micro_batch, p.seq_len, self.tokenizer.pad_token_id,
-                               self.cfg.train.packing)
-        n_trained = sum(count_trained(b["labels"]) for b in batches)
-        if n_trained == 0:  # never report success for a step that learned nothing
+    def _step_batches(self) -> tuple[list[dict[str, torch.Tensor]], int, int]:
+        """This rank's micro-batches of the next step, and the step's trained and total
+        tokens over all ranks (each rank's loss is divided by the whole step's count)."""
+        p, ranks = self.plan, self.ranks
+        idx = [self.stream.next_batch(p.micro_batch) for _ in range(p.grad_accum * ranks.world)]
+        batches = step_batches(self.data.train, idx[ranks.rank :: ranks.world], p.micro_batch, p.seq_len,
+                               self.tokenizer.pad_token_id, self.cfg.train.packing)
+        trained, tokens = map(int, ranks.total(sum(count_trained(b["labels"]) for b in batches),
+                                               sum(int(b["attention_mask"].sum()) for b in batches)))
+        if trained == 0:  # never report success for a step that learned nothing
             raise FitError(f"step {self.step + 1} has no answer tokens to train on "
                            f"(rows {', '.join(str(self.data.train[i].row) for b in idx for i in b[:3])}); nothing was trained")
-        tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+        return batches, trained, tokens
+
+    def _accumulate(self, batches: list[dict[str, torch.Tensor]], trained: int) -> float:
+        """Forward and backward over this rank's micro-batches; returns its share of the loss."""
+        self.model.train()
         total = 0.0
         for b in batches:
             with self._autocast():
-                loss = batch_loss_sum(self.model, b, self.device) / max(1, n_trained)
+                loss = batch_loss_sum(self.model, b, self.device) / max(1, trained)
             self.optim.backward(loss)
             total += float(loss.detach())
-        lr, grad_norm = self.optim.step()
-        self.step += 1
-        return {"loss": total, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": n_trained}
+        return total
 
     def evaluate(self) -> float | None:
         return steps.evaluate(self.model, self.data.val, self.plan.micro_batch, self.tokenizer.pad_token_id,
-                              self.device, self._autocast)
+                              self.device, self._autocast, self.ranks)
 
     # -- saving ---------------------------------------------------------------------
-    def _memory(self) -> int:
-        if self.placement.device == "cuda":
-            return int(torch.cuda.max_memory_allocated())
-        import psutil
-
-        return int(psutil.Process().memory_info().rss)
-
     def save_checkpoint(self) -> Path:
         """Adapter, optimizer, scheduler, RNG, data position and plan (engine/training/checkpoints.py)."""
         assert self.run is not None
+        if not self.ranks.main:  # rank 0 writes for the run: every rank holds the same weights and states
+            return self.run.checkpoint_path(self.step)
         state = {"step": self.step, **self.stream.state(), "micro_batch": self.plan.micro_batch,
                  "grad_accum": self.plan.grad_accum, "trained_tokens": self.trained_tokens, **self.optim.state_dict()}
         target = checkpoints.write(self.run.checkpoint_path(self.step), self.model, state, self.card.record())
@@ -217,15 +237,15 @@ class Trainer:
         self.step = state["step"]
         self.trained_tokens = int(state.get("trained_tokens", 0))
         self.history = [r for r in self.run.metrics() if r.get("step", 0) <= self.step]
-        self.run.rewrite_metrics(self.history)
+        if self.ranks.main:
+            self.run.rewrite_metrics(self.history)
         self.reporter.status(f"Resuming {self.run.path.name} from step {self.step} of {self.total_steps}")
 
     def save_adapter(self) -> Path:
         assert self.run is not None
-        with atomic_dir(self.run.adapter_dir) as tmp:
-            self.model.save_pretrained(tmp)
-            write_json(tmp / "tunedesk.json", {"base_model": self.cfg.model.source, "step": self.step})
-        return self.run.adapter_dir
+        if not self.ranks.main:
+            return self.run.adapter_dir
+        return self.run.write_adapter(self.model, self.cfg.model.source, self.step)
 
     # -- the loop -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -240,7 +260,8 @@ class Trainer:
         else:  # resumed: the run's first evaluation is in its history
             first_eval = next((h["eval_loss"] for h in self.history if "eval_loss" in h), None)
         start = last_checkpoint = time.monotonic()
-        run.mark_running()
+        if self.ranks.main:
+            run.mark_running()
         self.tokens_done = 0
         status, error = "finished", None
         self.last_eval = first_eval
@@ -255,8 +276,9 @@ class Trainer:
         if status != "failed":
             self.save_adapter()
         summary = summarize(self, status, error, first_eval, duration)
-        run.write_summary(summary)
-        run.clear_running()
+        if self.ranks.main:
+            run.write_summary(summary)
+            run.clear_running()
         rep.event("finished", run_dir=str(run.path), status=status, summary=summary)
         if error:
             raise FitError(error)
@@ -266,13 +288,13 @@ class Trainer:
         """Optimizer steps until the last one or a stop request; 'finished' or 'stopped'."""
         cfg, rep = self.cfg, self.reporter
         while self.step < self.total_steps:
-            if rep.stop_requested():
+            if self.ranks.any(rep.stop_requested() or self.run.stop_requested() or stop_requested_from_outside()):
                 return "stopped"
             m = self.train_step()
             self.tokens_done += m["tokens"]
             self.trained_tokens += m["trained_tokens"]
             elapsed = time.monotonic() - start
-            record = {"step": self.step, "epoch": round(self.stream.epoch_float, 4), **m, "mem_bytes": self._memory()}
+            record = {"step": self.step, "epoch": round(self.stream.epoch_float, 4), **m, "mem_bytes": steps.memory_in_use(self.placement.device)}
             if self.placement.device == "cuda":  # what the card really had to hold (benchmarks)
                 record["mem_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
                 self.card.watch(record["mem_reserved_bytes"])
@@ -300,7 +322,8 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         assert self.run is not None
         self.history.append(record)
-        self.run.log_metrics(record)
+        if self.ranks.main:
+            self.run.log_metrics(record)
         self.reporter.event("metrics", **record)
 
 
@@ -308,6 +331,9 @@ def train(cfg: RunConfig, reporter: Reporter | None = None) -> tuple[Path, dict[
     """Run a whole training; returns the run folder and its summary."""
     trainer = Trainer(cfg, reporter)
     trainer.setup()
-    summary = trainer.fit()
+    try:
+        summary = trainer.fit()
+    finally:
+        trainer.ranks.close()
     assert trainer.run is not None
     return trainer.run.path, summary

@@ -1,0 +1,90 @@
+"""One run over two processes (torch.distributed over gloo on the CPU, launched by torchrun
+through `tunedesk train --gpus 2`): the same updates as one process, rank 0 writes the
+run, a stop reaches every rank, and the checkpoint resumes on another number of processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SAMPLES, tunedesk
+
+DATA = SAMPLES / "pirate_trivia.jsonl"
+# The same request in both: micro-batch 2, 4 examples per step (one process: 2 x 2
+# accumulated; two: 2 each, summed), no dropout (its masks would differ between layouts).
+COMMON = ["--device", "cpu", "--batch", "2", "--effective-batch", "4", "--lora-dropout", "0", "--eval-every", "1",
+          "--lr", "1e-2", "--seed", "3", "--json-events"]
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _losses(run: Path) -> dict[int, tuple[float, float | None, int]]:
+    return {m["step"]: (m["loss"], m.get("eval_loss"), m["trained_tokens"]) for m in _metrics(run) if "loss" in m}
+
+
+def _close(a: dict, b: dict, steps) -> None:
+    for s in steps:
+        (la, ea, ta), (lb, eb, tb) = a[s], b[s]
+        assert ta == tb, f"step {s}: trained tokens {ta} != {tb}"
+        assert abs(la - lb) <= 2e-4 * max(1.0, abs(la)), f"step {s}: loss {la} != {lb}"
+        assert abs(ea - eb) <= 2e-4 * max(1.0, abs(ea)), f"step {s}: eval loss {ea} != {eb}"
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_model_folder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("one")
+    r = tunedesk("train", str(DATA), "--model", str(tiny_model_folder), "--out", str(out), "--name", "one",
+                 "--max-steps", "4", *COMMON)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out / "one"
+
+
+def test_two_processes_make_the_updates_of_one(one_process, tiny_model_folder, tmp_path):
+    r = tunedesk("train", str(DATA), "--model", str(tiny_model_folder), "--out", str(tmp_path), "--name", "two",
+                 "--max-steps", "4", "--gpus", "2", *COMMON)
+    assert r.returncode == 0, r.stderr[-3000:]
+    two = tmp_path / "two"
+    plan = json.loads((two / "plan.json").read_text(encoding="utf-8"))
+    assert (plan["processes"], plan["micro_batch"], plan["grad_accum"]) == (2, 2, 1)
+    assert json.loads((one_process / "plan.json").read_text(encoding="utf-8"))["grad_accum"] == 2
+    _close(_losses(one_process), _losses(two), range(1, 5))
+    summary = json.loads((two / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "finished" and summary["steps"] == 4
+    assert len([m for m in _metrics(two) if m["step"] == 1]) == 1  # rank 0 alone wrote the metrics
+    assert (two / "adapter" / "adapter_config.json").is_file()
+
+
+def test_a_stopped_two_process_run_resumes_on_one(one_process, tiny_model_folder, tmp_path):
+    """Stop (the run folder's STOP file, as the window and Ctrl-C do) reaches both ranks
+    after step 2; the checkpoint then resumes in one process and ends as the run that
+    was never interrupted."""
+    run = tmp_path / "spread"
+    cmd = [sys.executable, "-m", "engine.cli", "train", str(DATA), "--model", str(tiny_model_folder), "--out",
+           str(tmp_path), "--name", "spread", "--max-steps", "4", "--checkpoint-every", "100", "--gpus", "2", *COMMON]
+    child = subprocess.Popen(cmd, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and child.poll() is None:
+        if (run / "metrics.jsonl").is_file() and any(m.get("step") == 2 and "loss" in m for m in _metrics(run)):
+            (run / "STOP").touch()
+            break
+        time.sleep(0.05)
+    _, err = child.communicate(timeout=600)
+    assert child.returncode == 0, err[-3000:]
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "stopped" and summary["steps"] in (2, 3)  # the rank that saw the file first decides
+    assert not (run / "STOP").exists()
+
+    r = tunedesk("resume", str(run), "--json-events")
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "finished" and summary["steps"] == 4
+    plan = json.loads((run / "plan.json").read_text(encoding="utf-8"))
+    assert (plan["processes"], plan["grad_accum"]) == (1, 2)  # the same effective batch on one process
+    _close(_losses(one_process), _losses(run), range(1, 5))
