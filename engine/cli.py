@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--data", default=None, help="dataset file whose token lengths to plan for")
     pl.add_argument("--vram", default=None, help="plan for a card of this size, e.g. 8GB or 12GB (default: the GPU's free memory)")
     pl.add_argument("--effective-batch", type=int, default=None, help="examples per optimizer step (default 16 on GPU, 4 on CPU)")
+    pl.add_argument("--gpus", type=int, default=1, help="plan a run spread over N GPUs (each card holds the whole model)")
     pl.add_argument("--json", action="store_true")
 
     i = sub.add_parser("inspect", help="show how a dataset file is read, validated and rendered")
@@ -258,7 +259,7 @@ def _cmd_plan(a: argparse.Namespace) -> int:
         tok_folder = models.resolve(a.model)
         info = model_info.from_folder(tok_folder)
     cfg = RunConfig()
-    cfg.model.source, cfg.train.effective_batch = a.model, a.effective_batch
+    cfg.model.source, cfg.train.effective_batch, cfg.train.gpus = a.model, a.effective_batch, a.gpus
     cfg.train.vram_gb = _parse_size(a.vram) / GiB if a.vram else None
     data_inputs = {}
     if a.data:
@@ -274,7 +275,8 @@ def _cmd_plan(a: argparse.Namespace) -> int:
     if p.device == "cpu":
         print(f"{'Fits' if p.fits else 'Does NOT fit'} the RAM: {p.ram_estimate_bytes / GiB:.2f} GiB of {p.ram_budget_bytes / GiB:.2f} GiB")
     else:
-        print(f"{'Fits' if p.fits else 'Does NOT fit'}: {p.estimate_bytes / GiB:.2f} GiB of {p.budget_bytes / GiB:.2f} GiB budget")
+        per_card = f" per card, on each of {p.processes} GPUs" if p.processes > 1 else ""
+        print(f"{'Fits' if p.fits else 'Does NOT fit'}: {p.estimate_bytes / GiB:.2f} GiB of {p.budget_bytes / GiB:.2f} GiB budget{per_card}")
     for k, v in p.breakdown.items():
         print(f"  {k:<12} {v / GiB:6.2f} GiB")
     for k, why in p.reasons.items():

@@ -177,3 +177,25 @@ def test_a_recovered_plan_is_estimated_for_its_own_shape(infos, lengths):
     assert q.micro_batch * q.grad_accum >= p.effective_batch and q.grad_accum > p.grad_accum
     assert q.breakdown == breakdown(m, q.shape()) and q.estimate_bytes == sum(q.breakdown.values()) < p.estimate_bytes
     assert "calibration found the step too large" in q.reasons["micro_batch"] and q.reasons["lora_r"] == p.reasons["lora_r"]
+
+
+def test_two_cards_plan_for_the_smaller_and_split_each_step(infos, lengths):
+    """--gpus 2: each card holds the whole model (data-parallel), so the plan is the one
+    card's plan for the smaller card, with half the accumulation per process."""
+    from engine.config import RunConfig
+    from engine.fit.planner import resolve, target_for
+    from engine.hardware import GpuInfo, HardwareInfo
+
+    def card(i, free_gb):
+        return GpuInfo(i, f"card {i}", free_gb * GiB, free_gb * GiB, 0, "560", (8, 6))
+
+    hw = HardwareInfo(gpus=[card(0, 24), card(1, 12)], chosen=0, ram_total_bytes=64 * GiB, ram_available_bytes=48 * GiB)
+    cfg = RunConfig()
+    one = resolve(cfg, infos["qwen2.5-7b"], target_for(cfg, hw), lengths)
+    cfg.train.gpus = 2
+    two = resolve(cfg, infos["qwen2.5-7b"], target_for(cfg, hw), lengths)
+    assert two.budget_bytes == budget_from_free(12 * GiB) < one.budget_bytes  # the smaller card
+    assert two.processes == 2 and two.micro_batch * two.grad_accum * 2 >= two.effective_batch == 16
+    assert two.grad_accum == max(1, -(-16 // (two.micro_batch * 2)))
+    assert "Data-parallel on 2 GPUs" in two.reasons["processes"] and "on each of 2 GPUs" in two.headline()
+    assert "processes" not in one.reasons and one.processes == 1

@@ -96,7 +96,9 @@ class Plan:
                   else f"about {self.ram_estimate_bytes / GiB:.1f} of {self.ram_budget_bytes / GiB:.1f} GiB of RAM")
         return (f"{where}, micro-batch {self.micro_batch} x {self.grad_accum}, checkpointing "
                 f"{'on' if self.gradient_checkpointing else 'off'}, up to {self.seq_len} tokens, {self.optimizer}"
-                f"{', lean memory' if self.lean_memory else ''}, LoRA r{self.lora_r}: {memory}")
+                f"{', lean memory' if self.lean_memory else ''}, LoRA r{self.lora_r}: {memory}"
+                f"{f' on each of {self.processes} GPUs' if self.processes > 1 and self.device == 'cuda' else ''}"
+                f"{f' in each of {self.processes} processes' if self.processes > 1 and self.device == 'cpu' else ''}")
 
 
 def accumulation(effective: int, micro_batch: int, processes: int = 1) -> int:
