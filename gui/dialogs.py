@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .tasks import run_task
+from .tasks import Tasks
 
 LIBRARIES = ["torch", "transformers", "peft", "bitsandbytes", "datasets", "pyside6", "pyqtgraph", "gguf", "psutil",
              "nvidia-ml-py"]
@@ -54,8 +54,9 @@ def diagnostics(parent: QWidget | None) -> TextDialog:
 
     d = TextDialog(parent, "Diagnostics", "What TuneDesk found on this computer; every problem comes with its fix.")
     d.text.setPlainText("Checking…")
-    run_task(lambda: format_checks(run_checks()), on_done=d.text.setPlainText,
-             on_failed=lambda msg, _det: d.text.setPlainText(f"The checks failed: {msg}"))
+    d.tasks = Tasks(d)
+    d.tasks.run("checks", lambda _job: format_checks(run_checks()), on_done=d.text.setPlainText,
+                on_failed=lambda msg, _det: d.text.setPlainText(f"The checks failed: {msg}"))
     d.open()
     return d
 

@@ -73,8 +73,6 @@ class MainWindow(QMainWindow):
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setFixedWidth(170)
         self.sidebar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        for i, name in enumerate(PAGES, 1):
-            self.sidebar.addItem(QListWidgetItem(f"{i}   {name}"))
         self.stack = QStackedWidget()
         self.data_page = DataPage(self.session)
         self.model_page = ModelPage(self.session)
@@ -82,9 +80,12 @@ class MainWindow(QMainWindow):
         self.train_page = TrainPage(self.session, self.controller)
         self.compare_page = ComparePage(self.session)
         self.runs_page = RunsPage(self.session)
-        for page in (self.data_page, self.model_page, self.plan_page, self.train_page, self.compare_page, self.runs_page):
-            page.layout().setContentsMargins(20, 16, 20, 16)
-            self.stack.addWidget(page)
+        pages = {"Data": self.data_page, "Model": self.model_page, "Plan": self.plan_page, "Train": self.train_page,
+                 "Compare": self.compare_page, "Runs": self.runs_page}
+        for i, name in enumerate(PAGES, 1):  # the one order: sidebar numbers, stack, Ctrl+number
+            self.sidebar.addItem(QListWidgetItem(f"{i}   {name}"))
+            pages[name].layout().setContentsMargins(20, 16, 20, 16)
+            self.stack.addWidget(pages[name])
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
         body.addWidget(self.sidebar)
         body.addWidget(self.stack, 1)

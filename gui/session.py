@@ -1,7 +1,8 @@
 """What the window knows: the one RunConfig being edited, the loaded model's card and
-tokenizer, the inspected dataset, the probed hardware. Slow work runs in the thread
-pool (gui.tasks); results come back as signals. A newer request makes an older result
-stale, so a slow answer never overwrites a newer choice."""
+tokenizer, the inspected dataset, the probed hardware. Slow work runs through gui.tasks,
+one key each (engine, model, data, hardware); results come back as signals. A newer
+model or dataset request supersedes an older one, so a slow answer never overwrites a
+newer choice."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from engine.config import RunConfig
 
 from . import settings
-from .tasks import run_task
+from .tasks import Tasks
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 FIRST_SAMPLE = "pirate_trivia.jsonl"
@@ -74,14 +75,13 @@ class Session(QObject):
         self.data = None  # engine.data.PreparedData
         self.data_report: dict[str, Any] | None = None
         self.hardware = None  # engine.hardware.HardwareInfo
-        self._model_gen = self._data_gen = 0
-        self._cancel_download = False
+        self.tasks = Tasks(self)
 
     # -- engine ---------------------------------------------------------------------
     def load_engine(self) -> None:
         self.status.emit("Loading the training engine (PyTorch)…")
-        run_task(_import_engine, on_done=lambda _: self._engine_loaded(),
-                 on_failed=lambda msg, det: self.model_failed.emit(f"The training engine cannot start: {msg}", det))
+        self.tasks.run("engine", lambda _job: _import_engine(), on_done=lambda _: self._engine_loaded(),
+                       on_failed=lambda msg, det: self.model_failed.emit(f"The training engine cannot start: {msg}", det))
 
     def _engine_loaded(self) -> None:
         import gc
@@ -97,28 +97,31 @@ class Session(QObject):
     def load_model(self, source: str | None = None) -> None:
         if source is not None:
             self.cfg.model.source = source.strip() or "demo"
-        self._model_gen += 1
-        gen, self._cancel_download = self._model_gen, False
         self.model = None
         self.model_loading.emit(self.cfg.model.source)
         if not self.ready:
             return  # loaded once the engine is
         from engine.models import model_card
 
-        run_task(
-            lambda cfg: model_card.load(cfg, status=self.status.emit, progress=self.download_progress.emit,
-                                        cancelled=lambda: self._cancel_download),
-            copy.deepcopy(self.cfg.model),
-            on_done=lambda m: self._model_loaded(gen, m),
-            on_failed=lambda msg, det: gen == self._model_gen and self.model_failed.emit(msg, det),
+        cfg = copy.deepcopy(self.cfg.model)
+        self.tasks.run(
+            "model",
+            lambda job: model_card.load(cfg, status=job.report, progress=lambda done, total: job.report((done, total)),
+                                        cancelled=job.stopped),
+            on_progress=self._model_progress, on_done=self._model_loaded, on_failed=self.model_failed.emit,
         )
 
-    def cancel_download(self) -> None:
-        self._cancel_download = True
+    def _model_progress(self, value: str | tuple[int, int]) -> None:
+        """A status line or the bytes of a download, from the newest model request only."""
+        if isinstance(value, str):
+            self.status.emit(value)
+        else:
+            self.download_progress.emit(*value)
 
-    def _model_loaded(self, gen: int, model) -> None:
-        if gen != self._model_gen:
-            return
+    def cancel_download(self) -> None:
+        self.tasks.stop("model")
+
+    def _model_loaded(self, model) -> None:
         self.model = model
         settings.put("model_source", self.cfg.model.source)
         self.status.emit(f"Model: {model.card['name']}")
@@ -132,30 +135,28 @@ class Session(QObject):
         if path is not None:
             self.cfg.data.path = str(path)
             self.cfg.data.format, self.cfg.data.mapping = fmt, mapping
-        self._data_gen += 1
-        gen = self._data_gen
         self.data, self.data_report = None, None
         self.data_loading.emit(self.cfg.data.path)
         if self.model is None:
+            self.tasks.cancel("data")  # an inspection for an older choice must not land
             return  # inspected once the model (its tokenizer) is loaded
         data_cfg = copy.deepcopy(self.cfg.data)
         data_cfg.max_seq_len = None  # inspect everything; the plan picks the length
-        run_task(
-            _inspect, data_cfg, self.model.tokenizer, self.model.card["name"],
-            on_done=lambda r: self._data_loaded(gen, r),
-            on_failed=lambda msg, det: gen == self._data_gen and self.data_failed.emit(msg, det),
-        )
+        tokenizer, name = self.model.tokenizer, self.model.card["name"]
+        self.tasks.run("data", lambda _job: _inspect(data_cfg, tokenizer, name), on_done=self._data_loaded,
+                       on_failed=self.data_failed.emit)
 
-    def _data_loaded(self, gen: int, result) -> None:
-        if gen != self._data_gen:
-            return
+    def _data_loaded(self, result) -> None:
         self.data, self.data_report = result
         settings.put("last_dataset", self.cfg.data.path)
         self.data_changed.emit()
 
     # -- hardware and plan ------------------------------------------------------------
     def refresh_hardware(self) -> None:
-        run_task(_probe, self.cfg.out_dir, on_done=self._hardware_probed)
+        """Probe again (the pages' meters ask every few seconds); a probe under way will answer."""
+        if not self.tasks.busy("hardware"):
+            out_dir = self.cfg.out_dir
+            self.tasks.run("hardware", lambda _job: _probe(out_dir), on_done=self._hardware_probed)
 
     def _hardware_probed(self, hw) -> None:
         self.hardware = hw

@@ -36,7 +36,7 @@ def hint(text: str) -> QLabel:
 
 
 def page_layout(page: QWidget, title_text: str, hint_text: str) -> QVBoxLayout:
-    """A page's vertical layout, opened by its numbered title and a one-line hint."""
+    """A page's vertical layout, opened by its title and a one-line hint (the sidebar numbers the pages)."""
     layout = QVBoxLayout(page)
     layout.addWidget(title(title_text))
     layout.addWidget(hint(hint_text))

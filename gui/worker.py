@@ -1,38 +1,80 @@
-"""Training in a QThread: the engine's Reporter turned into Qt signals.
+"""Training as a long background job (gui.tasks): the engine's Reporter turned into Qt signals.
 
-A `TrainWorker` (a QObject moved to its own QThread) runs the engine's Trainer. Every
-engine event becomes a signal carrying plain data (dicts and strings, never tensors);
-Qt queues them to the UI thread. `TrainController` owns the thread and allows one
-training at a time.
+`train` runs the engine's Trainer on a thread of the long-job pool. Every engine event
+is reported through the job as plain data (dicts and strings, never tensors), and
+`TrainController` turns it into its signal on the UI thread. The signals are declared
+here once; the controller allows one training at a time.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import traceback
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from engine import logs
 from engine.config import RunConfig
-from engine.errors import TuneDeskError
 from engine.reporting import Reporter
 
+from .tasks import Job, Tasks
+
 log = logs.get("train")
+KEY = "train"
+SIGNALS = {"status": "status", "warning": "warning", "started": "started", "progress": "progress", "metrics": "metrics",
+           "finished": "finished", "oom_recovery": "oom_recovered"}  # engine event -> TrainController signal
 
 
-class _SignalReporter(Reporter):
-    def __init__(self, worker: "TrainWorker") -> None:
+class _JobReporter(Reporter):
+    """The engine's events go to the job; a stop asked of the job stops the training."""
+
+    def __init__(self, job: Job) -> None:
         super().__init__()
-        self.worker = worker
+        self.job = job
 
     def event(self, kind: str, **data: Any) -> None:
-        self.worker.forward(kind, data)
+        if kind in ("status", "warning", "oom_recovery", "started", "finished", "checkpoint"):
+            log.log(logging.WARNING if kind in ("warning", "oom_recovery") else logging.INFO, "%s %s", kind,
+                    data.get("text") or {k: v for k, v in data.items() if k != "summary"})
+        if kind in SIGNALS:
+            self.job.report((kind, dict(data)))
+
+    def stop_requested(self) -> bool:
+        return self.job.stopped()
 
 
-class TrainWorker(QObject):
+def train(job: Job, cfg: RunConfig | None, resume_dir: str | None):
+    """The long job: set up (or resume), fit, and hand the trained model over for comparing."""
+    import gc
+    import os
+
+    import torch
+
+    from engine.chat import ChatSession
+    from engine.training.train import Trainer
+
+    if not torch.cuda.is_available():
+        # CPU training: leave one core to the window, or the UI thread waits on the
+        # OS scheduler for 100+ ms at a time (measured on 2 cores).
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    reporter = _JobReporter(job)
+    if resume_dir:
+        trainer = Trainer.resume(resume_dir, reporter)
+    else:
+        trainer = Trainer(cfg, reporter)
+        trainer.setup()
+    # The model and libraries are loaded: exempt them from the cyclic garbage
+    # collector, whose full passes over millions of objects stall every thread.
+    gc.freeze()
+    trainer.fit()
+    # The trained model, still in memory: comparing needs no second load from disk.
+    return ChatSession.attach(trainer.run.path, trainer.model, trainer.tokenizer, system_prompt=trainer.cfg.data.system_prompt)
+
+
+class TrainController(QObject):
+    """Starts and stops trainings, one at a time; the engine's events as signals."""
+
     started = Signal(object)  # {run_dir, total_steps, step}
     progress = Signal(object)  # {step, total_steps, epoch, tokens_per_s, eta_s, elapsed_s}
     metrics = Signal(object)  # {step, loss?, eval_loss?, lr?, grad_norm?, mem_bytes?, ...}
@@ -42,118 +84,39 @@ class TrainWorker(QObject):
     finished = Signal(object)  # {run_dir, status, summary}
     failed = Signal(str, str)  # message, details
     model_ready = Signal(object)  # engine.chat.ChatSession over the trained model, still in memory
-    done = Signal()  # always last, after finished or failed
-
-    def __init__(self, cfg: RunConfig | None = None, resume_dir: str | None = None) -> None:
-        super().__init__()
-        self.cfg = copy.deepcopy(cfg)  # the engine fills planned fields; the UI keeps its own
-        self.resume_dir = resume_dir
-        self.reporter = _SignalReporter(self)
-
-    def forward(self, kind: str, data: dict[str, Any]) -> None:
-        if kind in ("status", "warning", "oom_recovery", "started", "finished", "checkpoint"):
-            log.log(logging.WARNING if kind in ("warning", "oom_recovery") else logging.INFO, "%s %s", kind,
-                    data.get("text") or {k: v for k, v in data.items() if k != "summary"})
-        if kind in ("status", "warning"):
-            getattr(self, kind).emit(str(data.get("text", "")))
-            return
-        signal = {"started": self.started, "progress": self.progress, "metrics": self.metrics,
-                  "finished": self.finished, "oom_recovery": self.oom_recovered}.get(kind)
-        if signal is not None:
-            signal.emit(dict(data))
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            import gc
-            import os
-
-            import torch
-
-            from engine.training.train import Trainer
-
-            if not torch.cuda.is_available():
-                # CPU training: leave one core to the window, or the UI thread waits on the
-                # OS scheduler for 100+ ms at a time (measured on 2 cores).
-                torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-            if self.resume_dir:
-                trainer = Trainer.resume(self.resume_dir, self.reporter)
-            else:
-                trainer = Trainer(self.cfg, self.reporter)
-                trainer.setup()
-            # The model and libraries are loaded: exempt them from the cyclic garbage
-            # collector, whose full passes over millions of objects stall every thread.
-            gc.freeze()
-            trainer.fit()
-            from engine.chat import ChatSession
-
-            # Hand the trained model over for comparing: no second load from disk.
-            self.model_ready.emit(ChatSession.attach(trainer.run.path, trainer.model, trainer.tokenizer,
-                                                     system_prompt=trainer.cfg.data.system_prompt))
-        except TuneDeskError as e:
-            log.warning("training failed: %s", e)
-            self.failed.emit(str(e), traceback.format_exc())
-        except Exception as e:  # a bug or a library error: plain line first, trace in details
-            log.exception("training crashed")
-            self.failed.emit(f"Training stopped on an unexpected error: {type(e).__name__}: {e}", traceback.format_exc())
-        finally:
-            self.done.emit()
-
-    def stop(self) -> None:
-        """Thread-safe: the engine saves a checkpoint and stops after the current step."""
-        self.reporter.request_stop()
-
-
-class TrainController(QObject):
-    """Starts and stops trainings; re-emits the worker's signals; one at a time."""
-
-    started = Signal(object)
-    progress = Signal(object)
-    metrics = Signal(object)
-    status = Signal(str)
-    warning = Signal(str)
-    oom_recovered = Signal(object)
-    finished = Signal(object)
-    failed = Signal(str, str)
-    model_ready = Signal(object)
     starting = Signal()  # before a training loads anything: time to free what the last one left
-    done = Signal()
+    done = Signal()  # always last, after finished or failed
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.thread: QThread | None = None
-        self.worker: TrainWorker | None = None
+        self.tasks = Tasks(self)
+        self.tasks.busy_changed.connect(self._busy_changed)
 
     @property
     def running(self) -> bool:
-        return self.thread is not None
+        return self.tasks.busy(KEY)
 
     def start(self, cfg: RunConfig | None = None, *, resume_dir: str | None = None) -> bool:
         if self.running:
             return False
         self.starting.emit()
-        self.thread, self.worker = QThread(), TrainWorker(cfg, resume_dir)
-        self.worker.moveToThread(self.thread)
-        for name in ("started", "progress", "metrics", "status", "warning", "oom_recovered", "finished", "failed", "model_ready"):
-            getattr(self.worker, name).connect(getattr(self, name))
-        self.thread.started.connect(self.worker.run)
-        self.worker.done.connect(self.thread.quit)
-        self.thread.finished.connect(self._cleanup)
-        self.thread.start()
+        cfg = copy.deepcopy(cfg)  # the engine fills planned fields; the UI keeps its own
+        self.tasks.run(KEY, lambda job: train(job, cfg, resume_dir), long=True,
+                       unexpected="Training stopped on an unexpected error", on_progress=self._event,
+                       on_done=self.model_ready.emit, on_failed=self.failed.emit)
         return True
 
+    def _event(self, event: tuple[str, dict[str, Any]]) -> None:
+        kind, data = event
+        getattr(self, SIGNALS[kind]).emit(str(data.get("text", "")) if kind in ("status", "warning") else data)
+
+    def _busy_changed(self, _key: str, busy: bool) -> None:
+        if not busy:
+            self.done.emit()
+
     def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
+        """The engine saves a checkpoint and stops after the current step."""
+        self.tasks.stop(KEY)
 
     def wait(self, ms: int = 60000) -> bool:
-        return self.thread.wait(ms) if self.thread is not None else True
-
-    def _cleanup(self) -> None:
-        thread, worker = self.thread, self.worker
-        self.thread = self.worker = None
-        if worker is not None:
-            worker.deleteLater()
-        if thread is not None:
-            thread.deleteLater()
-        self.done.emit()
+        return self.tasks.wait(KEY, ms)

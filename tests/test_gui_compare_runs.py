@@ -61,13 +61,19 @@ def _train(qtbot, w, steps: int, stop_at: int | None = None) -> str:
     return w.train_page.run_dir
 
 
+def _refreshed(qtbot, page) -> None:
+    """The Runs page lists its folder in the background: wait for the newest listing."""
+    page.refresh()
+    qtbot.waitUntil(lambda: not page.tasks.busy("list"), timeout=30_000)
+
+
 def test_runs_page_lists_overlays_resumes_retrains_and_deletes(qtbot, window, monkeypatch):
     w = window
     finished = _train(qtbot, w, steps=3)
     stopped = _train(qtbot, w, steps=12, stop_at=2)
     page = w.runs_page
     w.show_page("Runs")
-    page.refresh()
+    _refreshed(qtbot, page)
     by_path = {r["path"]: r for r in page.rows}
     assert by_path[finished]["status"] == "finished" and by_path[stopped]["status"] == "stopped"
     assert by_path[stopped]["resumable"] and not by_path[finished]["resumable"]
@@ -82,12 +88,12 @@ def test_runs_page_lists_overlays_resumes_retrains_and_deletes(qtbot, window, mo
     with qtbot.waitSignal(w.controller.done, timeout=600_000):
         page.buttons["resume"].click()
     assert w.train_page.last_status == "finished"
-    page.refresh()
+    _refreshed(qtbot, page)
     assert {r["path"]: r for r in page.rows}[stopped]["status"] == "finished"
 
     page.select(finished)
     page.export("adapter", str(Path(finished).parent / "exported-adapter"))
-    qtbot.waitUntil(lambda: not page.exporting, timeout=60_000)
+    qtbot.waitUntil(lambda: not page.tasks.busy("export"), timeout=60_000)
     assert page.banner.property("kind") == "ok" and (Path(finished).parent / "exported-adapter" / "README.md").is_file()
     assert by_path[finished]["rows_used"] > 0 and by_path[finished]["trained_tokens"] > 0  # the Rows / Trained tokens columns
     with qtbot.waitSignal(w.session.data_changed, timeout=120_000):
@@ -103,6 +109,7 @@ def test_runs_page_lists_overlays_resumes_retrains_and_deletes(qtbot, window, mo
     page.select(finished)
     page.buttons["delete"].click()
     assert not Path(finished).exists() and Path(stopped).exists()
+    qtbot.waitUntil(lambda: not page.tasks.busy("list"), timeout=30_000)  # the delete lists the folder again
     assert [r["path"] for r in page.rows] == [stopped]
 
 

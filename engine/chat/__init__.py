@@ -7,10 +7,9 @@ for the base answer (peft's `disable_adapter`), so comparing needs one model in 
 from __future__ import annotations
 
 import contextlib
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 
@@ -83,14 +82,21 @@ class ChatSession:
         enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         return enc["input_ids"]
 
-    def stream(self, conversation: str | list[dict], *, base: bool = False, settings: GenerationSettings | None = None,
-               stop: Callable[[], bool] = lambda: False, input_ids: torch.Tensor | None = None) -> Iterator[str]:
-        """The answer, piece by piece as it is generated; `stop()` True ends it early."""
-        from transformers import (
-            StoppingCriteria,
-            StoppingCriteriaList,
-            TextIteratorStreamer,
-        )
+    def answer(self, conversation: str | list[dict], *, base: bool = False, settings: GenerationSettings | None = None,
+               on_piece: Callable[[str], None] = lambda _: None, stop: Callable[[], bool] = lambda: False,
+               input_ids: torch.Tensor | None = None) -> str:
+        """The answer, generated in the caller's thread (the caller picks the thread: the
+        window's background job, or the CLI's main thread). Each piece of text goes to
+        `on_piece` as soon as it is decoded; `stop()` True ends the answer early."""
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+
+        pieces: list[str] = []
+
+        class _Pieces(TextStreamer):
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text:
+                    pieces.append(text)
+                    on_piece(text)
 
         class _Stop(StoppingCriteria):
             def __call__(self, *_args, **_kw) -> bool:
@@ -98,7 +104,6 @@ class ChatSession:
 
         s = settings or GenerationSettings()
         ids = (input_ids if input_ids is not None else self.prompt_ids(conversation)).to(self.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = dict(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
@@ -106,33 +111,17 @@ class ChatSession:
             repetition_penalty=s.repetition_penalty,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
-            streamer=streamer,
+            streamer=_Pieces(self.tokenizer, skip_prompt=True, skip_special_tokens=True),
             stopping_criteria=StoppingCriteriaList([_Stop()]),
         )
         if s.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
             kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
-        error: list[BaseException] = []
-
-        def generate() -> None:
-            try:
-                torch.manual_seed(s.seed)
-                with torch.no_grad(), self.adapter(base):
-                    self.model.generate(**kwargs)
-            except BaseException as e:  # re-raised in the caller's thread
-                error.append(e)
-                streamer.end()
-
-        worker = threading.Thread(target=generate, daemon=True)
-        worker.start()
-        yield from streamer
-        worker.join()
-        if error:
-            raise error[0]
-
-    def answer(self, conversation: str | list[dict], *, base: bool = False, settings: GenerationSettings | None = None) -> str:
-        return "".join(self.stream(conversation, base=base, settings=settings)).strip()
+        torch.manual_seed(s.seed)
+        with torch.no_grad(), self.adapter(base):
+            self.model.generate(**kwargs)
+        return "".join(pieces).strip()
 
     @property
     def device(self) -> torch.device:

@@ -43,7 +43,7 @@ def validation_compare(session: ChatSession, *, n: int = 8, settings: Generation
             "reference": session.tokenizer.decode(e.input_ids[start:], skip_special_tokens=True).strip(),
         }
         for side, base in (("base", True), ("tuned", False)):
-            row[side] = "".join(session.stream("", base=base, settings=settings, input_ids=prompt)).strip()
+            row[side] = session.answer("", base=base, settings=settings, input_ids=prompt)
             with torch.no_grad(), session.adapter(base):
                 total = float(batch_loss_sum(session.model, batch, session.device))
             row[f"{side}_loss"] = round(total / max(1, count_trained(batch["labels"])), 4)

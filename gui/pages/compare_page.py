@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -31,15 +31,11 @@ from PySide6.QtWidgets import (
 from engine import paths
 
 from ..session import Session
-from ..tasks import run_task
+from ..tasks import Tasks
 from ..widgets import Banner, page_layout
 
 SIDES = ("base", "tuned")
-
-
-class _Stream(QObject):
-    piece = Signal(str, str)  # side, text
-    progress = Signal(int, int)
+KEY = "chat"  # loading a run, answering, the validation table: one at a time, they share the model
 
 
 def render_turns(turns: list[tuple[str, str]], show_thinking: bool) -> str:
@@ -66,11 +62,9 @@ class ComparePage(QWidget):
         self.session = session
         self.chat = None  # engine.chat.ChatSession of the chosen run
         self.turns: dict[str, list[tuple[str, str]]] = {s: [] for s in SIDES}
-        self._stop = False
-        self.busy = False
-        self.stream = _Stream()
-        self.stream.piece.connect(self._piece)
-        root = page_layout(self, "5  Compare", "The same prompt, answered by the model before and after training. Both answers come from "
+        self.tasks = Tasks(self)
+        self.tasks.busy_changed.connect(lambda _key, _busy: self._update_buttons())
+        root = page_layout(self, "Compare", "The same prompt, answered by the model before and after training. Both answers come from "
             "one copy of the weights: the adapter is switched off for the base model.")
         top = QHBoxLayout()
         self.run_combo = QComboBox()
@@ -190,12 +184,16 @@ class ComparePage(QWidget):
         if current:
             self.run_combo.setCurrentIndex(max(0, self.run_combo.findData(current)))
         if not self.run_combo.count():
-            self.banner.show_message("warning", "No trained run yet: train one first (page 4).")
+            self.banner.show_message("warning", "No trained run yet: train one first on the Train page.")
 
     def open_run(self, run_dir: str) -> None:
         """Select `run_dir` and load it (after a training, or from the Runs page)."""
         self.refresh_runs(select=run_dir)
         self.load_selected()
+
+    @property
+    def busy(self) -> bool:
+        return self.tasks.busy(KEY)
 
     def attach(self, chat) -> None:
         """Use a session over the model a training just finished with (no reload)."""
@@ -219,21 +217,17 @@ class ComparePage(QWidget):
         from engine.chat import ChatSession
 
         self.chat = None
-        self.busy = True
-        self._update_buttons()
         self.banner.show_message("warning", f"Loading {Path(run_dir).name}…")
-        run_task(ChatSession, run_dir, on_done=self._loaded, on_failed=self._failed)
+        self.tasks.run(KEY, lambda _job: ChatSession(run_dir), on_done=self._loaded, on_failed=self._failed)
 
     def _loaded(self, chat) -> None:
-        self.chat, self.busy = chat, False
+        self.chat = chat
         self.clear()
         self.banner.show_message("ok", f"{chat.run.path.name} is loaded: ask both models anything.")
         self._update_buttons()
 
     def _failed(self, message: str, _details: str) -> None:
-        self.busy = False
         self.banner.show_message("error", message)
-        self._update_buttons()
 
     # -- asking ---------------------------------------------------------------------------------
     def settings(self):
@@ -252,10 +246,17 @@ class ComparePage(QWidget):
             self.turns[side] += [("user", text), ("assistant", "")]
         self._redraw()
         conversations = {side: self._messages(side) for side in SIDES}
-        self._stop, self.busy = False, True
-        self._update_buttons()
-        run_task(self._generate, conversations, self.settings(), on_done=lambda _: self._answered(),
-                 on_failed=self._failed)
+        chat, settings = self.chat, self.settings()
+
+        def generate(job) -> None:
+            """Base first, then tuned (one model, the adapter toggled); Stop ends it early."""
+            for side in SIDES:
+                chat.answer(conversations[side], base=side == "base", settings=settings, stop=job.stopped,
+                            on_piece=lambda text, side=side: job.report((side, text)))
+                if job.stopped():
+                    return
+
+        self.tasks.run(KEY, generate, on_progress=self._piece, on_failed=self._failed)
 
     def _messages(self, side: str) -> list[dict]:
         from engine.chat import split_thinking
@@ -263,25 +264,14 @@ class ComparePage(QWidget):
         # Earlier answers go back without their reasoning, as chat templates expect.
         return [{"role": r, "content": t if r == "user" else split_thinking(t)[1]} for r, t in self.turns[side][:-1]]
 
-    def _generate(self, conversations: dict, settings) -> None:
-        """Background thread: base first, then tuned (one model, the adapter toggled)."""
-        for side in SIDES:
-            for piece in self.chat.stream(conversations[side], base=side == "base", settings=settings, stop=lambda: self._stop):
-                self.stream.piece.emit(side, piece)
-            if self._stop:
-                return
-
-    def _piece(self, side: str, text: str) -> None:
+    def _piece(self, piece: tuple[str, str]) -> None:
+        side, text = piece
         role, so_far = self.turns[side][-1]
         self.turns[side][-1] = (role, so_far + text)
         self._redraw(side)
 
-    def _answered(self) -> None:
-        self.busy = False
-        self._update_buttons()
-
     def stop(self) -> None:
-        self._stop = True
+        self.tasks.stop(KEY)
 
     def clear(self) -> None:
         self.turns = {s: [] for s in SIDES}
@@ -303,17 +293,14 @@ class ComparePage(QWidget):
             return
         from engine.chat.compare import validation_compare
 
-        self.busy = True
-        self._update_buttons()
         self.val_label.setText("Answering…")
-        self.stream.progress.connect(lambda d, t: self.val_label.setText(f"Answering… {d} of {t}"))
-        run_task(lambda: validation_compare(self.chat, n=self.val_n.value(), settings=self.settings(),
-                                            progress=self.stream.progress.emit),
-                 on_done=self._validation_done, on_failed=self._failed)
+        chat, n, settings = self.chat, self.val_n.value(), self.settings()
+        self.tasks.run(KEY, lambda job: validation_compare(chat, n=n, settings=settings,
+                                                           progress=lambda done, total: job.report((done, total))),
+                       on_progress=lambda p: self.val_label.setText(f"Answering… {p[0]} of {p[1]}"),
+                       on_done=self._validation_done, on_failed=self._failed)
 
     def _validation_done(self, result: dict) -> None:
-        self.busy = False
-        self.stream.progress.disconnect()
         rows = result["examples"]
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
@@ -322,7 +309,6 @@ class ComparePage(QWidget):
         self.table.resizeRowsToContents()
         self.val_label.setText(f"Mean loss of the references: base {result['mean_base_loss']}, tuned {result['mean_tuned_loss']}. "
                                f"Saved in {Path(result['run']) / 'compare'} (validation.md, validation.json).")
-        self._update_buttons()
 
     def _update_buttons(self) -> None:
         ready = self.chat is not None and not self.busy

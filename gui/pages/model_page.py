@@ -30,7 +30,7 @@ class ModelPage(QWidget):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
-        root = page_layout(self, "2  The model", "Start with the built-in demo: it is small, works offline and trains on a CPU. "
+        root = page_layout(self, "The model", "Start with the built-in demo: it is small, works offline and trains on a CPU. "
             "Bigger models need an NVIDIA GPU.")
         box = QGroupBox("Source")
         grid = QVBoxLayout(box)

@@ -51,7 +51,7 @@ class PlanPage(QWidget):
         super().__init__()
         self.session = session
         self.current_plan = None
-        outer = page_layout(self, "3  The plan", "TuneDesk picks settings that fit your card. Leave a field on Auto, or set it yourself: "
+        outer = page_layout(self, "The plan", "TuneDesk picks settings that fit your card. Leave a field on Auto, or set it yourself: "
             "the estimate updates as you type.")
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)

@@ -1,5 +1,6 @@
 """Runs: every run folder, its config and curves; resume, train again, compare, delete,
-and the loss curves of two runs over each other."""
+and the loss curves of two runs over each other. Listing the folder and exporting run
+in the background (gui.tasks)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from engine import paths
 from engine.runs import RunDir
 
 from ..session import Session
+from ..tasks import Tasks
 from ..widgets import Banner, duration, page_layout
 
 COLUMNS = [("name", "Run"), ("created", "Date"), ("model", "Model"), ("dataset", "Dataset"), ("status", "Status"),
@@ -58,8 +60,9 @@ class RunsPage(QWidget):
         super().__init__()
         self.session = session
         self.rows: list[dict] = []
-        self.exporting = False
-        root = page_layout(self, "6  Runs", "Every training is a folder. Select one to see its settings and curves; select two to "
+        self.tasks = Tasks(self)
+        self.tasks.busy_changed.connect(lambda _key, _busy: self._update_buttons())
+        root = page_layout(self, "Runs", "Every training is a folder. Select one to see its settings and curves; select two to "
             "overlay their loss curves.")
         bar = QHBoxLayout()
         self.buttons: dict[str, QPushButton] = {}
@@ -113,10 +116,16 @@ class RunsPage(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
+        """List the runs folder again; the newest listing wins."""
         from engine.runs import list_runs
 
+        folder = self.session.cfg.out_dir or paths.default_runs_dir()
+        self.tasks.run("list", lambda _job: list_runs(folder), on_done=self._listed,
+                       on_failed=lambda message, _details: self.banner.show_message("error", message))
+
+    def _listed(self, rows: list[dict]) -> None:
         keep = {r["path"] for r in self.selected()}
-        self.rows = list_runs(self.session.cfg.out_dir or paths.default_runs_dir())
+        self.rows = rows
         self.table.blockSignals(True)
         self.table.setRowCount(len(self.rows))
         for i, r in enumerate(self.rows):
@@ -153,13 +162,7 @@ class RunsPage(QWidget):
     def _selected(self) -> None:
         sel = self.selected()
         one = sel[0] if len(sel) == 1 else None
-        self.buttons["resume"].setEnabled(bool(one and one["resumable"]))
-        self.buttons["export"].setEnabled(bool(one and one["has_adapter"])
-                                          and not self.exporting)
-        for key in ("retrain", "compare", "open"):
-            self.buttons[key].setEnabled(one is not None)
-        self.buttons["compare"].setEnabled(bool(one and one["has_adapter"]))
-        self.buttons["delete"].setEnabled(one is not None and one["status"] != "running")
+        self._update_buttons()
         self.config_view.setPlainText(self._settings_text(one["path"]) if one else "")
         self.plot.clear()
         for n, r in enumerate(sel[:4]):
@@ -172,6 +175,15 @@ class RunsPage(QWidget):
             if evs:
                 self.plot.plot(*zip(*evs), pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine), symbol="o",
                                symbolSize=5, symbolBrush=color, name=f"{r['name']} eval")
+
+    def _update_buttons(self) -> None:
+        one = self._one()
+        self.buttons["resume"].setEnabled(bool(one and one["resumable"]))
+        self.buttons["export"].setEnabled(bool(one and one["has_adapter"]) and not self.tasks.busy("export"))
+        for key in ("retrain", "open"):
+            self.buttons[key].setEnabled(one is not None)
+        self.buttons["compare"].setEnabled(bool(one and one["has_adapter"]))
+        self.buttons["delete"].setEnabled(one is not None and one["status"] != "running")
 
     def curves(self) -> int:
         return len(self.plot.getPlotItem().listDataItems())
@@ -222,26 +234,15 @@ class RunsPage(QWidget):
         """Export the selected run in the background; the banner tells how it went."""
         from engine.export import export
 
-        from ..tasks import run_task
-
         one = self._one()
-        if one is None or self.exporting:
+        if one is None or self.tasks.busy("export"):
             return
-        self.exporting = True
-        self._selected()
         self.banner.show_message("warning", f"Exporting {one['name']} as {EXPORTS[fmt].lower()}… (a merged or GGUF "
                                             f"export loads the whole model: this can take minutes)")
-        run_task(export, one["path"], fmt, out, on_done=self._exported, on_failed=self._export_failed)
-
-    def _exported(self, out) -> None:
-        self.exporting = False
-        self.banner.show_message("ok", f"Exported to {out}")
-        self._selected()
-
-    def _export_failed(self, message: str, _details: str) -> None:
-        self.exporting = False
-        self.banner.show_message("error", f"Export failed: {message}")
-        self._selected()
+        path = one["path"]
+        self.tasks.run("export", lambda _job: export(path, fmt, out),
+                       on_done=lambda written: self.banner.show_message("ok", f"Exported to {written}"),
+                       on_failed=lambda message, _details: self.banner.show_message("error", f"Export failed: {message}"))
 
     def confirm_delete(self, name: str) -> bool:
         return QMessageBox.question(self, "Delete run", f"Delete the run folder “{name}” and everything in it?",

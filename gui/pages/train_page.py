@@ -57,7 +57,7 @@ class TrainPage(QWidget):
         self.session, self.controller = session, controller
         self.run_dir: str | None = None
         self.last_status: str | None = None
-        root = page_layout(self, "4  Train", "Stop keeps a checkpoint; Resume continues from it. Runs are kept as folders.")
+        root = page_layout(self, "Train", "Stop keeps a checkpoint; Resume continues from it. Runs are kept as folders.")
 
         top = QHBoxLayout()
         self.start_button = QPushButton("Start training")
@@ -154,7 +154,7 @@ class TrainPage(QWidget):
         if self.controller.running:
             return "A training is already running."
         if not self.session.cfg.data.path:
-            return "Choose a dataset first (page 1)."
+            return "Choose a dataset first (on the Data page)."
         if not self.session.ready:
             return "The training engine is still loading."
         return ""
