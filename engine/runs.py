@@ -99,6 +99,10 @@ class RunDir:
         extra = {k: raw.pop(k) for k in list(raw) if k.startswith("resolved_")}
         return RunConfig.from_dict(raw), extra
 
+    def request_text(self) -> str:
+        """config.json as written: the request, for people to read (null: left to the planner)."""
+        return (self.path / CONFIG).read_text(encoding="utf-8")
+
     def log_metrics(self, record: dict[str, Any]) -> None:
         append_jsonl(self.path / METRICS, record)
 

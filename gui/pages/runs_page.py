@@ -156,7 +156,7 @@ class RunsPage(QWidget):
             lines.append(summary["length"])
         if summary.get("error"):
             lines.append(f"Failed: {summary['error']}")
-        lines += ["", "Your settings (null: left to the planner):", (run.path / "config.json").read_text(encoding="utf-8")]
+        lines += ["", "Your settings (null: left to the planner):", run.request_text()]
         return "\n".join(lines).lstrip()
 
     def _selected(self) -> None:
