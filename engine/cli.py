@@ -14,6 +14,10 @@ from .errors import TuneDeskError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .export import TARGETS
+    from .export.gguf import QTYPES
+    from .export.merged import DTYPES
+
     p = argparse.ArgumentParser(
         prog="tunedesk", description="Fine-tune an open LLM on your own data.",
         epilog="With no arguments, tunedesk opens the desktop window; tunedesk --self-test checks this "
@@ -80,12 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="export a run: its adapter, or the model with the adapter merged in")
     ex.add_argument("run_dir", help="the run folder")
-    ex.add_argument("--format", choices=["adapter", "merged", "gguf", "ollama"], default="adapter",
-                    help="adapter: the PEFT folder + README; merged: base + adapter as one safetensors model; "
-                         "gguf: for llama.cpp / LM Studio; ollama: GGUF + Modelfile")
-    ex.add_argument("--quant", choices=["f16", "q8_0", "all"], default="q8_0", help="GGUF weights (default q8_0; all: both)")
+    ex.add_argument("--format", choices=[t.name for t in TARGETS], default=TARGETS[0].name,
+                    help="; ".join(f"{t.name}: {t.help}" for t in TARGETS))
+    ex.add_argument("--quant", choices=[*QTYPES, "all"], default="q8_0", help="GGUF weights (default q8_0; all: both)")
     ex.add_argument("--out", required=True, help="a new (or empty) folder to write")
-    ex.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16", help="weights of a merged model (default bf16)")
+    ex.add_argument("--dtype", choices=list(DTYPES), default="bf16", help="weights of a merged model (default bf16)")
 
     dr = sub.add_parser("doctor", help="check this computer for training: PyTorch, GPU, bitsandbytes, memory, disk, demo")
     dr.add_argument("--json", action="store_true")
@@ -120,10 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=["alpaca", "pair", "messages", "sharegpt", "text"], default=None,
-                   help="override the detected format")
+    from .data.formats import FORMATS
+
+    p.add_argument("--format", choices=[f.name for f in FORMATS], default=None,
+                   help="override the detected format: " + ", ".join(f"{f.name} ({f.label})" for f in FORMATS))
     p.add_argument("--map", action="append", default=[], metavar="PART=FIELD",
-                   help="override a field, e.g. --map prompt=Question --map answer=Response --map reasoning=Complex_CoT")
+                   help="override a field, e.g. --map prompt=Question --map answer=Response --map reasoning=Complex_CoT; "
+                        "the parts of each format: " + "; ".join(f"{f.name}: {', '.join(f.roles)}" for f in FORMATS))
     p.add_argument("--reasoning", choices=["auto", "keep", "drop"], default=None,
                    help="chain of thought: auto (in <think> for reasoning models, else dropped), keep, drop")
 

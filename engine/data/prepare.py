@@ -27,18 +27,20 @@ from ..config import DataConfig
 from ..errors import DataError
 from .example import Example
 from .fit_length import TRUNCATE, LengthFit, fit_to_length, tail_length
+from .formats import FORMATS, NAMES
+from .formats.base import RowError
 from .readers import RowProblem, iter_records
 from .render import IGNORE, ensure_chat_template, reasoning_policy, render
-from .shapes import FORMATS, RowError, Shape, detect, detect_one, to_conversation
+from .shapes import Shape, detect, detect_one, to_conversation
 
 DETECT_ROWS = 50
 MIN_ROWS = 2
 RENDER_VERSION = 4  # bump when rendering changes: invalidates tokenized caches
 MAX_ROW_CHARS = 4_000_000  # a row this long (~1M tokens) is refused without tokenizing it
 TEXT_PLAN_TOKENS = 2048  # plain text is split into pieces: plan for pieces, not whole documents
-REQUIRED = {"alpaca": ("instruction", "answer"), "pair": ("prompt", "answer"), "messages": ("messages",),
-            "sharegpt": ("messages",), "text": ("text",)}
 REPORT_SKIPPED_MAX = 1000
+# The field names of the formats' example records, for the message when none is recognised.
+_EXPECTED = ", ".join(dict.fromkeys("/".join(ex.record).lower() for f in FORMATS for ex in f.examples))
 
 
 @dataclass
@@ -90,7 +92,7 @@ class PreparedData:
         tokens from its last answer's start (what truncation keeps whole; nothing for
         text), and the training rows (an epoch is at least one step)."""
         lengths = self.lengths
-        text = self.shape.format == "text"
+        text = self.shape.spec.plain_text
         if lengths is not None and text:
             lengths = np.minimum(lengths, TEXT_PLAN_TOKENS)
         tails = np.zeros(len(self.whole_train), np.int64) if text else np.array(
@@ -100,7 +102,7 @@ class PreparedData:
     def fit_length(self, limit: int, policy: str = TRUNCATE) -> LengthFit:
         """Fit every row to `limit` tokens (from the whole rows, so a shorter limit after
         an out-of-memory error starts from the same data): train and validation alike."""
-        text = self.shape.format == "text"
+        text = self.shape.spec.plain_text
         train = fit_to_length(self.whole_train, limit, policy, split_text=text)
         val = fit_to_length(self.whole_val, limit, policy, split_text=text)
         self.train, self.val = train.examples, val.examples
@@ -137,8 +139,8 @@ def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
     fields = sorted({k for r in sample for k in r})
     detected = detect(sample)
     if cfg.format:
-        if cfg.format not in FORMATS:
-            raise DataError(f"unknown data format '{cfg.format}'; use one of {', '.join(FORMATS)}")
+        if cfg.format not in NAMES:
+            raise DataError(f"unknown data format '{cfg.format}'; use one of {', '.join(NAMES)}")
         base = dict(detected.mapping) if detected and detected.format == cfg.format else {}
         shape = Shape(cfg.format, {**base, **(cfg.mapping or {})})
     elif cfg.mapping:
@@ -148,8 +150,7 @@ def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
     elif detected is None:
         raise DataError(
             f"{path.name}: cannot tell the dataset's format from its fields ({', '.join(fields[:12]) or 'none'}); "
-            "expected e.g. instruction/output, question/answer, prompt/completion, messages or text, "
-            "or give a field mapping"
+            f"expected e.g. {_EXPECTED}, or give a field mapping"
         )
     else:
         shape = detected
@@ -160,7 +161,7 @@ def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
                 + ", ".join(f"{n} {k}" for k, n in kinds.most_common())
                 + f"); using {shape.format}, other rows are skipped"
             )
-    missing = [r for r in REQUIRED[shape.format] if r not in shape.mapping]
+    missing = [r for r in shape.spec.required if r not in shape.mapping]
     if missing:
         raise DataError(f"{path.name}: the {shape.format} format needs a field for {', '.join(missing)}")
     absent = [f"'{v}'" for v in shape.mapping.values() if v not in fields]

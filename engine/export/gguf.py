@@ -2,17 +2,25 @@
 and Ollama. Llama and Qwen2 architectures, byte-level BPE tokenizers (the families
 TuneDesk's presets cover). The layout follows llama.cpp's own converter
 (convert_hf_to_gguf.py): the same tensor names (gguf-py's name map), the same
-rotary permutation of Llama's q/k weights, the same tokenizer keys."""
+rotary permutation of Llama's q/k weights, the same tokenizer keys.
+
+As an export target, a run's model is merged exactly (fp32) first, then written."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from ..errors import TuneDeskError
+from ..runs import RunDir
+from .merged import merge
+from .target import Options, Target
 
 ARCHS = {"llama": "LLAMA", "qwen2": "QWEN2"}
 QTYPES = ("f16", "q8_0")
@@ -121,3 +129,34 @@ def write_gguf(folder: str | Path, out_file: str | Path, qtype: str = "q8_0", *,
     w.write_tensors_to_file()
     w.close()
     return out_file
+
+
+# -- the export target ------------------------------------------------------------------
+def model_name(run: RunDir) -> str:
+    """The exported model's name (files, GGUF metadata, Ollama): the run folder's, tidied."""
+    return re.sub(r"[^a-z0-9._-]+", "-", run.path.name.lower()).strip("-") or "tunedesk-model"
+
+
+@contextmanager
+def merged_fp32(run: RunDir, folder: Path, status: Callable[[str], None]) -> Iterator[Path]:
+    """The run's model merged in fp32 (exact) inside the export folder, removed once used."""
+    merged = folder / ".merged"
+    merge(run, merged, "fp32", status)
+    yield merged
+    shutil.rmtree(merged)
+
+
+def write_files(run: RunDir, merged: Path, folder: Path, quant: str, status: Callable[[str], None]) -> list[Path]:
+    """One GGUF file per weight type (`quant` all: f16 and q8_0), named `<model>-<type>.gguf`."""
+    name = model_name(run)
+    return [write_gguf(merged, folder / f"{name}-{q}.gguf", q, name=name, status=status)
+            for q in (QTYPES if quant == "all" else [quant])]
+
+
+def write(run: RunDir, folder: Path, opts: Options) -> None:
+    with merged_fp32(run, folder, opts.status) as merged:
+        write_files(run, merged, folder, opts.quant, opts.status)
+
+
+TARGET = Target("gguf", "GGUF (llama.cpp, LM Studio)",
+                "the merged model as GGUF for llama.cpp and LM Studio, Llama and Qwen2 architectures (--quant)", write)

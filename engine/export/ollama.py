@@ -4,14 +4,22 @@ words for the model's chat-template family, and the run's default system prompt.
 Ollama cannot run a Jinja chat template, so the family is recognised from its special
 markers and written in Ollama's own form; `render` fills such a template the way Ollama
 does for one system + user turn, so the result can be checked against the tokenizer's
-chat template."""
+chat template.
+
+As an export target: the GGUF file, the Modelfile, and a README with the command that
+registers it."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
+from ..atomic import write_text
 from ..errors import TuneDeskError
+from ..runs import RunDir
+from .gguf import merged_fp32, model_name, write_files
+from .target import Options, Target
 
 
 @dataclass(frozen=True)
@@ -103,3 +111,20 @@ def modelfile(gguf_name: str, tokenizer, *, system: str | None = None, temperatu
     lines += [f'PARAMETER stop "{s}"' for s in fam.stops]
     lines.append(f"PARAMETER temperature {temperature}")
     return "\n".join(lines) + "\n"
+
+
+def write(run: RunDir, folder: Path, opts: Options) -> None:
+    from transformers import AutoTokenizer
+
+    cfg, _ = run.read_config()
+    name = model_name(run)
+    with merged_fp32(run, folder, opts.status) as merged:
+        files = write_files(run, merged, folder, opts.quant, opts.status)
+        tok = AutoTokenizer.from_pretrained(merged)
+    write_text(folder / "Modelfile", modelfile(files[-1].name, tok, system=cfg.data.system_prompt))
+    write_text(folder / "README.md", f"# {name} for Ollama\n\nRegister it once, then chat:\n\n"
+                                     f"    ollama create {name} -f Modelfile\n    ollama run {name}\n")
+
+
+TARGET = Target("ollama", "Ollama (GGUF + Modelfile)",
+                "the GGUF file, a Modelfile following the model's chat template, and the ollama create command", write)

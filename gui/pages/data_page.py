@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.data import formats
+
 from ..session import FIRST_SAMPLE, SAMPLES, Session
 from ..widgets import Banner, page_layout
 
@@ -35,12 +37,7 @@ SAMPLE_NAMES = {
     "chat_messages.jsonl": "Cooking chat (messages)",
 }
 FILE_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt *.gz);;All files (*)"
-FORMATS = [("Detected automatically", None), ("Alpaca: instruction / input / output", "alpaca"),
-           ("Question / answer pairs", "pair"), ("Chat messages (role / content)", "messages"),
-           ("ShareGPT (from / value)", "sharegpt"), ("Plain text (continued pre-training)", "text")]
-ROLES = {"alpaca": ["instruction", "input", "answer", "system", "reasoning", "history"],
-         "pair": ["prompt", "answer", "system", "reasoning"], "messages": ["messages"], "sharegpt": ["messages"],
-         "text": ["text"]}
+FORMATS = [("Detected automatically", None)] + [(f.label, f.name) for f in formats.FORMATS]
 TRAINED_STYLE = "background-color: rgba(34, 197, 94, 0.28);"
 
 
@@ -97,7 +94,7 @@ class DataPage(QWidget):
         self.format_combo.currentIndexChanged.connect(self._show_roles)
         form.addRow("Format", self.format_combo)
         self.role_edits: dict[str, QLineEdit] = {}
-        for role in ["instruction", "input", "prompt", "answer", "system", "reasoning", "history", "messages", "text"]:
+        for role in formats.ROLES:
             e = QLineEdit()
             e.setPlaceholderText("(not used)")
             e.setToolTip(f"The file's field that holds the {role}")
@@ -179,7 +176,7 @@ class DataPage(QWidget):
 
     def _show_roles(self) -> None:
         fmt = self.format_combo.currentData()
-        shown = set(ROLES.get(fmt, [])) if fmt else set()
+        shown = set(formats.BY_NAME[fmt].roles) if fmt else set()
         for role, e in self.role_edits.items():
             e.setVisible(role in shown)
             self.form.labelForField(e).setVisible(role in shown)

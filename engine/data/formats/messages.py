@@ -1,0 +1,114 @@
+"""OpenAI-style chat messages: a list of {role, content}; content may be a list of parts
+(`text` / `value`, `reasoning` / `thinking` parts), an assistant message may carry its
+chain of thought (`reasoning_content`, `reasoning`, `thinking`) and a `weight` (0 =
+context only). ShareGPT's {from, value} lists are read by the same parser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import DataFormat, Example, Mapping, RowError
+
+ROLE_ALIASES = {
+    "system": "system",
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "gpt": "assistant",
+    "model": "assistant",
+    "bot": "assistant",
+    "chatgpt": "assistant",
+    "function_call": "assistant",  # the model's own tool call: it should learn to make it
+    "tool_call": "assistant",
+    "observation": "tool",  # a tool's answer: context, never trained
+    "tool": "tool",
+    "function": "tool",
+    "ipython": "tool",
+}
+
+
+def list_field(name: str):
+    """A detector for a record whose field `name` (any case) holds a list of messages."""
+
+    def detect(keys: Mapping, record: dict) -> Mapping | None:
+        if name in keys and isinstance(record[keys[name]], list):
+            return {"messages": keys[name]}
+        return None
+
+    return detect
+
+
+def convert(record: dict, m: Mapping) -> list[dict]:
+    key = m["messages"]
+    items = record.get(key)
+    if not isinstance(items, list) or not items:
+        raise RowError(f"'{key}' should be a non-empty list of messages", "wrong type")
+    msgs = [_message(item, i) for i, item in enumerate(items, 1)]
+    trained = [x for x in msgs if x["role"] == "assistant" and x.get("weight", 1) > 0]
+    if not trained:
+        raise RowError("no assistant message to learn from", "missing field")
+    if not any(x["content"].strip() for x in trained):
+        raise RowError("empty assistant answer", "empty field")
+    return msgs
+
+
+def _message(item: Any, i: int) -> dict:
+    if not isinstance(item, dict):
+        raise RowError(f"message {i} should be an object, found {type(item).__name__}", "wrong type")
+    role_raw = item.get("role", item.get("from"))
+    role = ROLE_ALIASES.get(str(role_raw).lower()) if role_raw is not None else None
+    if role is None:
+        raise RowError(f"message {i} has an unknown role '{role_raw}'", "invalid row")
+    content, reasoning = _content(item.get("content", item.get("value")), i)
+    for k in ("reasoning_content", "reasoning", "thinking"):
+        if isinstance(item.get(k), str) and item[k].strip():
+            reasoning = item[k]
+    msg: dict[str, Any] = {"role": role, "content": content}
+    if role == "assistant":
+        if reasoning.strip():
+            msg["reasoning"] = reasoning.strip()
+        weight = item.get("weight", item.get("loss"))
+        if weight is not None:
+            if isinstance(weight, bool) or isinstance(weight, (int, float)):
+                msg["weight"] = float(weight)
+            else:
+                raise RowError(f"message {i} weight should be a number, found {type(weight).__name__}", "wrong type")
+    return msg
+
+
+def _content(value: Any, i: int) -> tuple[str, str]:
+    """(text, reasoning) of a message's content: a string, or OpenAI-style parts."""
+    if isinstance(value, str):
+        return value, ""
+    if isinstance(value, list):
+        parts, reasoning = [], []
+        for part in value:
+            if isinstance(part, str):
+                parts.append(part)
+                continue
+            if not isinstance(part, dict):
+                raise RowError(f"message {i} has a content part that is {type(part).__name__}", "wrong type")
+            kind = str(part.get("type", "text")).lower()
+            body = part.get("text", part.get("value", part.get(kind, "")))
+            if not isinstance(body, str):
+                raise RowError(f"message {i} has a content part whose text is {type(body).__name__}", "wrong type")
+            (reasoning if kind in ("reasoning", "thinking", "thought") else parts).append(body)
+        return "".join(parts), "\n".join(reasoning)
+    if value is None:
+        raise RowError(f"message {i} has no content", "missing field")
+    raise RowError(f"message {i} content should be text, found {type(value).__name__}", "wrong type")
+
+
+FORMAT = DataFormat(
+    name="messages",
+    label="Chat messages (role / content)",
+    roles=("messages",),
+    required=("messages",),
+    detect=list_field("messages"),
+    convert=convert,
+    examples=(
+        Example("OpenAI messages", {"messages": [{"role": "user", "content": "Hi"},
+                                                 {"role": "assistant", "content": "Hello!", "weight": 1}]},
+                "(content may be a list of parts with `text`/`value`; `reasoning` parts; `weight: 0` = context only)"),
+    ),
+)
