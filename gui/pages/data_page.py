@@ -56,7 +56,7 @@ class DataPage(QWidget):
         super().__init__()
         self.session = session
         self.setAcceptDrops(True)
-        root = page_layout(self, "1  Your data", "A JSONL, JSON, CSV, Parquet or TXT file — or drop one here. "
+        root = page_layout(self, "Your data", "A JSONL, JSON, CSV, Parquet or TXT file — or drop one here. "
             "TuneDesk detects its shape and shows exactly what it will train on.")
         pick = QHBoxLayout()
         self.open_button = QPushButton("Open dataset…")

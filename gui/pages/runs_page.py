@@ -23,6 +23,9 @@ from PySide6.QtWidgets import (
 )
 
 from engine import paths
+from engine.export import (
+    LABELS as EXPORTS,  # the menu: one entry per registered export target
+)
 from engine.runs import RunDir
 
 from ..session import Session
@@ -33,8 +36,6 @@ COLUMNS = [("name", "Run"), ("created", "Date"), ("model", "Model"), ("dataset",
            ("steps", "Steps"), ("rows_used", "Rows"), ("trained_tokens", "Trained tokens"), ("train_loss", "Train loss"),
            ("eval_loss", "Eval loss"), ("duration_s", "Duration")]
 COLORS = ["#3b82f6", "#f59e0b", "#22c55e", "#ef4444"]
-EXPORTS = {"adapter": "LoRA adapter (PEFT)", "merged": "Merged model (safetensors)", "gguf": "GGUF (llama.cpp, LM Studio)",
-           "ollama": "Ollama (GGUF + Modelfile)"}
 
 
 def _cell(key: str, value) -> str:
