@@ -195,10 +195,14 @@ def train_config(a: argparse.Namespace):
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from .reporting import ConsoleReporter, JsonLinesReporter
-    from .training.distributed import spread_over
+    from .training.distributed import check_cards, spread_over
     from .training.train import Trainer
 
     if (a.gpus or 1) > 1 and "WORLD_SIZE" not in os.environ:  # this process launches the ranks and waits
+        from .runs import RunDir
+
+        device = RunDir.open(a.run).read_config()[0].train.device if a.command == "resume" else a.device
+        check_cards(a.gpus, device)
         return spread_over(a.gpus, a.argv)
     reporter = JsonLinesReporter() if a.json_events else ConsoleReporter()
 

@@ -88,3 +88,9 @@ def test_a_stopped_two_process_run_resumes_on_one(one_process, tiny_model_folder
     plan = json.loads((run / "plan.json").read_text(encoding="utf-8"))
     assert (plan["processes"], plan["grad_accum"]) == (1, 2)  # the same effective batch on one process
     _close(_losses(one_process), _losses(run), range(1, 5))
+
+
+def test_more_gpus_than_the_pc_has_are_refused_in_one_sentence(tiny_model_folder, tmp_path):
+    r = tunedesk("train", str(DATA), "--model", str(tiny_model_folder), "--out", str(tmp_path), "--gpus", "2")
+    assert r.returncode == 2 and "--gpus 2 needs" in r.stderr and "Traceback" not in r.stderr
+    assert not any(tmp_path.iterdir())  # nothing was started, no half-written run folder

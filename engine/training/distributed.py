@@ -137,6 +137,20 @@ def stop_requested_from_outside() -> bool:
     return bool(path) and Path(path).exists()
 
 
+def check_cards(processes: int, device: str | None) -> None:
+    """A run spread over N processes needs N CUDA GPUs; on the CPU (gloo) only when asked
+    for by --device cpu, which is what the tests do."""
+    from ..errors import ConfigError
+
+    if device == "cpu":
+        return
+    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if found < processes:
+        raise ConfigError(f"--gpus {processes} needs {processes} CUDA GPUs; this PC has {found}. "
+                          f"Use --gpus {max(1, found)}." if found else
+                          f"--gpus {processes} needs CUDA GPUs; this PC has none (PyTorch sees no CUDA device).")
+
+
 def spread_over(processes: int, argv: list[str]) -> int:
     """Run this command (`tunedesk train …` or `resume …`) again under torchrun, one process
     per GPU, and wait for it; returns its exit status.
