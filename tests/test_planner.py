@@ -195,7 +195,7 @@ def test_two_cards_plan_for_the_smaller_and_split_each_step(infos, lengths):
     cfg.train.gpus = 2
     two = resolve(cfg, infos["qwen2.5-7b"], target_for(cfg, hw), lengths)
     assert two.budget_bytes == budget_from_free(12 * GiB) < one.budget_bytes  # the smaller card
-    assert two.processes == 2 and two.micro_batch * two.grad_accum * 2 >= two.effective_batch == 16
+    assert two.processes == 2 and two.examples_per_step == two.micro_batch * two.grad_accum * 2 >= two.effective_batch == 16
     assert two.grad_accum == max(1, -(-16 // (two.micro_batch * 2)))
     assert "Data-parallel on 2 GPUs" in two.reasons["processes"] and "on each of 2 GPUs" in two.headline()
     assert "processes" not in one.reasons and one.processes == 1

@@ -6,6 +6,10 @@ Rows that cannot be used are skipped and listed (row, reason); the run stops onl
 too few usable rows remain. The tokenized result is cached by file content, tokenizer
 and settings as flat numpy arrays that are memory-mapped back, so a second run on the
 same file starts at once and a big dataset is held in memory once, compactly.
+
+About 370 lines: the pipeline above in the order it runs (checks, cache, split), so a
+reader follows one file from its records to its examples; the parts with their own ideas
+(readers, formats, render, fit_length, batching) live beside it.
 """
 
 from __future__ import annotations

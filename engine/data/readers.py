@@ -9,6 +9,9 @@ the caller; a file that cannot be read at all raises `DataError` naming the file
 Nothing here holds the whole file: JSONL, CSV and TXT go line by line, a JSON array is
 decoded one element at a time from a sliding buffer, Parquet one row group batch at a
 time. Encodings: UTF-8 (with or without BOM), UTF-16 with BOM; CRLF is fine everywhere.
+
+About 330 lines: the five file types share one way of naming a bad row and one decoding
+of the bytes; split per type, that sharing would become five copies.
 """
 
 from __future__ import annotations

@@ -84,6 +84,11 @@ class Plan:
                                                           changes.get("processes", self.processes)))
         return dataclasses.replace(self, **changes)
 
+    @property
+    def examples_per_step(self) -> int:
+        """Examples one optimizer step takes, over every process (at least the effective batch)."""
+        return self.micro_batch * self.grad_accum * self.processes
+
     def shape(self) -> StepShape:
         return StepShape(self.quantization, 2 if self.device == "cuda" else 4, self.micro_batch, self.seq_len,
                          self.gradient_checkpointing, self.lora_r, self.lora_targets, self.optimizer,

@@ -11,7 +11,7 @@ the longest that fits at the leanest setting, and longer rows are truncated (pro
 from its start, the answer kept; engine/data/fit_length.py), never silently dropped.
 The search goes up to the model's own context (max_position_embeddings).
 
-About 330 lines in one module on purpose: the search and the sentences that explain its
+About 370 lines in one module on purpose: the search and the sentences that explain its
 choices (reasons, suggestions, refusals) quote the same figures, and apart they drifted.
 """
 

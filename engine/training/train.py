@@ -11,7 +11,7 @@ recovery, and each checkpoint the plan it was taken under, so a resumed run cont
 that plan and "Train again" plans anew from the request.
 
 Under torchrun the same loop runs in every process (engine/training/distributed.py):
-rank 0 writes the run folder and reports. About 330 lines: setup and the loop, each read
+rank 0 writes the run folder and reports. About 340 lines: setup and the loop, each read
 top to bottom; the data stream, the optimizer, the passes, the checkpoints and the
 summary live in the modules beside it.
 """
@@ -147,7 +147,7 @@ class Trainer:
         t, p = self.cfg.train, self.plan
         if t.max_steps:
             return t.max_steps
-        return max(1, math.ceil(t.epochs * len(self.data.train) / (p.micro_batch * p.grad_accum)))
+        return max(1, math.ceil(t.epochs * len(self.data.train) / p.examples_per_step))
 
     # -- one optimizer step ---------------------------------------------------------
     def _autocast(self):

@@ -1,6 +1,9 @@
 """Compare: one prompt, answered by the base model and the tuned one side by side, from
 one copy of the weights (the adapter switched off, then on); a conversation on each
-side; and the same on the validation set as a table."""
+side; and the same on the validation set as a table.
+
+About 320 lines: the page's two chats and its validation table share one loaded run and
+one background key ("chat"), so they stay one widget; generation is engine/chat's."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Train: start / stop / resume, live plots, progress, and the engine's messages in plain words."""
+"""Train: start / stop / resume, live plots, progress, and the engine's messages in plain words.
+
+About 340 lines: one page's widgets and the handlers of the training's events (status,
+warnings, metrics, progress, recoveries, the end), which share the page's state; the
+background work is gui/worker.py's and the numbers are the engine's."""
 
 from __future__ import annotations
 
