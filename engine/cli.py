@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from .errors import TuneDeskError
 
@@ -29,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     t = sub.add_parser("train", help="train a LoRA adapter on a dataset file")
-    t.add_argument("data", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt)")
+    t.add_argument("data", nargs="?", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt)")
+    t.add_argument("--request", default=None, metavar="JSON",
+                   help="train the request saved in this file (a run's config.json, or the window's) instead of "
+                        "the options below; --gpus and --json-events still apply")
     t.add_argument("--model", default="demo", help="'demo' (built-in SmolLM2-135M-Instruct), a model folder, a .gguf file or a Hub id")
     t.add_argument("--out", default="", help="folder that holds the run folders (default: the user data folder)")
     t.add_argument("--name", default="", help="run folder name (default: date-model-dataset)")
@@ -157,7 +161,17 @@ def _apply_data_options(cfg, a: argparse.Namespace) -> None:
 
 def train_config(a: argparse.Namespace):
     from .config import RunConfig
+    from .errors import ConfigError
 
+    if a.request:  # a saved request as it is (the planner resolves it anew, on this machine)
+        try:
+            cfg = RunConfig.from_dict(json.loads(Path(a.request).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{a.request}: cannot read the request ({e})") from e
+        cfg.train.gpus = a.gpus or cfg.train.gpus
+        return cfg.validate()
+    if not a.data:
+        raise ConfigError("give a dataset file, or --request FILE")
     cfg = RunConfig()
     cfg.data.path = a.data
     cfg.model.source = a.model
@@ -199,15 +213,15 @@ def train_config(a: argparse.Namespace):
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from .reporting import ConsoleReporter, JsonLinesReporter
+    from .runs import RunDir
     from .training.distributed import check_cards, spread_over
     from .training.train import Trainer
 
-    if (a.gpus or 1) > 1 and "WORLD_SIZE" not in os.environ:  # this process launches the ranks and waits
-        from .runs import RunDir
-
-        device = RunDir.open(a.run).read_config()[0].train.device if a.command == "resume" else a.device
-        check_cards(a.gpus, device)
-        return spread_over(a.gpus, a.argv)
+    cfg = RunDir.open(a.run).read_config()[0] if a.command == "resume" else train_config(a)
+    gpus = a.gpus if a.command == "resume" else cfg.train.gpus
+    if gpus > 1 and "WORLD_SIZE" not in os.environ:  # this process launches the ranks and waits
+        check_cards(gpus, cfg.train.device)
+        return spread_over(gpus, a.argv + ([] if a.gpus else ["--gpus", str(gpus)]))
     reporter = JsonLinesReporter() if a.json_events else ConsoleReporter()
 
     def on_sigint(signum, frame):
@@ -222,7 +236,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if a.command == "resume":
         trainer = Trainer.resume(a.run, reporter)
     else:
-        trainer = Trainer(train_config(a), reporter)
+        trainer = Trainer(cfg, reporter)
         trainer.setup()
     summary = trainer.fit()
     if "WORLD_SIZE" in os.environ:  # a rank: torchrun reports any non-zero exit as a crash; the launcher answers

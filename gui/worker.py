@@ -51,6 +51,9 @@ def train(job: Job, cfg: RunConfig | None, resume_dir: str | None):
 
     import torch
 
+    if cfg is not None and cfg.train.gpus > 1:
+        return train_spread(job, cfg)
+
     from engine.chat import ChatSession
     from engine.training.train import Trainer
 
@@ -70,6 +73,48 @@ def train(job: Job, cfg: RunConfig | None, resume_dir: str | None):
     trainer.fit()
     # The trained model, still in memory: comparing needs no second load from disk.
     return ChatSession.attach(trainer.run.path, trainer.model, trainer.tokenizer, system_prompt=trainer.cfg.data.system_prompt)
+
+
+def train_spread(job: Job, cfg: RunConfig) -> None:
+    """Several GPUs: the same run as `tunedesk train --request … --gpus N` (one process per
+    GPU under torchrun, engine/training/distributed.py), its rank 0's events read back
+    line by line and reported as a single-process run's are. Stop asks every rank through
+    the run folder's STOP file. The trained model is not in this process: Compare loads it."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from engine.errors import TuneDeskError
+    from engine.runs import RunDir
+
+    with tempfile.TemporaryDirectory(prefix="tunedesk-") as tmp:
+        request, errors = Path(tmp) / "request.json", Path(tmp) / "stderr.txt"
+        request.write_text(json.dumps(cfg.to_dict()), encoding="utf-8")
+        with errors.open("w", encoding="utf-8") as err:
+            child = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--request", str(request), "--json-events"],
+                                     stdout=subprocess.PIPE, stderr=err, text=True, encoding="utf-8")
+            run: RunDir | None = None
+            for line in child.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # not an event (a library's print)
+                kind = event.pop("event", "")
+                if kind == "started":
+                    run = RunDir(event["run_dir"])
+                if kind in SIGNALS:
+                    job.report((kind, event))
+                if job.stopped() and run is not None and not run.stop_requested():
+                    run.request_stop()
+            code = child.wait()
+        if code != 0:
+            lines = [x for x in errors.read_text(encoding="utf-8").splitlines() if x.strip()]
+            said = next((x.split("error: ", 1)[1] for x in reversed(lines) if "tunedesk train: error: " in x), None)
+            log.error("the processes of a %d-GPU run ended with %d:\n%s", cfg.train.gpus, code, "\n".join(lines[-40:]))
+            raise TuneDeskError(said or f"the {cfg.train.gpus} training processes ended with an error (exit {code}); "
+                                        "the details are in the log (Help → Open log folder)")
 
 
 class TrainController(QObject):
@@ -103,8 +148,12 @@ class TrainController(QObject):
         cfg = copy.deepcopy(cfg)  # the engine fills planned fields; the UI keeps its own
         self.tasks.run(KEY, lambda job: train(job, cfg, resume_dir), long=True,
                        unexpected="Training stopped on an unexpected error", on_progress=self._event,
-                       on_done=self.model_ready.emit, on_failed=self.failed.emit)
+                       on_done=self._trained, on_failed=self.failed.emit)
         return True
+
+    def _trained(self, chat) -> None:
+        if chat is not None:  # a run over several GPUs trained in other processes: nothing to hand over
+            self.model_ready.emit(chat)
 
     def _event(self, event: tuple[str, dict[str, Any]]) -> None:
         kind, data = event

@@ -175,3 +175,22 @@ def test_app_icon_is_found():
     from gui.app import icon
 
     assert not icon().isNull()
+
+
+def test_plan_page_gpus_field_spreads_the_plan_over_two_cards(qtbot, window):
+    from engine.hardware import GpuInfo, HardwareInfo
+
+    load_sample(qtbot, window)
+    page = window.plan_page
+    window.show_page("Plan")
+    assert not page.gpus.isEnabled() and page.gpus.value() == 1  # this machine: no GPU, nothing to spread over
+    card = [GpuInfo(i, "RTX 3060", 12 * 2**30, 11 * 2**30, 2**30, "560", (8, 6)) for i in (0, 1)]
+    window.session.hardware = HardwareInfo(gpus=card, chosen=0, ram_total_bytes=32 * 2**30, ram_available_bytes=24 * 2**30)
+    window.session.hardware_changed.emit()
+    assert page.gpus.isEnabled() and page.gpus.maximum() == 2
+    page.vram.setValue(12)
+    page.gpus.setValue(2)
+    p = page.current_plan
+    assert window.session.cfg.train.gpus == 2 and p.processes == 2
+    assert page.reason["processes"].text().startswith("Set by you") and "Data-parallel on 2 GPUs" in page.reason["processes"].text()
+    assert "on each of 2 GPUs" in page.total_label.text()

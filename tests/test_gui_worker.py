@@ -128,3 +128,24 @@ def _no_leftover_threads(qtbot):
     from gui import tasks
 
     tasks.wait_all(10_000)
+
+
+def test_a_run_over_two_processes_from_the_window(qtbot, tiny_model_folder, tmp_path):
+    """GPUs = 2 on the Plan page: the window starts `tunedesk train --request … --gpus 2`
+    (on the CPU over gloo here) and shows rank 0's events as a one-process run's; Stop
+    reaches both processes through the run folder."""
+    from gui.worker import TrainController
+
+    c = TrainController()
+    seen = _record(c)
+    cfg = _cfg(tiny_model_folder, tmp_path, max_steps=40, gpus=2, device="cpu", checkpoint_every=1000)
+    c.progress.connect(lambda d: d["step"] == 2 and c.stop())
+    with qtbot.waitSignal(c.done, timeout=300_000):
+        assert c.start(cfg)
+    kinds = [k for k, _ in seen if k != "metrics"]
+    assert kinds[0] == "started" and kinds[-2:] == ["finished", "done"], kinds
+    finished = next(d for k, d in seen if k == "finished")
+    assert finished["status"] == "stopped" and 2 <= finished["summary"]["steps"] < 40
+    run = tmp_path / "runs" / "gui-run"
+    assert json.loads((run / "plan.json").read_text(encoding="utf-8"))["processes"] == 2
+    assert (run / "adapter" / "adapter_model.safetensors").is_file() and any((run / "checkpoints").iterdir())

@@ -132,6 +132,9 @@ class PlanPage(QWidget):
         self.vram.setSpecialValueText("This computer's GPU")
         self.vram.setSuffix(" GB")
         self.vram.setToolTip("Plan for another card size, e.g. 8 for an RTX 4060.")
+        self.gpus = _spin(1, 16, "Spread the run over several GPUs of this PC, one process each: every card holds the "
+                                 "whole model and trains on its share of each step (data-parallel), planned for the "
+                                 "smallest card.")
         rows = [("Quantization", self.quant, "quantization"), ("Gradient checkpointing", self.ckpt, "gradient_checkpointing"),
                 ("Lean memory", self.lean, "lean_memory"),
                 ("Micro-batch", self.micro, "micro_batch"), ("Effective batch", self.effective, "grad_accum"),
@@ -139,7 +142,8 @@ class PlanPage(QWidget):
                 ("Pack short examples", self.pack, ""), ("LoRA rank", self.rank, "lora_r"), ("Epochs", self.epochs, ""),
                 ("Max steps", self.max_steps, ""),
                 ("Learning rate", self.lr, ""), ("Evaluate every", self.eval_every, ""),
-                ("Checkpoint every", self.ckpt_every, ""), ("Plan for a card of", self.vram, "")]
+                ("Checkpoint every", self.ckpt_every, ""), ("Plan for a card of", self.vram, ""),
+                ("GPUs", self.gpus, "processes")]
         for label, widget, key in rows:
             cell = QHBoxLayout()
             widget.setMinimumWidth(190)
@@ -159,7 +163,7 @@ class PlanPage(QWidget):
         self._set_fields()
         for w in (self.quant, self.ckpt, self.lean, self.optim, self.pack):
             w.currentIndexChanged.connect(self._edited)
-        for w in (self.micro, self.effective, self.seq, self.rank, self.max_steps, self.eval_every, self.ckpt_every):
+        for w in (self.micro, self.effective, self.seq, self.rank, self.max_steps, self.eval_every, self.ckpt_every, self.gpus):
             w.valueChanged.connect(self._edited)
         for w in (self.epochs, self.lr, self.vram):
             w.valueChanged.connect(self._edited)
@@ -183,7 +187,7 @@ class PlanPage(QWidget):
     def load_fields(self) -> None:
         """Show the session's settings (e.g. a past run's); edits are not echoed back meanwhile."""
         widgets = [self.quant, self.ckpt, self.lean, self.optim, self.pack, self.micro, self.effective, self.seq, self.rank, self.epochs,
-                   self.max_steps, self.lr, self.eval_every, self.ckpt_every, self.vram]
+                   self.max_steps, self.lr, self.eval_every, self.ckpt_every, self.vram, self.gpus]
         for w in widgets:
             w.blockSignals(True)
         try:
@@ -210,6 +214,7 @@ class PlanPage(QWidget):
         self.eval_every.setValue(c.train.eval_every)
         self.ckpt_every.setValue(c.train.checkpoint_every)
         self.vram.setValue(c.train.vram_gb or 0)
+        self.gpus.setValue(c.train.gpus)
 
     def _edited(self) -> None:
         c = self.session.cfg
@@ -228,6 +233,7 @@ class PlanPage(QWidget):
         c.train.lr = self.lr.value()
         c.train.eval_every, c.train.checkpoint_every = self.eval_every.value(), self.ckpt_every.value()
         c.train.vram_gb = self.vram.value() or None
+        c.train.gpus = self.gpus.value()
         self.session.edited()
 
     # -- showing ----------------------------------------------------------------------------
@@ -249,6 +255,9 @@ class PlanPage(QWidget):
             self.vram_meter.setMaximum(max(1, g.total_bytes // 2**20))
             self.vram_meter.setValue(g.used_bytes // 2**20)
             self.vram_meter.setFormat(f"{gib(g.used_bytes)} of {gib(g.total_bytes)}")
+        cards = len(hw.gpus) if hw else 0
+        self.gpus.setMaximum(max(1, cards, self.session.cfg.train.gpus))
+        self.gpus.setEnabled(cards >= 2 or self.session.cfg.train.gpus > 1)
         if hw:
             self.ram_label.setText(f"RAM {gib(hw.ram_total_bytes)} ({gib(hw.ram_available_bytes)} available) · "
                                    f"{hw.cpu_cores} CPU cores · {gib(hw.disk_free_bytes)} free for runs")
@@ -264,6 +273,8 @@ class PlanPage(QWidget):
             text = p.reasons.get(key, "")
             if key == "grad_accum":
                 value = f"{p.micro_batch} × {p.grad_accum}"
+            if key == "processes" and not text:
+                text = "One GPU." if p.device == "cuda" else ""
             shown = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
             label.setText(("Set by you. " if key in user else f"<b>Auto: {shown}</b>" + (" — " if text else "")) + html.escape(text))
         if p.device == "cpu":
@@ -279,7 +290,8 @@ class PlanPage(QWidget):
         for name, lab in self.legend.items():
             lab.setText(f"<span style='color:{theme.SERIES[name]}'>■</span> {name} {gib(p.breakdown.get(name, 0))}")
         self.total_label.setText(f"Estimated peak <b>{gib(p.estimate_bytes)}</b> of a <b>{gib(p.budget_bytes)}</b> budget "
-                                 f"(the card minus the CUDA context and a 5% margin).")
+                                 f"(the card minus the CUDA context and a 5% margin)"
+                                 + (f", on each of {p.processes} GPUs." if p.processes > 1 else "."))
         if not p.fits:
             self.banner.show_message("error", f"This will not fit: about {gib(p.estimate_bytes)} for {gib(p.budget_bytes)}. "
                                               f"{p.suggestion} If you train anyway, TuneDesk retries smaller steps when memory runs out.")
@@ -292,4 +304,6 @@ class PlanPage(QWidget):
             keys.append("grad_accum")
         if self.rank.value() != 16:
             keys.append("lora_r")
+        if self.session.cfg.train.gpus > 1:
+            keys.append("processes")
         return keys
