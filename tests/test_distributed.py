@@ -94,3 +94,52 @@ def test_more_gpus_than_the_pc_has_are_refused_in_one_sentence(tiny_model_folder
     r = tunedesk("train", str(DATA), "--model", str(tiny_model_folder), "--out", str(tmp_path), "--gpus", "2")
     assert r.returncode == 2 and "--gpus 2 needs" in r.stderr and "Traceback" not in r.stderr
     assert not any(tmp_path.iterdir())  # nothing was started, no half-written run folder
+
+
+def _oom_on_rank_1(rank: int, model: str, out: str, port: int) -> None:
+    """A rank of a two-process run whose rank 1 alone runs out of memory above micro-batch 1."""
+    import torch
+
+    from engine.config import RunConfig
+    from engine.training.train import Trainer
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2")
+    cfg = RunConfig()
+    cfg.model.source, cfg.data.path, cfg.out_dir, cfg.name = model, str(DATA), out, "oom"
+    cfg.train.device, cfg.train.micro_batch, cfg.train.effective_batch, cfg.train.max_steps = "cpu", 2, 4, 2
+    cfg.lora.dropout = 0.0
+    t = Trainer(cfg)
+    t.setup()
+    decoder = t.model.get_base_model().get_decoder()
+    real = decoder.forward
+
+    def forward(*args, input_ids=None, **kw):
+        if rank == 1 and torch.is_grad_enabled() and input_ids.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated, rank 1 only)")
+        return real(*args, input_ids=input_ids, **kw)
+
+    decoder.forward = forward
+    summary = t.fit()
+    weights = sum(float(p.detach().double().sum()) for p in t.optim.params)
+    Path(out, f"rank{rank}.json").write_text(json.dumps({"micro_batch": t.plan.micro_batch, "grad_accum": t.plan.grad_accum,
+                                                          "oom": summary["oom_recoveries"], "steps": summary["steps"],
+                                                          "weights": weights}))
+    t.ranks.close()
+
+
+def test_out_of_memory_on_one_rank_moves_every_rank_to_the_same_smaller_plan(tiny_model_folder, tmp_path):
+    """The ranks agree before they exchange gradients: rank 1's out-of-memory error makes
+    both halve the micro-batch and retry the step, so their plans and weights stay equal
+    and nobody waits for ever in an all-reduce."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_oom_on_rank_1, args=(str(tiny_model_folder), str(tmp_path), port), nprocs=2, start_method="spawn")
+    r0, r1 = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1))
+    assert r0["micro_batch"] == r1["micro_batch"] == 1 and r0["grad_accum"] == r1["grad_accum"] == 2
+    assert r0["oom"] == r1["oom"] == 1 and r0["steps"] == r1["steps"] == 2
+    assert r0["weights"] == r1["weights"]  # the same update on both ranks
