@@ -39,6 +39,8 @@ class CardFit:
         # The ranks' shared verdict on a flag (engine/training/distributed.py): several
         # processes must shrink together or not at all. One process: the flag itself.
         self.agree: Callable[[bool], bool] = lambda flag: flag
+        # …and rank 0's plan for all of them (each probes the cards a moment apart).
+        self.share: Callable[[Plan], Plan] = lambda plan: plan
 
     @property
     def oom_events(self) -> int:
@@ -57,7 +59,7 @@ class CardFit:
         planner's for the request on this machine, spread over the processes this run
         really has (a checkpoint resumes on another number of GPUs too); then the rows
         are fitted to it."""
-        plan = (self._saved(checkpoint) if checkpoint is not None else None) or self._new(cuda)
+        plan = self.share((self._saved(checkpoint) if checkpoint is not None else None) or self._new(cuda))
         self.plan = planner.spread(plan, processes)
         self.planned = self.planned or self.plan.to_dict()
         self.fit_rows(self.plan.seq_len)

@@ -106,7 +106,7 @@ class Trainer:
         self.info = model_info.from_folder(folder)
         preflight.check_vocabulary(self.data, self.info, models.display_name(cfg.model.source))
         self.card = CardFit(cfg, self.info, self.data, rep, on_change=self._write_plan)
-        self.card.agree = self.ranks.any
+        self.card.agree, self.card.share = self.ranks.any, self.ranks.share
         self.card.choose(cuda, resume, processes=self.ranks.world)
         preflight.check_data(self.data, cfg.data.val_share, rep)
 
