@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="show how a dataset file is read, validated and rendered")
     i.add_argument("data", help="dataset file")
     i.add_argument("--model", default="demo", help="whose tokenizer and chat template to render with (default: demo)")
-    i.add_argument("--seq-len", type=int, default=None, help="max tokens per example (default 1024)")
+    i.add_argument("--seq-len", type=int, default=None,
+                   help="fit rows to this many tokens as training would: truncated (plain text: split) and counted "
+                        "(default: none, every row shown whole; training's length is the plan's)")
     _data_options(i)
     i.add_argument("--json", action="store_true", help="one JSON object (stable keys, see README)")
 

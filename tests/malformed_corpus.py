@@ -201,3 +201,26 @@ def json_error_position(text: str) -> tuple[int, int]:
     except json.JSONDecodeError as e:
         return e.lineno, e.colno
     raise AssertionError("this JSON text is not broken")
+
+
+# ------------------------------------------------------------------ round two (issue 22)
+
+
+def deep_json(levels: int, bracket: str = "[") -> str:
+    """A JSON value nested `levels` deep: [[[…]]] or {"a": {"a": …}}."""
+    if bracket == "[":
+        return "[" * levels + "]" * levels
+    return '{"a": ' * levels + "1" + "}" * levels
+
+
+def many_qa(n: int) -> list[dict]:
+    """n distinct question/answer records (the Q&A pairs, numbered as support tickets)."""
+    return [{"question": f"{q} (ticket {i})", "answer": a}
+            for i, (q, a) in enumerate(QA_PAIRS[k % len(QA_PAIRS)] for k in range(n))]
+
+
+def cut_mid_character(text: str) -> bytes:
+    """`text` as UTF-8 with its last character (a multi-byte one) cut in half."""
+    data = text.encode("utf-8")
+    assert len(text[-1].encode("utf-8")) > 1
+    return data[:-1]

@@ -25,10 +25,13 @@ from malformed_corpus import (
     alpaca,
     corrupt_gzip_bytes,
     csv_text,
+    cut_mid_character,
+    deep_json,
     docx_bytes,
     exe_bytes,
     json_error_position,
     jsonl,
+    many_qa,
     parquet_bytes,
     pdf_bytes,
     png_bytes,
@@ -285,6 +288,58 @@ CASES: list[Case] = [
     # --- one 50 MB line
     works("huge_answer_line", "support.jsonl", huge_answer, 8, {3: "too long"}),
     works("huge_garbage_line", "support.jsonl", huge_garbage, 8, {3: "not valid json"}),
+    # --- round two (issue 22): nesting deeper than Python's parser goes
+    fails("json_deep_array", "faq.json", text(deep_json(5000)), "nested too deeply", "line 1"),
+    fails("json_very_deep_array", "faq.json", text(deep_json(200_000)), "nested too deeply", "line 1"),
+    fails("json_deep_wrapper", "faq.json", text('{"data": ' + deep_json(3000, "{") + "}"), "nested too deeply"),
+    fails("json_deep_element", "faq.json", text(
+        json.dumps(qa(3), indent=2)[:-2] + ",\n  " + deep_json(3000) + "\n]"), "nested too deeply", "line 14"),
+    works("jsonl_deep_line", "support.jsonl", text(jsonl(qa(3) + [deep_json(5000)] + qa(5, 3))), 8, {4: "nested too deeply"}),
+    works("jsonl_deep_object_line", "support.jsonl", text(jsonl(
+        qa(3) + ['{"question": "Why?", "answer": ' + deep_json(100_000, "{") + "}"] + qa(5, 3))), 8, {4: "nested too deeply"}),
+    works("jsonl_deep_first_line", "support.jsonl", text(jsonl([deep_json(3000, "{")] + qa(8))), 8, {1: "nested too deeply"}),
+    # --- a NUL byte or a bad byte costs only its row
+    works("jsonl_nul_line", "support.jsonl", text(jsonl(
+        qa(3) + ['{"question": "Do you sell gift cards?", "answer": "Yes\x00"}'] + qa(5, 3))), 8, {4: "NUL byte"}),
+    works("jsonl_nul_between_fields", "support.jsonl", text(jsonl(
+        qa(6) + ['{"question": "Gift cards?",\x00 "answer": "Yes."}'] + qa(2, 6))), 8, {7: "NUL byte"}),
+    works("csv_nul_field", "faq.csv", text(csv_text(["question", "answer"], qa_csv_rows(3) + [
+        ["Do you sell gift cards?", "Yes\x00\x00"]] + qa_csv_rows(5, 3))), 8, {5: "NUL byte"}),
+    works("txt_nul_paragraph", "maintenance_guide.txt", text(prose(30).replace("Section 5.", "Section\x005.")), None,
+          {9: "NUL byte"}),
+    works("jsonl_cut_mid_character", "support.jsonl", raw(cut_mid_character(
+        jsonl(qa(7)) + '{"question": "Vendez-vous des vélos ?", "answer": "Oui, dès 1 299 €')),
+          7, {8: "not utf-8"}),
+    works("jsonl_latin1_line_late", "support.jsonl", lambda p: write_bytes(p, jsonl(many_qa(400)).encode("utf-8")
+          + jsonl([LATIN1]).encode("latin-1")), 400, {401: "not utf-8"}),
+    fails("jsonl_utf16_no_bom", "support.jsonl", text(jsonl(qa(8)), encoding="utf-16-le"), "utf-16", "byte-order mark"),
+    fails("csv_utf16be_no_bom", "faq.csv", text(csv_text(["question", "answer"], qa_csv_rows(8)), encoding="utf-16-be"),
+          "utf-16", "byte-order mark"),
+    # --- byte-order marks: any number, any UTF
+    works("jsonl_double_bom", "support.jsonl", raw(b"\xef\xbb\xbf" * 2 + jsonl(qa(7) + [INTL]).encode("utf-8")), 8),
+    works("csv_triple_bom", "faq.csv", raw(b"\xef\xbb\xbf" * 3 + csv_text(["question", "answer"], qa_csv_rows(8)).encode()), 8),
+    works("jsonl_utf16_double_bom", "support.jsonl", raw(("\ufeff\ufeff" + jsonl(qa(8))).encode("utf-16-le")), 8),
+    works("jsonl_utf32_bom", "support.jsonl", text(jsonl(qa(7) + [INTL]), encoding="utf-32-le", bom=True), 8),
+    works("jsonl_concatenated_with_boms", "support.jsonl", raw(
+        b"\xef\xbb\xbf" + jsonl(qa(4)).encode() + b"\xef\xbb\xbf" + jsonl(qa(4, 4)).encode()), 8),
+    # --- delimiters and field counts
+    fails("tsv_ragged", "faq.tsv", text("question\tanswer\n" + "".join(
+        f"{q}\t{a}\tshop\n" for q, a in qa_csv_rows(8))), "field counts differ", "row 2"),
+    works("tsv_some_ragged", "faq.tsv", text(csv_text(["question", "answer"], qa_csv_rows(3) + [
+        ["Gift cards?", "Yes", "from 10 euros"]] + qa_csv_rows(5, 3) + [["Cargo bikes?"]], delimiter="\t")), 8,
+          {5: "field counts differ", 11: "field counts differ"}),
+    works("csv_ragged", "faq.csv", text(csv_text(["question", "answer"], qa_csv_rows(6) + [
+        ["Gift cards?", "Yes", "10", "euros"]] + qa_csv_rows(2, 6))), 8, {8: "field counts differ"}),
+    works("csv_semicolons", "faq.csv", text(csv_text(["question", "answer"], qa_csv_rows(8), delimiter=";")), 8),
+    works("csv_tabs_named_csv", "faq.csv", text(csv_text(["question", "answer"], qa_csv_rows(8), delimiter="\t")), 8),
+    # --- truncated files and giant fields
+    works("jsonl_cut_in_escape", "support.jsonl", text(jsonl(qa(8)) + '{"question": "Caf\\u00'), 8,
+          {9: "not valid json"}),
+    fails("json_gz_truncated", "faq.json.gz", raw(truncated(gz_text_bytes(QA_JSON), 0.7)), "gzip"),
+    works("csv_huge_field", "faq.csv", lambda p: write_text(p, csv_text(["question", "answer"], qa_csv_rows(2) + [
+        ["Can you list the whole parts catalogue?", "Chainring bolt set, steel. " * 200_000]] + qa_csv_rows(6, 2))),
+          8, {4: "too long"}),
+    fails("one_row_only", "support.jsonl", text(jsonl(qa(1))), "usable row", "at least 2"),
 ]
 
 CASES_BY_ID = {c.id: c for c in CASES}
@@ -364,6 +419,7 @@ def test_prepare(case: Case, tmp_path, demo_tokenizer, hard_stop):
 CLI_CASES = [
     "missing_file", "folder", "png_named_jsonl", "xlsx", "json_truncated_download", "too_many_bad_rows",
     "jsonl_truncated_line", "csv_multiline_quoted", "parquet", "txt_plain",
+    "json_deep_array", "json_deep_element", "jsonl_nul_line", "tsv_ragged", "jsonl_double_bom",
 ]
 
 

@@ -137,9 +137,11 @@ class PreparedData:
 # -- shape -------------------------------------------------------------------------------
 def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
     path = Path(cfg.path)
-    sample = [r for _, r in itertools.islice(iter_records(path, notes), DETECT_ROWS) if not isinstance(r, RowProblem)]
+    head = [r for _, r in itertools.islice(iter_records(path, notes), DETECT_ROWS)]
+    sample = [r for r in head if not isinstance(r, RowProblem)]
     if not sample:
-        raise DataError(f"{path.name}: no readable records in the first {DETECT_ROWS} rows")
+        problem = next((f"; e.g. row {r.row}: {r.reason}" for r in head if isinstance(r, RowProblem)), "")
+        raise DataError(f"{path.name}: no readable records in the first {DETECT_ROWS} rows{problem}")
     fields = sorted({k for r in sample for k in r})
     detected = detect(sample)
     if cfg.format:
@@ -308,7 +310,8 @@ def _check_enough(cfg: DataConfig, tok: Tokenized, skipped: list[RowProblem]) ->
         for kind, rows in sorted(by_kind.items(), key=lambda kv: -len(kv[1]))
     )
     first = next((f"; e.g. row {p.row}: {p.reason}" for p in bad[:1]), "")
-    raise DataError(f"{name}: only {kept} usable row(s) of {total}, too few to train on. Skipped: {summary}{first}")
+    why = f"Skipped: {summary}{first}" if summary else f"At least {MIN_ROWS} are needed"
+    raise DataError(f"{name}: only {kept} usable row(s) of {total}, too few to train on. {why}")
 
 
 def prepare(cfg: DataConfig, tokenizer, *, shape: Shape | None = None) -> PreparedData:

@@ -8,15 +8,17 @@ the caller; a file that cannot be read at all raises `DataError` naming the file
 
 Nothing here holds the whole file: JSONL, CSV and TXT go line by line, a JSON array is
 decoded one element at a time from a sliding buffer, Parquet one row group batch at a
-time. Encodings: UTF-8 (with or without BOM), UTF-16 with BOM; CRLF is fine everywhere.
+time. Encodings (encoding.py): UTF-8 (with or without BOM), UTF-16 / UTF-32 with BOM;
+CRLF is fine everywhere. A row holding a NUL byte or bytes that are not UTF-8, and a JSON
+value nested too deeply for Python's parser, cost only that row (a JSON document: the
+file, naming the line).
 
-About 330 lines: the five file types share one way of naming a bad row and one decoding
+About 360 lines: the five file types share one way of naming a bad row and one decoding
 of the bytes; split per type, that sharing would become five copies.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import gzip
 import io
@@ -29,12 +31,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator, TextIO
 
 from ..errors import DataError
+from .encoding import SNIFF_BYTES, bad_text, sniff
 
 TEXT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "txt"}
 SUPPORTED = tuple(TEXT_FORMATS) + (".parquet",)
-SNIFF_BYTES = 64 * 1024
 CHUNK = 1 << 20
 _WS = re.compile(r"[ \t\r\n]*")
+TOO_DEEP = "nested too deeply (over about 900 levels of brackets); flatten the record"
 
 
 @dataclass
@@ -87,28 +90,12 @@ def _open_binary(path: Path, gz: bool) -> BinaryIO:
     return gzip.open(path, "rb") if gz else open(path, "rb")  # type: ignore[return-value]
 
 
-def _sniff_encoding(path: Path, gz: bool) -> str:
-    with _open_binary(path, gz) as f:
-        head = f.read(SNIFF_BYTES)
-    if not head.strip():
-        raise DataError(f"{path.name}: the file is empty")
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13)) + head.count(127)
-    if b"\x00" in head or controls > len(head) * 0.05:
-        raise DataError(f"{path.name}: not a text file (binary data; UTF-16 files need a byte-order mark)")
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path.name}: not UTF-8 text (invalid byte at offset {e.start}); save it as UTF-8") from None
-    return "utf-8"
-
-
 def _open_text(path: Path, gz: bool, *, newline: str | None = None) -> TextIO:
-    encoding = _sniff_encoding(path, gz)
-    return io.TextIOWrapper(_open_binary(path, gz), encoding=encoding, newline=newline)
+    with _open_binary(path, gz) as f:
+        enc = sniff(path.name, f.read(SNIFF_BYTES))
+    binary = _open_binary(path, gz)
+    binary.read(enc.skip)  # every byte-order mark, however many
+    return io.TextIOWrapper(binary, encoding=enc.name, errors=enc.errors, newline=newline)
 
 
 def _text_records(path: Path, fmt: str, gz: bool, notes: list[str]) -> Iterator[tuple[int, Any]]:
@@ -119,7 +106,10 @@ def _text_records(path: Path, fmt: str, gz: bool, notes: list[str]) -> Iterator[
         if actual != fmt:
             notes.append(f"{path.name} holds {'a JSON array' if actual == 'json' else 'one JSON object per line'}; read as {actual.upper()}")
         fmt = actual
-    reader = {"jsonl": _jsonl, "json": _json, "csv": _csv, "tsv": _csv, "txt": _txt}[fmt]
+    if fmt in ("csv", "tsv"):
+        reader = _csv_reader(_delimiter(path, gz, fmt, notes))
+    else:
+        reader = {"jsonl": _jsonl, "json": _json, "txt": _txt}[fmt]
     f = _open_text(path, gz, newline="" if fmt in ("csv", "tsv") else None)
     try:
         yield from reader(f, path, fmt)
@@ -145,7 +135,7 @@ def _json_flavour(path: Path, gz: bool) -> str:
         return "jsonl" if named_jsonl else "json"
     try:
         first = json.loads(lines[0])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return "jsonl" if named_jsonl else "json"  # pretty-printed, broken, or longer than the sniff
     if len(lines) > 1:
         return "jsonl"
@@ -160,12 +150,20 @@ def _json_msg(msg: str) -> str:
 
 def _jsonl(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
     for line_no, line in enumerate(f, 1):
+        line = line.lstrip("\ufeff")  # files joined with `cat`: each one's byte-order mark
         if not line.strip():
+            continue
+        why = bad_text(line)
+        if why:
+            yield line_no, RowProblem(line_no, why, "bad bytes")
             continue
         try:
             record = json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as e:
             yield line_no, RowProblem(line_no, f"not valid JSON: {_json_msg(e.msg)} (column {e.colno})", "invalid JSON")
+            continue
+        except RecursionError:
+            yield line_no, RowProblem(line_no, f"not readable JSON: {TOO_DEEP}", "invalid JSON")
             continue
         if not isinstance(record, dict):
             yield line_no, RowProblem(line_no, f"expected an object with fields, found {type(record).__name__}", "wrong type")
@@ -181,6 +179,8 @@ class _Stream:
         self.buf, self.pos, self.line, self.eof = "", 0, 1, False
         self.chunk = CHUNK
         self.decoder = json.JSONDecoder()
+        self.bad = ""
+        """Why the last value's text cannot be used (bad_text), or ''."""
 
     def _more(self) -> bool:
         if self.eof:
@@ -202,10 +202,10 @@ class _Stream:
             if not self._more():
                 return ""
 
-    def error(self, at: int, msg: str) -> DataError:
+    def error(self, at: int, msg: str, what: str = "broken JSON") -> DataError:
         line = self.line + self.buf.count("\n", 0, at)
         col = at - self.buf.rfind("\n", 0, at)
-        return DataError(f"{self.name}: broken JSON at line {line} column {col}: {_json_msg(msg)}")
+        return DataError(f"{self.name}: {what} at line {line} column {col}: {_json_msg(msg)}")
 
     def value(self) -> Any:
         self.peek()  # raw_decode does not skip leading whitespace
@@ -219,8 +219,11 @@ class _Stream:
                 if self._more():
                     continue
                 raise self.error(e.pos, e.msg) from None
+            except RecursionError:
+                raise self.error(self.pos, TOO_DEEP, "JSON that cannot be read") from None
             if end == len(self.buf) and not self.eof and self._more():
                 continue  # a number or literal may continue in the next chunk
+            self.bad = bad_text(self.buf[self.pos : end])
             self.pos = end
             self.chunk = CHUNK
             return obj
@@ -257,7 +260,8 @@ def _json(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
     else:
         while True:
             i += 1
-            yield i, _object_or_problem(i, s.value())
+            record = s.value()
+            yield i, RowProblem(i, s.bad, "bad bytes") if s.bad else _object_or_problem(i, record)
             if s.expect(",]", "',' or ']'") == "]":
                 break
     if s.peek():
@@ -270,10 +274,29 @@ def _object_or_problem(i: int, record: Any) -> Any:
     return RowProblem(i, f"expected an object with fields, found {type(record).__name__}", "wrong type")
 
 
-def _csv(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+def _delimiter(path: Path, gz: bool, fmt: str, notes: list[str]) -> str:
+    """A TSV's tab; a CSV's comma, or the semicolon (or tab) of a header that has no comma
+    (Excel writes ';' where the comma is the decimal mark)."""
+    if fmt == "tsv":
+        return "\t"
+    with _open_text(path, gz) as f:
+        header = f.readline()
+    for other, name in ((";", "semicolons"), ("\t", "tabs")):
+        if "," not in header and other in header:
+            notes.append(f"{path.name}: fields separated by {name}, not commas; read that way")
+            return other
+    return ","
+
+
+def _csv_reader(delimiter: str):
+    return lambda f, path, fmt: _csv(f, path, fmt, delimiter)
+
+
+def _csv(f: TextIO, path: Path, fmt: str, delimiter: str) -> Iterator[tuple[int, Any]]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    reader = csv.reader(f, delimiter="\t" if fmt == "tsv" else ",", strict=True)
+    reader = csv.reader(f, delimiter=delimiter, strict=True)
     kind = fmt.upper()
+    sep = {"\t": "tab", ",": "comma", ";": "semicolon"}[delimiter]
     try:
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
@@ -284,8 +307,12 @@ def _csv(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
             if not values or not any(v.strip() for v in values):
                 start = reader.line_num + 1
                 continue
-            if len(values) != len(header):
-                yield start, RowProblem(start, f"has {len(values)} fields, the header has {len(header)}", "wrong field count")
+            why = bad_text(delimiter.join(values))
+            if why:
+                yield start, RowProblem(start, why, "bad bytes")
+            elif len(values) != len(header):
+                yield start, RowProblem(start, f"has {len(values)} fields, the header has {len(header)}: the field counts "
+                                        f"differ (a stray {sep} in a field, or one missing?)", "wrong field count")
             else:
                 yield start, dict(zip(header, values))
             start = reader.line_num + 1
@@ -303,10 +330,16 @@ def _txt(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
                 start = line_no
             block.append(line)
         elif block:
-            yield start, {"text": "".join(block).rstrip("\n")}
+            yield start, _text_record(start, block)
             block = []
     if block:
-        yield start, {"text": "".join(block).rstrip("\n")}
+        yield start, _text_record(start, block)
+
+
+def _text_record(start: int, lines: list[str]) -> Any:
+    text = "".join(lines).rstrip("\n")
+    why = bad_text(text)
+    return RowProblem(start, why, "bad bytes") if why else {"text": text}
 
 
 # -- parquet ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """OpenAI-style chat messages: a list of {role, content}; content may be a list of parts
 (`text` / `value`, `reasoning` / `thinking` parts), an assistant message may carry its
-chain of thought (`reasoning_content`, `reasoning`, `thinking`) and a `weight` (0 =
-context only). ShareGPT's {from, value} lists are read by the same parser."""
+chain of thought (`reasoning_content`, `reasoning`, `thinking`) and a weight under one
+of WEIGHT_NAMES (0 = context only). ShareGPT's {from, value} lists are read by the same parser."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ ROLE_ALIASES = {
     "function": "tool",
     "ipython": "tool",
 }
+
+
+WEIGHT_NAMES = ("weight", "loss", "loss_weight")
 
 
 def list_field(name: str):
@@ -67,7 +70,7 @@ def _message(item: Any, i: int) -> dict:
     if role == "assistant":
         if reasoning.strip():
             msg["reasoning"] = reasoning.strip()
-        weight = item.get("weight", item.get("loss"))
+        weight = next((item[k] for k in WEIGHT_NAMES if item.get(k) is not None), None)
         if weight is not None:
             if isinstance(weight, bool) or isinstance(weight, (int, float)):
                 msg["weight"] = float(weight)
@@ -109,6 +112,7 @@ FORMAT = DataFormat(
     examples=(
         Example("OpenAI messages", {"messages": [{"role": "user", "content": "Hi"},
                                                  {"role": "assistant", "content": "Hello!", "weight": 1}]},
-                "(content may be a list of parts with `text`/`value`; `reasoning` parts; `weight: 0` = context only)"),
+                "(content may be a list of parts with `text`/`value`; `reasoning` parts; "
+                + "/".join(f"`{n}`" for n in WEIGHT_NAMES) + ": 0 = context only)"),
     ),
 )
