@@ -1,7 +1,7 @@
 """Read records from a dataset file, streaming, with the row number each came from.
 
 `iter_records(path)` yields `(row, record)`; `row` is what a person finds in an editor:
-the 1-based line of a JSONL / CSV / TXT record (CSV: the line where the record starts,
+the 1-based line of a JSONL / CSV / TXT record (a TXT of one document per line: its line) (CSV: the line where the record starts,
 the header being line 1), the 1-based element of a JSON array, the 1-based record of a
 Parquet file. A record that cannot be parsed comes as a `RowProblem` and is skipped by
 the caller; a file that cannot be read at all raises `DataError` naming the file.
@@ -37,6 +37,7 @@ TEXT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": 
 SUPPORTED = tuple(TEXT_FORMATS) + (".parquet",)
 CHUNK = 1 << 20
 _WS = re.compile(r"[ \t\r\n]*")
+TXT_LINE_CHARS = 200  # a .txt whose lines are this long (median), with no blank line, has a document per line
 TOO_DEEP = "nested too deeply (over about 900 levels of brackets); flatten the record"
 
 
@@ -110,6 +111,9 @@ def _text_records(path: Path, fmt: str, gz: bool, notes: list[str]) -> Iterator[
         reader = _csv_reader(_delimiter(path, gz, fmt, notes))
     else:
         reader = {"jsonl": _jsonl, "json": _json, "txt": _txt}[fmt]
+    if fmt == "txt" and _one_document_per_line(path, gz):
+        notes.append(f"{path.name}: one document per line (long lines, no blank lines between them); each line is a row")
+        reader = _txt_lines
     f = _open_text(path, gz, newline="" if fmt in ("csv", "tsv") else None)
     try:
         yield from reader(f, path, fmt)
@@ -321,7 +325,8 @@ def _csv(f: TextIO, path: Path, fmt: str, delimiter: str) -> Iterator[tuple[int,
 
 
 def _txt(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
-    """Plain text for continued pre-training: one record per blank-line separated block."""
+    """Plain text for continued pre-training: one record per blank-line separated block
+    (or per line: _one_document_per_line)."""
     block: list[str] = []
     start = 1
     for line_no, line in enumerate(f, 1):
@@ -334,6 +339,24 @@ def _txt(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
             block = []
     if block:
         yield start, _text_record(start, block)
+
+
+def _one_document_per_line(path: Path, gz: bool) -> bool:
+    """A .txt of long lines and no blank line among them (an export of articles, one per
+    line), judged from its first 64 KB; blank-line separated paragraphs are documents otherwise."""
+    with _open_text(path, gz) as f:
+        head = f.read(SNIFF_BYTES).strip("\r\n")
+    lines = head.splitlines()
+    if any(not x.strip() for x in lines):
+        return False
+    lengths = sorted(len(x) for x in lines)
+    return lengths[len(lengths) // 2] >= TXT_LINE_CHARS
+
+
+def _txt_lines(f: TextIO, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+    for line_no, line in enumerate(f, 1):
+        if line.strip():
+            yield line_no, _text_record(line_no, [line])
 
 
 def _text_record(start: int, lines: list[str]) -> Any:

@@ -1,5 +1,6 @@
 """Plain text for continued pre-training: one document per record (`text`, `content` or
-`document`), or a .txt file whose blank lines separate documents; loss on every token."""
+`document`), or a .txt file whose blank lines separate documents (one document per line
+when its lines are long and none is blank); loss on every token."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ FORMAT = DataFormat(
     convert=convert,
     examples=(
         Example("plain text", {"text": "Once upon a time there was a fox."},
-                "(also " + " or ".join(f"`{n}`" for n in TEXT_NAMES[1:]) + ") or a `.txt` file (blank lines separate documents): "
+                "(also " + " or ".join(f"`{n}`" for n in TEXT_NAMES[1:]) + ") or a `.txt` file (blank lines separate documents; one per line when "
+                "the lines are long and none is blank): "
                 "continued pre-training, loss on every token, long documents split into pieces"),
     ),
     plain_text=True,
