@@ -13,7 +13,7 @@ CRLF is fine everywhere. A row holding a NUL byte or bytes that are not UTF-8, a
 value nested too deeply for Python's parser, cost only that row (a JSON document: the
 file, naming the line).
 
-About 360 lines: the five file types share one way of naming a bad row and one decoding
+About 385 lines: the five file types share one way of naming a bad row and one decoding
 of the bytes; split per type, that sharing would become five copies.
 """
 
