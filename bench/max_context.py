@@ -20,17 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.child import (
-    CAPS,
-    GiB,
-    bench_parser,
-    cap_allocator,
-    child_args,
-    random_model,
-    report,
-    run_child,
-    save_json,
-)
+from bench.child import CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child, save_json
 
 STEP = 512
 

@@ -30,17 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child import (
-    CAPS,
-    GiB,
-    bench_parser,
-    cap_allocator,
-    child_args,
-    random_model,
-    report,
-    run_child,
-    save_json,
-)
+from bench.child import CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child, save_json
 from bench.synthetic import write_instruction_jsonl
 
 PEAK_FLOPS = 989e12
