@@ -7,7 +7,7 @@ too few usable rows remain. The tokenized result is cached by file content, toke
 and settings as flat numpy arrays that are memory-mapped back, so a second run on the
 same file starts at once and a big dataset is held in memory once, compactly.
 
-About 370 lines: the pipeline above in the order it runs (checks, cache, split), so a
+About 380 lines: the pipeline above in the order it runs (checks, cache, split), so a
 reader follows one file from its records to its examples; the parts with their own ideas
 (readers, formats, render, fit_length, batching) live beside it.
 """
@@ -29,6 +29,7 @@ from .. import paths
 from ..atomic import atomic_dir
 from ..config import DataConfig
 from ..errors import DataError
+from . import tool_form
 from .example import Example
 from .fit_length import TRUNCATE, LengthFit, fit_to_length, tail_length
 from .formats import FORMATS, NAMES
@@ -39,7 +40,7 @@ from .shapes import Shape, detect, detect_one, to_conversation
 
 DETECT_ROWS = 50
 MIN_ROWS = 2
-RENDER_VERSION = 4  # bump when rendering changes: invalidates tokenized caches
+RENDER_VERSION = 5  # bump when rendering changes: invalidates tokenized caches
 MAX_ROW_CHARS = 4_000_000  # a row this long (~1M tokens) is refused without tokenizing it
 TEXT_PLAN_TOKENS = 2048  # plain text is split into pieces: plan for pieces, not whole documents
 REPORT_SKIPPED_MAX = 1000
@@ -219,8 +220,9 @@ def _conversations(cfg: DataConfig, shape: Shape) -> Iterator[tuple[int, Any]]:
             yield row, RowProblem(row, f"exact duplicate of row {seen[digest]}", "duplicate")
             continue
         seen[digest] = row
-        if cfg.system_prompt and messages[0]["role"] not in ("system", "text"):
-            messages = [{"role": "system", "content": cfg.system_prompt}] + messages
+        _, rest = tool_form.split_tools(messages)
+        if cfg.system_prompt and rest[0]["role"] not in ("system", "text"):
+            messages = messages[: len(messages) - len(rest)] + [{"role": "system", "content": cfg.system_prompt}] + rest
         yield row, messages
 
 
@@ -232,17 +234,18 @@ def tokenize_file(cfg: DataConfig, shape: Shape, tokenizer, notes: list[str]) ->
     skipped: list[RowProblem] = []
     samples: list[dict] = []
     total = 0
-    with_reasoning = 0
+    with_reasoning = with_tools = 0
     for row, conv in _conversations(cfg, shape):
         total += 1
         if isinstance(conv, RowProblem):
             skipped.append(conv)
             continue
-        chars = sum(len(m["content"]) + len(m.get("reasoning", "")) for m in conv)
+        chars = sum(len(m.get("content", "")) + len(m.get("reasoning", "")) + tool_form.chars(m) for m in conv)
         if chars > MAX_ROW_CHARS:
             skipped.append(RowProblem(row, f"too long: {chars:,} characters (at most {MAX_ROW_CHARS:,} per row)", "too long"))
             continue
         with_reasoning += any(m.get("reasoning") for m in conv)
+        with_tools += any(m["role"] == "tools" or m.get("tool_calls") for m in conv)
         try:
             r = render(tokenizer, conv, reasoning=cfg.reasoning)
         except Exception as e:  # templates raise on role orders they do not accept
@@ -268,6 +271,7 @@ def tokenize_file(cfg: DataConfig, shape: Shape, tokenizer, notes: list[str]) ->
         "samples": samples,
         "notes": notes,
         "with_reasoning": with_reasoning,
+        "with_tools": with_tools,
     }
     return Tokenized(
         np.concatenate(ids) if ids else np.zeros(0, np.int32),
@@ -345,6 +349,9 @@ def prepare(cfg: DataConfig, tokenizer, *, shape: Shape | None = None) -> Prepar
                 "drop": f"{tok.meta['with_reasoning']} row(s) carry a chain of thought: dropped, this model's chat template is not a reasoning one (reasoning=keep trains it inline)",
             }[reasoning]
         )
+
+    if tok.meta["with_tools"]:
+        notes.append(tool_form.note(tokenizer, tok.meta["with_tools"]))
 
     order = list(range(len(tok)))
     random.Random(cfg.seed).shuffle(order)

@@ -16,11 +16,16 @@ template's generation prompt, as `<think>\\n{thought}\\n</think>\\n\\n{answer}` 
 the family generates; rows without a thought get an empty think block, as the family
 emits when it has nothing to think. For other templates the thought is dropped, or kept
 inline in that same `<think>` form when the user asks for it (`reasoning='keep'`).
+
+Tool schemas and calls are written in the template's own tool format when it has one,
+else in a system-prompt form (tool_form.py); the calls are trained, the results are not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from . import tool_form
 
 IGNORE = -100
 REASONING_MODES = ("auto", "keep", "drop")
@@ -80,40 +85,46 @@ def think_block(thought: str, answer: str) -> str:
     return f"<think>\n{thought.strip()}\n</think>\n\n{answer}"
 
 
-def _apply(tokenizer, messages: list[dict], *, gen: bool) -> str:
-    clean = [{"role": m["role"], "content": m["content"]} for m in messages]
-    return tokenizer.apply_chat_template(clean, tokenize=False, add_generation_prompt=gen)
+_TEMPLATE_KEYS = ("role", "content", "tool_calls", "name", "tool_call_id")
+
+
+def _apply(tokenizer, messages: list[dict], tools, *, gen: bool) -> str:
+    clean = [{k: m[k] for k in _TEMPLATE_KEYS if k in m} for m in messages]
+    return tokenizer.apply_chat_template(clean, tools=tools, tokenize=False, add_generation_prompt=gen)
 
 
 def render(tokenizer, messages: list[dict], *, reasoning: str = "auto") -> Rendered:
     if messages and messages[0]["role"] == "text":
         return render_text(tokenizer, messages[0]["content"])
+    tools, messages = tool_form.for_template(tokenizer, messages)
     policy = reasoning_policy(tokenizer, reasoning)
     if policy == "inline":
         messages = [
             {**m, "content": think_block(m["reasoning"], m["content"])} if m.get("reasoning") else m for m in messages
         ]
     if policy == "think":
-        return _render_think(tokenizer, messages, keep_thought=True)
+        return _render_think(tokenizer, messages, tools, keep_thought=True)
     if is_reasoning_template(tokenizer):
-        return _render_think(tokenizer, messages, keep_thought=False)
-    return _render_turns(tokenizer, messages, _apply(tokenizer, messages, gen=False), len(messages))
+        return _render_think(tokenizer, messages, tools, keep_thought=False)
+    return _render_turns(tokenizer, messages, tools, _apply(tokenizer, messages, tools, gen=False), len(messages))
 
 
-def _render_think(tokenizer, messages: list[dict], *, keep_thought: bool) -> Rendered:
+def _render_think(tokenizer, messages: list[dict], tools, *, keep_thought: bool) -> Rendered:
     last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    head = _apply(tokenizer, messages[:last], gen=True)
+    head = _apply(tokenizer, messages[:last], tools, gen=True)
     msg = messages[last]
+    if msg.get("tool_calls"):
+        raise ValueError("a reasoning template's last answer cannot be a tool call yet")
     thought = msg.get("reasoning", "") if keep_thought else ""
     turn = think_block(thought, msg["content"]) if thought else f"<think>\n\n</think>\n\n{msg['content']}"
     if head.endswith("<think>\n"):  # the generation prompt already opened the block
         turn = turn[len("<think>\n") :]
     eos = tokenizer.eos_token or ""
     full = head + turn + eos
-    return _render_turns(tokenizer, messages[:last], full, last, tail=(len(head), len(full)), weight=msg.get("weight", 1))
+    return _render_turns(tokenizer, messages[:last], tools, full, last, tail=(len(head), len(full)), weight=msg.get("weight", 1))
 
 
-def _render_turns(tokenizer, messages, full, upto, *, tail=None, weight=1.0) -> Rendered:
+def _render_turns(tokenizer, messages, tools, full, upto, *, tail=None, weight=1.0) -> Rendered:
     """Tokenize `full`, training each assistant answer among messages[:upto] (+ `tail`)."""
     eos = tokenizer.eos_token or ""
     spans: list[tuple[int, int]] = []
@@ -123,7 +134,7 @@ def _render_turns(tokenizer, messages, full, upto, *, tail=None, weight=1.0) -> 
     for i, msg in enumerate(messages[:upto]):
         if msg["role"] != "assistant":
             continue
-        start, end = _answer_span(tokenizer, messages, i, full, cursor)
+        start, end = _answer_span(tokenizer, messages, tools, i, full, cursor)
         segment = full[start:end]
         pieces.append(full[cursor:start])
         offset = sum(map(len, pieces))
@@ -166,9 +177,9 @@ def render_text(tokenizer, text: str) -> Rendered:
     return _tokenize(tokenizer, full, [(0, len(full))])
 
 
-def _answer_span(tokenizer, messages, i, full, cursor) -> tuple[int, int]:
-    before = _apply(tokenizer, messages[:i], gen=True)
-    through = _apply(tokenizer, messages[: i + 1], gen=False)
+def _answer_span(tokenizer, messages, tools, i, full, cursor) -> tuple[int, int]:
+    before = _apply(tokenizer, messages[:i], tools, gen=True)
+    through = _apply(tokenizer, messages[: i + 1], tools, gen=False)
     if full.startswith(through) and through.startswith(before) and len(before) >= cursor:
         return len(before), len(through)
     # Templates that rewrite history (e.g. drop earlier reasoning) break the prefix

@@ -2,7 +2,8 @@
 
 A format turns one record (a dict read from the file) into a conversation: a list of
 messages ``{"role": system|user|assistant|tool, "content": str}``; an assistant message
-may also carry ``"reasoning"`` (a chain of thought) and ``"weight"`` (0 = context only).
+may also carry ``"reasoning"`` (a chain of thought), ``"weight"`` (0 = context only) and
+``"tool_calls"``; a row's tool schemas come first as ``{"role": "tools", "tools": […]}`` (tools.py).
 Each format says once, in its own module, everything the rest of TuneDesk needs: its
 name (``--format``, config.json), its label (the window's menu), the parts a user can map
 to fields (``--map PART=FIELD``), how it is recognised, how a record is converted, and

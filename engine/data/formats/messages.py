@@ -1,13 +1,17 @@
 """OpenAI-style chat messages: a list of {role, content}; content may be a list of parts
 (`text` / `value`, `reasoning` / `thinking` parts), an assistant message may carry its
 chain of thought (`reasoning_content`, `reasoning`, `thinking`) and a weight under one
-of WEIGHT_NAMES (0 = context only). ShareGPT's {from, value} lists are read by the same parser."""
+of WEIGHT_NAMES (0 = context only). Tool calling (formats/tools.py): the row's `tools` /
+`functions` schemas, an assistant's `tool_calls` (or a `function_call` / `tool_call` turn
+holding the call as JSON) and `tool` results. ShareGPT's {from, value} lists are read by
+the same parser."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .base import DataFormat, Example, Mapping, RowError
+from .tools import parse_calls, parse_tools
 
 ROLE_ALIASES = {
     "system": "system",
@@ -18,7 +22,7 @@ ROLE_ALIASES = {
     "model": "assistant",
     "bot": "assistant",
     "chatgpt": "assistant",
-    "function_call": "assistant",  # the model's own tool call: it should learn to make it
+    "function_call": "assistant",  # the model's own tool call (JSON): it should learn to make it
     "tool_call": "assistant",
     "observation": "tool",  # a tool's answer: context, never trained
     "tool": "tool",
@@ -27,6 +31,7 @@ ROLE_ALIASES = {
 }
 
 
+CALL_ROLES = ("function_call", "tool_call")
 WEIGHT_NAMES = ("weight", "loss", "loss_weight")
 
 
@@ -50,9 +55,10 @@ def convert(record: dict, m: Mapping) -> list[dict]:
     trained = [x for x in msgs if x["role"] == "assistant" and x.get("weight", 1) > 0]
     if not trained:
         raise RowError("no assistant message to learn from", "missing field")
-    if not any(x["content"].strip() for x in trained):
+    if not any(x["content"].strip() or x.get("tool_calls") for x in trained):
         raise RowError("empty assistant answer", "empty field")
-    return msgs
+    tools = parse_tools(record)
+    return ([{"role": "tools", "tools": tools}] if tools else []) + msgs
 
 
 def _message(item: Any, i: int) -> dict:
@@ -62,11 +68,22 @@ def _message(item: Any, i: int) -> dict:
     role = ROLE_ALIASES.get(str(role_raw).lower()) if role_raw is not None else None
     if role is None:
         raise RowError(f"message {i} has an unknown role '{role_raw}'", "invalid row")
-    content, reasoning = _content(item.get("content", item.get("value")), i)
+    raw = item.get("content", item.get("value"))
+    calls = []
+    if str(role_raw).lower() in CALL_ROLES:
+        calls, raw = parse_calls(raw, i), ""
+    elif role == "assistant" and (item.get("tool_calls") or item.get("function_call")):
+        calls = parse_calls(item.get("tool_calls") or item.get("function_call"), i)
+        raw = "" if raw is None else raw
+    content, reasoning = _content(raw, i)
     for k in ("reasoning_content", "reasoning", "thinking"):
         if isinstance(item.get(k), str) and item[k].strip():
             reasoning = item[k]
     msg: dict[str, Any] = {"role": role, "content": content}
+    if calls:
+        msg["tool_calls"] = calls
+    if role == "tool":
+        msg.update({k: item[k] for k in ("name", "tool_call_id") if isinstance(item.get(k), str)})
     if role == "assistant":
         if reasoning.strip():
             msg["reasoning"] = reasoning.strip()
@@ -113,6 +130,7 @@ FORMAT = DataFormat(
         Example("OpenAI messages", {"messages": [{"role": "user", "content": "Hi"},
                                                  {"role": "assistant", "content": "Hello!", "weight": 1}]},
                 "(content may be a list of parts with `text`/`value`; `reasoning` parts; "
-                + "/".join(f"`{n}`" for n in WEIGHT_NAMES) + ": 0 = context only)"),
+                + "/".join(f"`{n}`" for n in WEIGHT_NAMES) + ": 0 = context only; tool calling: "
+                "`tools`/`functions` schemas, assistant `tool_calls`, `tool` results)"),
     ),
 )
