@@ -109,7 +109,10 @@ class Ranks:
             torch.distributed.barrier()
 
     def close(self) -> None:
+        """Leave the process group together: a process that exits with it still open
+        can abort in gloo's teardown while the others are still writing (SIGABRT)."""
         if self.spread and torch.distributed.is_initialized():
+            torch.distributed.barrier()
             torch.distributed.destroy_process_group()
 
     def _device(self) -> torch.device:
