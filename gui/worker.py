@@ -96,6 +96,7 @@ def train_spread(job: Job, cfg: RunConfig) -> None:
             child = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--request", str(request), "--json-events"],
                                      stdout=subprocess.PIPE, stderr=err, text=True, encoding="utf-8")
             run: RunDir | None = None
+            ended = False  # rank 0 reported a clean end: the run folder is whole whatever the exit code says
             for line in child.stdout:
                 try:
                     event = json.loads(line)
@@ -104,6 +105,7 @@ def train_spread(job: Job, cfg: RunConfig) -> None:
                 kind = event.pop("event", "")
                 if kind == "started":
                     run = RunDir(event["run_dir"])
+                ended = ended or (kind == "finished" and event.get("status") != "failed")
                 if kind in SIGNALS:
                     job.report((kind, event))
                 if job.stopped() and run is not None and not run.stop_requested():
@@ -111,6 +113,10 @@ def train_spread(job: Job, cfg: RunConfig) -> None:
             code = child.wait()
         if code != 0:
             lines = [x for x in errors.read_text(encoding="utf-8").splitlines() if x.strip()]
+            if ended:  # a process failed while shutting down, after the run was written: nothing is lost
+                log.warning("a process of a finished %d-GPU run exited with %d:\n%s", cfg.train.gpus, code,
+                            "\n".join(lines[-20:]))
+                return None
             said = next((x.split("error: ", 1)[1] for x in reversed(lines) if "tunedesk train: error: " in x), None)
             log.error("the processes of a %d-GPU run ended with %d:\n%s", cfg.train.gpus, code, "\n".join(lines[-40:]))
             raise TuneDeskError(said or f"the {cfg.train.gpus} training processes ended with an error (exit {code}); "
