@@ -240,10 +240,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     else:
         trainer = Trainer(cfg, reporter)
         trainer.setup()
-    try:
-        summary = trainer.fit()
-    finally:
-        trainer.ranks.close()
+    summary = trainer.fit()
     if "WORLD_SIZE" in os.environ:  # a rank: torchrun reports any non-zero exit as a crash; the launcher answers
         return 0
     return 0 if summary["status"] == "finished" else 130

@@ -279,6 +279,7 @@ class Trainer:
         if self.ranks.main:
             run.write_summary(summary)
             run.clear_running()
+        self.ranks.close()  # the run is written: the processes leave their group together
         rep.event("finished", run_dir=str(run.path), status=status, summary=summary)
         if error:
             raise FitError(error)
@@ -331,9 +332,6 @@ def train(cfg: RunConfig, reporter: Reporter | None = None) -> tuple[Path, dict[
     """Run a whole training; returns the run folder and its summary."""
     trainer = Trainer(cfg, reporter)
     trainer.setup()
-    try:
-        summary = trainer.fit()
-    finally:
-        trainer.ranks.close()
+    summary = trainer.fit()
     assert trainer.run is not None
     return trainer.run.path, summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -151,6 +151,7 @@ class PlanPage(QWidget):
             if key:
                 r = QLabel("")
                 r.setObjectName("hint")
+                r.setTextFormat(Qt.TextFormat.RichText)  # escaped text: "Set by you. …" has no tag to tell Qt
                 r.setWordWrap(True)
                 self.reason[key] = r
                 cell.addWidget(r, 1)
