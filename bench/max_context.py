@@ -49,7 +49,7 @@ def child(a) -> dict:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         try:
-            for _ in range(5):
+            for _ in range(a.steps or 5):
                 ids = torch.randint(0, min(info.vocab_size, 49152), (1, length), device="cuda")
                 with torch.autocast("cuda", dtype=placement.dtype):
                     loss = loss_sum(model, ids, None, ids) / length
@@ -63,17 +63,23 @@ def child(a) -> dict:
             opt.zero_grad(set_to_none=True)
             return None
 
+    return longest(trains, a.start, a.limit)
+
+
+def longest(trains, start: int, limit: int) -> dict:
+    """Double from `start` until `trains(length)` returns None (out of memory), then bisect
+    to STEP tokens: the longest length that trained and what trains() said of it."""
     best, low, high = None, 0, None
-    length = max(STEP, a.start // STEP * STEP)
-    while high is None:  # double until out of memory
+    length = max(STEP, start // STEP * STEP)
+    while high is None:
         r = trains(length)
         if r is None:
             high = length
         else:
             best, low, length = r, length, length * 2
-            if length > a.limit:  # longer than asked for: the search ends here
+            if length > limit:  # longer than asked for: the search ends here
                 return {"max_length": low, "at_max": best, "search_limit_reached": True}
-    while high - low > STEP:  # bisect to STEP tokens (below the start too, if it failed)
+    while high - low > STEP:  # bisect (below the start too, if it failed)
         mid = (low + high) // 2 // STEP * STEP
         r = trains(mid)
         best, low, high = (r, mid, high) if r else (best, low, mid)
@@ -114,6 +120,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if "--child" in sys.argv:
-        report(child(child_args(model=str, cap=float, limit=int, start=int)))
+        report(child(child_args(model=str, cap=float, limit=int, start=int, steps=int)))
     else:
         main()

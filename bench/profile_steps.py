@@ -1,0 +1,155 @@
+"""Where a TuneDesk training step spends its time, and how many FLOPs it computes per
+useful token (GPU machine; `--dry` runs the same code on the CPU with the demo model).
+
+    python3 -m bench.profile_steps --tokenizer .gpu/tok --out bench/results/profile/profile.json \\
+        --cases deepseek-r1-distill-qwen-1.5b:12,deepseek-r1-distill-llama-8b:8 [--steps 2] [--warmup 2]
+
+Each case runs in its own process through the product's path: `tunedesk train`'s own
+argument parser and request (engine/cli.py train_config), the Trainer's setup with the
+automatic plan and calibration on the simulated card, then `--warmup` optimizer steps
+untimed and `--steps` steps under torch.profiler. The kernels are sorted into the costs
+issue 16 asks about (matmuls, attention, LoRA's small matmuls cannot be told from the
+large ones by name, so they are counted with the matmuls; see `lora_matmul_share`),
+and the step's wall time is set against the GPU's busy time: the difference is the
+host's (Python, launches, syncs). One more step runs under
+torch.utils.flop_counter.FlopCounterMode, which counts every matmul and attention call
+as dispatched, so recomputation (checkpointing) and padding are included: FLOPs per
+useful token is a hardware-independent figure of the work a variant does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench.child import CAPS, report, run_child, save_json
+
+# Kernel-name fragments -> cost category; first match wins (lower-cased names).
+CATEGORIES = (
+    ("attention", ("flash", "fmha", "attention", "sdpa", "_efficient_attention", "cutlass_sm80_bf16_fwd")),
+    ("dequantize_4bit_8bit", ("dequant", "kdequant", "kquant", "int8", "igemmlt")),
+    ("cross_entropy", ("log_softmax", "softmax", "nll_loss", "cross_entropy", "logsumexp")),
+    ("matmul", ("gemm", "sm90_xmma", "sm80_xmma", "cutlass", "cublas", "matmul", "gemv", "splitk", "nvjet")),
+    ("optimizer", ("adam", "multi_tensor", "foreach", "optimizer", "kOptimizer")),
+    ("norm_rope_act", ("rms", "norm", "rotary", "rope", "silu", "swiglu", "gelu")),
+    ("copy_host_device", ("memcpy htod", "memcpy dtoh", "memcpy hto", "memcpy dto", "[memory]", "memcpy (pinned")),
+    ("copy_on_device", ("memcpy dtod", "memset", "copy_", "cat", "index", "gather", "scatter")),
+)
+
+
+def categorize(name: str) -> str:
+    n = name.lower()
+    for cat, keys in CATEGORIES:
+        if any(k.lower() in n for k in keys):
+            return cat
+    return "elementwise_other"
+
+
+def _profile_child(a) -> dict:
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from engine import cli
+    from engine.reporting import Reporter
+    from engine.training.train import Trainer
+
+    args = cli.build_parser().parse_args(["train", a.data, "--model", a.model, "--max-steps", "1000", "--eval-every",
+                                          "100000", "--out", a.workdir, "--name", a.name, *a.extra.split()])
+    trainer = Trainer(cli.train_config(args), Reporter())
+    trainer.setup()
+    cuda = trainer.device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    for _ in range(a.warmup):
+        trainer.train_step()
+    sync()
+    useful, walls = 0, []
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(a.steps):
+            t0 = time.perf_counter()
+            useful += trainer.train_step()["tokens"]
+            sync()
+            walls.append(time.perf_counter() - t0)
+    wall = sum(walls)
+    per_cat: dict[str, float] = {}
+    kernels: dict[str, float] = {}
+    syncs = 0
+    for e in prof.events():
+        if e.name in ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpyAsync", "cudaEventSynchronize"):
+            syncs += e.name.endswith("Synchronize")
+        t = e.time_range.elapsed_us() if cuda and e.device_type.name == "CUDA" else 0
+        if t:
+            per_cat[categorize(e.name)] = per_cat.get(categorize(e.name), 0.0) + t / 1e6
+            kernels[e.name[:120]] = kernels.get(e.name[:120], 0.0) + t / 1e6
+    busy = sum(per_cat.values())
+    flops_step = 0
+    fc = FlopCounterMode(display=False)
+    with fc:
+        tokens = trainer.train_step()["tokens"]
+    flops_step = fc.get_total_flops()
+    plan = trainer.plan.to_dict()
+    return {
+        "ok": True,
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "plan": {k: plan.get(k) for k in ("quantization", "gradient_checkpointing", "micro_batch", "grad_accum", "seq_len",
+                                          "lean_memory", "embeddings_on_cpu", "optimizer", "lora_r")},
+        "packing": trainer.cfg.train.packing,
+        "steps": a.steps,
+        "wall_s": round(wall, 3),
+        "useful_tokens_per_s": round(useful / wall, 1),
+        "gpu_busy_s": round(busy, 3),
+        "host_gap_share": round(1 - busy / wall, 3) if cuda else None,
+        "seconds_by_category": {k: round(v, 3) for k, v in sorted(per_cat.items(), key=lambda kv: -kv[1])},
+        "share_by_category": {k: round(v / busy, 3) for k, v in sorted(per_cat.items(), key=lambda kv: -kv[1])} if busy else {},
+        "top_kernels_s": {k: round(v, 4) for k, v in sorted(kernels.items(), key=lambda kv: -kv[1])[:25]},
+        "host_syncs_per_step": round(syncs / a.steps, 1),
+        "flops_per_useful_token": round(flops_step / max(1, tokens)),
+        "flop_counter_by_op": {str(k): int(v) for k, v in sorted(fc.get_flop_counts().get("Global", {}).items(),
+                                                                  key=lambda kv: -kv[1])},
+        "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 1024**3, 3) if cuda else None,
+    }
+
+
+def main() -> None:
+    from bench.child import bench_parser, random_model
+    from bench.synthetic import write_instruction_jsonl
+
+    ap = bench_parser("", workdir="/tmp/profile_steps")
+    ap.add_argument("--cases", default="deepseek-r1-distill-qwen-1.5b:12,deepseek-r1-distill-llama-8b:8",
+                    help="preset:card_gb, comma-separated")
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--extra", default="--packing", help="more `tunedesk train` flags for every case")
+    ap.add_argument("--dry", action="store_true", help="CPU: the demo model, no card cap")
+    a = ap.parse_args()
+    a.workdir.mkdir(parents=True, exist_ok=True)
+    data = a.workdir / "instructions.jsonl"
+    write_instruction_jsonl(data, 800)
+    rows = []
+    for case in a.cases.split(","):
+        preset, card = case.split(":")
+        model = "demo" if a.dry else str(random_model(preset, a.workdir, a.tokenizer))
+        if not a.dry:
+            os.environ["TUNEDESK_SIMULATE_VRAM_GB"] = str(CAPS[int(card)])
+        r = run_child("bench.profile_steps", "--model", model, "--data", data, "--workdir", a.workdir, "--name",
+                      f"{preset}-{card}", "--steps", a.steps, "--warmup", a.warmup, f"--extra={a.extra}")
+        rows.append({"preset": preset, "card_gb": int(card), "extra": a.extra, **r})
+        print(json.dumps(rows[-1])[:3000], flush=True)
+        save_json(a.out, {"rows": rows})
+        if not a.dry and ("8b" in preset or "7b" in preset):
+            import shutil
+
+            shutil.rmtree(Path(a.workdir) / preset, ignore_errors=True)  # the disk holds ~3 of these
+
+
+if __name__ == "__main__":
+    if "--child" in sys.argv:
+        from bench.child import child_args
+
+        report(_profile_child(child_args(model=str, data=str, workdir=str, name=str, steps=int, warmup=int, extra=str)))
+    else:
+        main()
