@@ -48,6 +48,26 @@ def categorize(name: str) -> str:
     return "elementwise_other"
 
 
+def _gqa_attention_formulas() -> dict:
+    """torch's FLOP formulas for SDPA assume as many key/value heads as query heads; with
+    grouped-query attention (enable_gqa) they raise. Count as if the key/value heads were
+    repeated, which is the work the kernel does."""
+    from torch.utils import flop_counter as fcm
+
+    def wide(q, kv):
+        return (kv[0], q[1], *kv[2:]) if kv[1] != q[1] else kv
+
+    def fwd(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return fcm.sdpa_flop_count(query_shape, wide(query_shape, key_shape), wide(query_shape, value_shape))
+
+    def bwd(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return fcm.sdpa_backward_flop_count(grad_out_shape, query_shape, wide(query_shape, key_shape),
+                                            wide(query_shape, value_shape))
+
+    ops = [op for op in fcm.flop_registry if "scaled_dot_product" in str(op)]
+    return {op: bwd if "backward" in str(op) else fwd for op in ops}
+
+
 def _profile_child(a) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -86,11 +106,16 @@ def _profile_child(a) -> dict:
             per_cat[categorize(e.name)] = per_cat.get(categorize(e.name), 0.0) + t / 1e6
             kernels[e.name[:120]] = kernels.get(e.name[:120], 0.0) + t / 1e6
     busy = sum(per_cat.values())
-    flops_step = 0
-    fc = FlopCounterMode(display=False)
-    with fc:
-        tokens = trainer.train_step()["tokens"]
-    flops_step = fc.get_total_flops()
+    flops: dict = {}
+    try:
+        fc = FlopCounterMode(display=False, custom_mapping=_gqa_attention_formulas())
+        with fc:
+            tokens = trainer.train_step()["tokens"]
+        flops = {"flops_per_useful_token": round(fc.get_total_flops() / max(1, tokens)),
+                 "flop_counter_by_op": {str(k): int(v) for k, v in sorted(fc.get_flop_counts().get("Global", {}).items(),
+                                                                          key=lambda kv: -kv[1])}}
+    except Exception as e:  # the profile above still stands
+        flops = {"flop_count_error": f"{type(e).__name__}: {e}"[:300]}
     plan = trainer.plan.to_dict()
     return {
         "ok": True,
@@ -107,9 +132,7 @@ def _profile_child(a) -> dict:
         "share_by_category": {k: round(v / busy, 3) for k, v in sorted(per_cat.items(), key=lambda kv: -kv[1])} if busy else {},
         "top_kernels_s": {k: round(v, 4) for k, v in sorted(kernels.items(), key=lambda kv: -kv[1])[:25]},
         "host_syncs_per_step": round(syncs / a.steps, 1),
-        "flops_per_useful_token": round(flops_step / max(1, tokens)),
-        "flop_counter_by_op": {str(k): int(v) for k, v in sorted(fc.get_flop_counts().get("Global", {}).items(),
-                                                                  key=lambda kv: -kv[1])},
+        **flops,
         "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 1024**3, 3) if cuda else None,
     }
 
