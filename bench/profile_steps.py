@@ -69,11 +69,15 @@ def _gqa_attention_formulas() -> dict:
 
 
 def _profile_child(a) -> dict:
+    from engine import cli
+    from engine.hardware import keep_allocations_compact
+
+    keep_allocations_compact()  # as `tunedesk` does first, before anything touches CUDA
+    cli.quiet_libraries()
     import torch
     from torch.profiler import ProfilerActivity, profile
     from torch.utils.flop_counter import FlopCounterMode
 
-    from engine import cli
     from engine.reporting import Reporter
     from engine.training.train import Trainer
 
@@ -123,6 +127,9 @@ def _profile_child(a) -> dict:
         "plan": {k: plan.get(k) for k in ("quantization", "gradient_checkpointing", "micro_batch", "grad_accum", "seq_len",
                                           "lean_memory", "embeddings_on_cpu", "optimizer", "lora_r")},
         "packing": trainer.cfg.train.packing,
+        "planned": {k: trainer.card.planned.get(k) for k in ("micro_batch", "grad_accum", "seq_len", "lean_memory")},
+        "calibration_attempts": (trainer.card.calibration or {}).get("attempts"),
+        "recoveries": trainer.card.recoveries,
         "steps": a.steps,
         "wall_s": round(wall, 3),
         "useful_tokens_per_s": round(useful / wall, 1),
