@@ -101,16 +101,19 @@ def _profile_child(a) -> dict:
     wall = sum(walls)
     per_cat: dict[str, float] = {}
     kernels: dict[str, float] = {}
-    syncs = 0
+    syncs = launches = 0
     for e in prof.events():
         if e.name in ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpyAsync", "cudaEventSynchronize"):
             syncs += e.name.endswith("Synchronize")
         t = e.time_range.elapsed_us() if cuda and e.device_type.name == "CUDA" else 0
         if t:
+            launches += 1
             per_cat[categorize(e.name)] = per_cat.get(categorize(e.name), 0.0) + t / 1e6
             kernels[e.name[:120]] = kernels.get(e.name[:120], 0.0) + t / 1e6
     busy = sum(per_cat.values())
     flops: dict = {}
+    if cuda:  # a count, not a memory measurement: the counter's bookkeeping must not trip the card's cap
+        torch.cuda.set_per_process_memory_fraction(1.0)
     try:
         fc = FlopCounterMode(display=False, custom_mapping=_gqa_attention_formulas())
         with fc:
@@ -139,6 +142,7 @@ def _profile_child(a) -> dict:
         "share_by_category": {k: round(v / busy, 3) for k, v in sorted(per_cat.items(), key=lambda kv: -kv[1])} if busy else {},
         "top_kernels_s": {k: round(v, 4) for k, v in sorted(kernels.items(), key=lambda kv: -kv[1])[:25]},
         "host_syncs_per_step": round(syncs / a.steps, 1),
+        "gpu_kernels_per_step": round(launches / a.steps),
         **flops,
         "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 1024**3, 3) if cuda else None,
     }
