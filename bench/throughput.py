@@ -12,6 +12,7 @@ allocator: 8 GB -> 7.0 GiB, 12 GB -> 10.5 GiB. Each variant runs in its own proc
   labels = input_ids, the model's own cross-entropy over the full logits;
 - tunedesk: `tunedesk train` with its automatic plan (the card, the data's lengths);
 - packed: the same with --packing (a step's examples laid end to end in rows);
+- packed_dropout0: packed, LoRA dropout 0 (a lever of issue 16);
 - packed_seed_mem: packed, on a card of only the memory the seed recipe reserved on it
   (TuneDesk plans for whatever budget it is given: same peak, how much faster?).
 Useful tokens are the tokens a step attends to and learns from, padding excluded;
@@ -89,12 +90,12 @@ def _peaks() -> dict:
             "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GiB, 3)}
 
 
-def tunedesk_run(a, cap: float, packing: bool, workdir: Path) -> dict:
-    """`tunedesk train` on the simulated card; tokens/s from its per-step events."""
-    name = f"{'packed' if packing else 'tunedesk'}-{cap}"
+def tunedesk_run(a, cap: float, packing: bool, workdir: Path, extra: tuple[str, ...] = (), tag: str = "") -> dict:
+    """`tunedesk train` (with `extra` flags) on the simulated card; tokens/s from its per-step events."""
+    name = f"{'packed' if packing else 'tunedesk'}{tag}-{cap}"
     cmd = [sys.executable, "-m", "engine.cli", "train", str(a.data), "--model", str(a.model), "--max-steps",
            str(a.warmup + a.steps + 1), "--eval-every", "100000", "--out", str(workdir), "--name", name, "--json-events",
-           "--packing" if packing else "--no-packing"]
+           "--packing" if packing else "--no-packing", *extra]
     env = {**os.environ, "TUNEDESK_SIMULATE_VRAM_GB": str(cap), "TUNEDESK_HOME": str(workdir / "home")}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     events = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
@@ -143,6 +144,8 @@ def main() -> None:
             elif variant == "seed":
                 r = run_child("bench.throughput", "--model", a.model, "--data", a.data, "--cap", cap, "--steps", a.steps,
                               "--warmup", a.warmup)
+            elif variant == "packed_dropout0":  # the lever: LoRA dropout's kernels are in the profile's top ten
+                r = tunedesk_run(a, cap, True, a.workdir, ("--lora-dropout", "0"), "-dropout0")
             else:
                 r = tunedesk_run(a, cap, variant == "packed", a.workdir)
             if r.get("useful_tokens_per_s"):
