@@ -1,0 +1,45 @@
+"""The GPU benchmarks' pure parts, checked on the CPU: the longest-length search, the
+kernel categories of the step profile, and FLOP counting with grouped-query attention."""
+
+import pytest
+
+from bench.max_context import STEP, longest
+from bench.profile_steps import categorize
+
+
+@pytest.mark.parametrize("limit_tokens", [700, 5000, 9000])
+def test_longest_finds_the_last_length_that_trains_to_one_step(limit_tokens):
+    tried = []
+
+    def trains(n):
+        tried.append(n)
+        return {"length": n} if n <= limit_tokens else None
+
+    r = longest(trains, 2048, 1 << 20)
+    assert r["max_length"] == limit_tokens // STEP * STEP
+    assert r["at_max"] == ({"length": r["max_length"]} if r["max_length"] else None)
+    assert len(tried) < 20
+
+
+def test_longest_stops_at_the_search_limit():
+    r = longest(lambda n: {"length": n}, 4096, 12288)
+    assert r == {"max_length": 8192, "at_max": {"length": 8192}, "search_limit_reached": True}
+
+
+def test_kernel_names_fall_in_the_costs_the_profile_reports():
+    assert categorize("cudnn_generated_fort_native_sdpa_sm90_flash_bprop_wgmma_f16") == "attention"
+    assert categorize("void kDequantizeBlockwise<__nv_bfloat16, 512, 64, 8, 2>") == "dequantize_4bit_8bit"
+    assert categorize("nvjet_sm90_tst_128x256_64x4_2x1_v_bz_coopA_TNN") == "matmul"
+    assert categorize("void at::native::(anonymous namespace)::cunn_SoftMaxForward<4, float>") == "cross_entropy"
+    assert categorize("Memcpy HtoD (Pageable -> Device)") == "copy_host_device"
+    assert categorize("void at::native::vectorized_elementwise_kernel<8, CUDAFunctor_add>") == "elementwise_other"
+
+
+def test_attention_flops_with_grouped_query_heads_count_the_repeated_heads():
+    from torch.utils import flop_counter as fcm
+
+    from bench.profile_steps import _gqa_attention_formulas
+
+    fwd = next(f for op, f in _gqa_attention_formulas().items() if "backward" not in str(op))
+    q, kv = (2, 8, 128, 64), (2, 2, 128, 64)
+    assert fwd(q, kv, kv) == fcm.sdpa_flop_count(q, q, q) > 0
