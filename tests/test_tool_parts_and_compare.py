@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import tunedesk
 from test_tool_calling import CALL_1, CALL_2, QWEN_STYLE, SCHEMAS, openai_row, sharegpt_row
 from tool_set import TOOLS, write_tool_set, write_tools
 
@@ -173,17 +172,6 @@ def test_tool_files_and_the_datasets_schemas(tmp_path):
     assert tools_in_dataset(DataConfig(path=str(tmp_path / "gone.jsonl"))) == []
 
 
-@pytest.fixture(scope="module")
-def tiny_tool_run(tiny_model_folder, tmp_path_factory):
-    """The tiny random model, 2 steps on the tool set: a run whose dataset offers tools."""
-    out = tmp_path_factory.mktemp("tool-run")
-    data = write_tool_set(out / "tools.jsonl", n=24)
-    r = tunedesk("train", str(data), "--model", str(tiny_model_folder), "--max-steps", "2", "--out", str(out), "--name", "t",
-                 "--eval-every", "2", "--json-events")
-    assert r.returncode == 0, r.stderr[-2000:]
-    return out / "t"
-
-
 def test_compare_with_tools_prompts_as_training_rendered_the_rows(tiny_tool_run, demo_tokenizer):
     from engine.chat import ChatSession, tools_for
 
@@ -199,16 +187,15 @@ def test_compare_with_tools_prompts_as_training_rendered_the_rows(tiny_tool_run,
     assert session.prompt_ids(question)[0].tolist() != row.input_ids[:start].tolist()  # without them: another prompt
 
 
-def test_compare_cli_takes_tools_and_says_which_calls_each_answer_makes(tiny_tool_run, tmp_path):
-    r = tunedesk("compare", str(tiny_tool_run), "--prompt", "Weather in Reykjavik?", "--tools", "data",
-                 "--max-new-tokens", "4", "--json")
-    assert r.returncode == 0, r.stderr[-2000:]
-    out = json.loads(r.stdout)
+def test_compare_cli_takes_tools_and_says_which_calls_each_answer_makes(tiny_tool_run, tmp_path, capsys):
+    assert cli.main(["compare", str(tiny_tool_run), "--prompt", "Weather in Reykjavik?", "--tools", "data",
+                     "--max-new-tokens", "4", "--device", "cpu", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
     assert out["tools"] == ["get_weather", "convert_currency", "get_time"]
     assert isinstance(out["base_calls"], list) and isinstance(out["tuned_calls"], list)
     bad = tmp_path / "tools.json"
     bad.write_text("{not json")
-    r = tunedesk("compare", str(tiny_tool_run), "--prompt", "hi", "--tools", str(bad))
-    assert r.returncode == 2 and r.stderr.strip() == (
+    assert cli.main(["compare", str(tiny_tool_run), "--prompt", "hi", "--tools", str(bad)]) == 2
+    assert capsys.readouterr().err.strip() == (
         "tunedesk compare: error: tools.json: the tool schemas are not valid JSON "
         "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))")
