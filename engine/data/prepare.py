@@ -141,6 +141,8 @@ def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
     path = Path(cfg.path)
     head = [r for _, r in itertools.islice(iter_records(path, notes), DETECT_ROWS)]
     sample = [r for r in head if not isinstance(r, RowProblem)]
+    if not head:
+        raise DataError(f"{path.name}: the file holds no records (an empty list); nothing to train on")
     if not sample:
         problem = next((f"; e.g. row {r.row}: {r.reason}" for r in head if isinstance(r, RowProblem)), "")
         raise DataError(f"{path.name}: no readable records in the first {DETECT_ROWS} rows{problem}")

@@ -49,6 +49,8 @@ def list_field(name: str):
 def convert(record: dict, m: Mapping) -> list[dict]:
     key = m["messages"]
     items = record.get(key)
+    if key not in record:
+        raise RowError(f"missing messages field '{key}'", "missing field")
     if not isinstance(items, list) or not items:
         raise RowError(f"'{key}' should be a non-empty list of messages", "wrong type")
     msgs = [_message(item, i) for i, item in enumerate(items, 1)]

@@ -23,7 +23,9 @@ def _json(value: Any, what: str) -> Any:
         return value
     try:
         return json.loads(value)
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        raise RowError(f"{what} is JSON nested too deeply; flatten it", "invalid row") from None
+    except ValueError as e:
         raise RowError(f"{what} is not valid JSON ({str(e)[:100]})", "invalid row") from None
 
 
