@@ -18,7 +18,7 @@ from engine.data.render import generation_prompt, render
 from engine.data.report import inspect_file
 from engine.data.shapes import detect, to_conversation
 from engine.data.tool_form import calls_in
-from engine.data.tool_parts import _differ, tool_parts
+from engine.data.tool_parts import MAX_PARTS, _differ, tool_parts
 from engine.data.tool_sets import load_tools_file, tools_in_dataset
 from engine.errors import DataError
 
@@ -74,6 +74,16 @@ def test_a_run_that_could_sit_in_several_places_is_placed_at_a_whole_part():
     ]:
         s, e = _differ(a, b)
         assert a[s:e] == want
+
+
+def test_a_long_agent_trace_shows_its_first_parts(demo_tokenizer):
+    turns = [[{"role": "user", "content": f"r={i}?"}, {"role": "assistant", "content": "", "tool_calls": [CALL_2 | {"arguments": {"r": i}}]}]
+             for i in range(30)]
+    conv = [{"role": "tools", "tools": SCHEMAS}] + [m for t in turns for m in t]
+    text = render(demo_tokenizer, conv).text
+    parts = tool_parts(demo_tokenizer, conv, text)
+    assert len(parts) == MAX_PARTS and [p[2] for p in parts] == ["tools"] + ["call"] * (MAX_PARTS - 1)
+    assert [calls_in(text[a:b])[0]["arguments"]["r"] for a, b, _ in parts[1:]] == list(range(MAX_PARTS - 1))
 
 
 def test_rows_without_tools_have_no_parts_and_inspect_counts_them(tmp_path, demo_tokenizer):

@@ -9,7 +9,10 @@ for the extra renderings.
 
 from __future__ import annotations
 
+import itertools
+
 KINDS = ("tools", "call", "result")
+MAX_PARTS = 24  # each part costs a rendering of the row: a very long agent trace shows its first ones
 
 
 def _trim(a: str, start: int, end: int) -> tuple[int, int]:
@@ -71,7 +74,7 @@ def tool_parts(tokenizer, messages: list[dict], text: str, *, reasoning: str = "
     from .render import render
 
     parts = []
-    for kind, other in _without(messages):
+    for kind, other in itertools.islice(_without(messages), MAX_PARTS):
         try:
             span = _differ(text, render(tokenizer, other, reasoning=reasoning).text, line_start=kind == "tools")
         except Exception:  # noqa: BLE001, S112 - a template that refuses the reduced row: that part is not coloured
