@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--prompt", help="the prompt to answer twice")
     cmp_.add_argument("--validation", type=int, default=0, metavar="N",
                       help="instead: answer N validation rows both ways; writes compare/validation.md and .json")
+    cmp_.add_argument("--tools", default=None, metavar="FILE|data",
+                      help="function schemas the model may call: a JSON file (a list of schemas), or 'data' for those "
+                           "in the run's dataset; written into the prompt as training wrote them")
     cmp_.add_argument("--max-new-tokens", type=int, default=200)
     cmp_.add_argument("--sample", action="store_true", help="sample (with --temperature / --top-p) instead of greedy")
     cmp_.add_argument("--temperature", type=float, default=0.7)
@@ -126,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run_dir")
     c.add_argument("--prompt", required=True)
     c.add_argument("--base", action="store_true", help="answer with the base model (adapter off)")
+    c.add_argument("--tools", default=None, metavar="FILE|data",
+                   help="function schemas the model may call: a JSON file (a list of schemas), or 'data' for those "
+                        "in the run's dataset; written into the prompt as training wrote them")
     c.add_argument("--max-new-tokens", type=int, default=200)
     c.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     c.add_argument("--json", action="store_true")
@@ -338,23 +344,26 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
 
 
 def _cmd_chat(a: argparse.Namespace) -> int:
-    from .chat import ChatSession, GenerationSettings
+    from .chat import ChatSession, GenerationSettings, tools_for
 
+    tools = tools_for(a.run_dir, a.tools)
     session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr))
-    text = session.answer(a.prompt, base=a.base, settings=GenerationSettings(max_new_tokens=a.max_new_tokens))
+    text = session.answer(a.prompt, base=a.base, settings=GenerationSettings(max_new_tokens=a.max_new_tokens), tools=tools)
     print(json.dumps({"prompt": a.prompt, "base": a.base, "answer": text}) if a.json else text)
     return 0
 
 
 def _cmd_compare(a: argparse.Namespace) -> int:
-    from .chat import ChatSession, GenerationSettings, split_thinking
+    from .chat import ChatSession, GenerationSettings, split_thinking, tools_for
     from .chat.compare import validation_compare
+    from .data.tool_form import calls_in
     from .errors import ConfigError
 
     if not a.prompt and not a.validation:
         raise ConfigError("give --prompt TEXT or --validation N")
     settings = GenerationSettings(max_new_tokens=a.max_new_tokens, greedy=not a.sample, temperature=a.temperature,
                                   top_p=a.top_p, repetition_penalty=a.repetition_penalty, seed=a.seed)
+    tools = tools_for(a.run_dir, a.tools) if a.prompt and not a.validation else None
     session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr))
     if a.validation:
         result = validation_compare(session, n=a.validation, settings=settings)
@@ -364,10 +373,12 @@ def _cmd_compare(a: argparse.Namespace) -> int:
             print(f"{len(result['examples'])} validation rows: mean loss base {result['mean_base_loss']}, "
                   f"tuned {result['mean_tuned_loss']}; written to {session.run.path / 'compare'}/validation.md and .json")
         return 0
-    out: dict = {"prompt": a.prompt}
+    out: dict = {"prompt": a.prompt, "tools": [t["function"]["name"] for t in tools or []]}
     for side in ("base", "tuned"):
-        thought, answer = split_thinking(session.answer(a.prompt, base=side == "base", settings=settings))
+        thought, answer = split_thinking(session.answer(a.prompt, base=side == "base", settings=settings, tools=tools))
         out[side], out[f"{side}_thinking"] = answer, thought
+        if tools:
+            out[f"{side}_calls"] = calls_in(answer)
     if a.json:
         print(json.dumps(out, ensure_ascii=False))
     else:
@@ -376,6 +387,8 @@ def _cmd_compare(a: argparse.Namespace) -> int:
             if out[f"{side}_thinking"]:
                 print(f"[thinking: {len(out[side + '_thinking'])} characters]")
             print(out[side])
+            if tools:
+                print(f"[{len(out[side + '_calls'])} well-formed call(s)]")
     return 0
 
 

@@ -90,6 +90,19 @@ def nova_run(tmp_path_factory, demo_folder) -> Path:
     return out / "nova"
 
 
+@pytest.fixture(scope="session")
+def tiny_tool_run(tiny_model_folder, tmp_path_factory) -> Path:
+    """The tiny random model, 2 steps on the tool set (tests/tool_set.py): a run whose dataset offers tools."""
+    from tool_set import write_tool_set
+
+    out = tmp_path_factory.mktemp("tool-run")
+    data = write_tool_set(out / "tools.jsonl", n=24)
+    r = tunedesk("train", str(data), "--model", str(tiny_model_folder), "--max-steps", "2", "--out", str(out), "--name", "t",
+                 "--eval-every", "2", "--json-events")
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out / "t"
+
+
 from engine.reporting import RecordingReporter  # noqa: E402 - after TUNEDESK_HOME is set; no torch
 
 

@@ -224,3 +224,25 @@ def cut_mid_character(text: str) -> bytes:
     data = text.encode("utf-8")
     assert len(text[-1].encode("utf-8")) > 1
     return data[:-1]
+
+
+# ------------------------------------------------------------------ round three (issue 22): tool calling
+
+WEATHER_SCHEMA = {"name": "get_weather", "description": "Current weather in a city",
+                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+SHOP_CITIES = ["Leeds", "Ghent", "Utrecht", "Basel", "Turin", "Lyon", "Graz", "Aarhus", "Bergen", "Porto", "Kraków"]
+
+
+def tool_rows(n: int, start: int = 0) -> list[dict]:
+    """n distinct OpenAI-style rows: a question about a shop's city, answered by one get_weather call."""
+    return [{"tools": [WEATHER_SCHEMA], "messages": [
+        {"role": "user", "content": f"Is it cycling weather in {city} today?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": f"call_{i}", "type": "function", "function": {"name": "get_weather", "arguments": json.dumps({"city": city})}}]},
+    ]} for i, city in enumerate(SHOP_CITIES[start:start + n], start)]
+
+
+def with_tool_row(bad: dict, n: int = 8, at: int = 6) -> list[dict]:
+    """n good tool rows with `bad` at 1-based row at+1 (the bad row is the file's line at+1)."""
+    rows = tool_rows(n)
+    return rows[:at] + [bad] + rows[at:]

@@ -8,6 +8,7 @@ each file and its expected outcome; the same table drives the `inspect` CLI chec
 from __future__ import annotations
 
 import base64
+import bz2
 import gzip
 import json
 import re
@@ -39,7 +40,9 @@ from malformed_corpus import (
     qa,
     qa_csv_rows,
     random_bytes,
+    tool_rows,
     truncated,
+    with_tool_row,
     write_bytes,
     write_gz,
     write_parquet,
@@ -340,6 +343,47 @@ CASES: list[Case] = [
         ["Can you list the whole parts catalogue?", "Chainring bolt set, steel. " * 200_000]] + qa_csv_rows(6, 2))),
           8, {4: "too long"}),
     fails("one_row_only", "support.jsonl", text(jsonl(qa(1))), "usable row", "at least 2"),
+    # --- round three (issue 22): archives and containers, more encodings and separators
+    fails("zip_archive", "support.jsonl.zip", raw(zip_bytes({"support.jsonl": jsonl(qa(8))})), "compressed archive", "unpack"),
+    fails("bz2_archive", "support.jsonl.bz2", raw(bz2.compress(jsonl(qa(8)).encode())), "compressed archive", "unpack"),
+    fails("gz_named_plain", "support.jsonl.gz", text(jsonl(qa(8))), "not a valid gzip file"),
+    fails("gz_of_nothing", "support.jsonl.gz", raw(gzip.compress(b"")), "empty"),
+    fails("shift_jis_jsonl", "support.jsonl", lambda p: write_bytes(p, jsonl(qa(7) + [
+        {"question": "電動自転車はありますか？", "answer": "はい、店内にございます。"}], ).encode("shift_jis")), "not utf-8"),
+    works("csv_vertical_bars", "faq.csv", text(csv_text(["question", "answer"], qa_csv_rows(8), delimiter="|")), 8),
+    fails("json_empty_array", "faq.json", text("[]\n"), "no records"),
+    fails("json_wrapper_empty_list", "faq.json", text('{"data": []}'), "no records"),
+    fails("json_array_of_pairs", "faq.json", text(json.dumps([[r["question"], r["answer"]] for r in qa(8)])),
+          "expected an object"),
+    # --- tool calling: a bad schema or call costs its row, said plainly
+    works("tools_fine", "weather.jsonl", text(jsonl(tool_rows(8))), 8),
+    works("tools_broken_json", "weather.jsonl", text(jsonl(with_tool_row(
+        {**tool_rows(1, 9)[0], "tools": '[{"name": "get_weather", "parameters": '}))), 8, {7: "not valid json"}),
+    works("tools_not_a_list", "weather.jsonl", text(jsonl(with_tool_row({**tool_rows(1, 9)[0], "tools": 42}))), 8,
+          {7: "list of function schemas"}),
+    works("tools_schema_without_name", "weather.jsonl", text(jsonl(with_tool_row(
+        {**tool_rows(1, 9)[0], "tools": [{"description": "weather"}]}))), 8, {7: "schema 1"}),
+    works("tools_nested_too_deeply", "weather.jsonl", text(jsonl(with_tool_row(
+        {**tool_rows(1, 9)[0], "tools": deep_json(5000)}))), 8, {7: "nested too deeply"}),
+    works("tools_giant_schema", "weather.jsonl", text(jsonl(with_tool_row(
+        {**tool_rows(1, 9)[0], "tools": [{"name": "catalogue", "description": "Every part. " * 400_000}]}))), 8,
+          {7: "too long"}),
+    works("tool_call_without_name", "weather.jsonl", text(jsonl(with_tool_row({"messages": [
+        {"role": "user", "content": "Weather?"}, {"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}]}))),
+          8, {7: "function call"}),
+    works("tool_call_not_json", "weather.jsonl", text(jsonl(with_tool_row({"messages": [
+        {"role": "user", "content": "Weather?"}, {"role": "assistant", "content": None, "tool_calls": "get_weather(Leeds)"}]}))),
+          8, {7: "not valid json"}),
+    works("tool_result_only", "weather.jsonl", text(jsonl(with_tool_row({"messages": [
+        {"role": "user", "content": "Weather?"}, {"role": "tool", "content": "sunny"}]}))), 8, {7: "no assistant message"}),
+    works("sharegpt_row_in_messages_file", "weather.jsonl", text(jsonl(with_tool_row({"conversations": [
+        {"from": "human", "value": "Weather?"}, {"from": "function_call", "value": '{"name": "get_weather"'}]}))), 8,
+          {7: "missing messages field"}),
+    works("sharegpt_call_not_json", "weather.jsonl", text(jsonl([{"conversations": [
+        {"from": "human", "value": f"Weather in {c}?"}, {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": {"city": c}})}
+    ], "tools": json.dumps([{"name": "get_weather"}])} for c in ["Leeds", "Ghent", "Basel", "Turin", "Lyon", "Graz"]] + [{"conversations": [
+        {"from": "human", "value": "Weather in Porto?"}, {"from": "function_call", "value": "get_weather(city=Porto)"}]}])), 6,
+          {7: "not valid json"}),
 ]
 
 CASES_BY_ID = {c.id: c for c in CASES}
@@ -420,6 +464,7 @@ CLI_CASES = [
     "missing_file", "folder", "png_named_jsonl", "xlsx", "json_truncated_download", "too_many_bad_rows",
     "jsonl_truncated_line", "csv_multiline_quoted", "parquet", "txt_plain",
     "json_deep_array", "json_deep_element", "jsonl_nul_line", "tsv_ragged", "jsonl_double_bom",
+    "zip_archive", "tools_broken_json",
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from .. import models
-from ..data.render import ensure_chat_template
+from ..data.render import ensure_chat_template, generation_prompt
 from ..errors import TuneDeskError
 from ..models.loading import choose_placement, load_model, load_tokenizer
 from ..runs import RunDir
@@ -70,24 +70,32 @@ class ChatSession:
 
     from_memory = False
 
+    def dataset_tools(self) -> list[dict]:
+        """The function schemas the run's dataset offered ([] if none)."""
+        from ..data.tool_sets import tools_in_dataset
+
+        return tools_in_dataset(self.run.read_config()[0].data)
+
     def adapter(self, base: bool):
         """Context in which the model answers as the base (adapter off) or the tuned model."""
         return self.model.disable_adapter() if base else contextlib.nullcontext()
 
-    def prompt_ids(self, conversation: str | list[dict]) -> torch.Tensor:
-        """A prompt or a whole conversation (list of {role, content}), ready to answer."""
+    def prompt_ids(self, conversation: str | list[dict], tools: list[dict] | None = None) -> torch.Tensor:
+        """A prompt or a whole conversation (list of {role, content}), ready to answer; with
+        `tools` (function schemas) written as training wrote a row's (data.render)."""
         messages = [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
         if self.system_prompt and messages[0]["role"] != "system":
             messages.insert(0, {"role": "system", "content": self.system_prompt})
-        enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        return enc["input_ids"]
+        text = generation_prompt(self.tokenizer, messages, tools)
+        return self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
 
     def answer(self, conversation: str | list[dict], *, base: bool = False, settings: GenerationSettings | None = None,
                on_piece: Callable[[str], None] = lambda _: None, stop: Callable[[], bool] = lambda: False,
-               input_ids: torch.Tensor | None = None) -> str:
+               input_ids: torch.Tensor | None = None, tools: list[dict] | None = None) -> str:
         """The answer, generated in the caller's thread (the caller picks the thread: the
         window's background job, or the CLI's main thread). Each piece of text goes to
-        `on_piece` as soon as it is decoded; `stop()` True ends the answer early."""
+        `on_piece` as soon as it is decoded; `stop()` True ends the answer early. `tools`:
+        the function schemas the model may call (engine.data.tool_sets)."""
         from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
         pieces: list[str] = []
@@ -103,7 +111,7 @@ class ChatSession:
                 return stop()
 
         s = settings or GenerationSettings()
-        ids = (input_ids if input_ids is not None else self.prompt_ids(conversation)).to(self.device)
+        ids = (input_ids if input_ids is not None else self.prompt_ids(conversation, tools)).to(self.device)
         kwargs = dict(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
@@ -128,6 +136,22 @@ class ChatSession:
         # Where the model computes: the output head's device. Not the first parameter's,
         # which is the embedding table, in RAM when the plan keeps it there.
         return self.model.get_output_embeddings().weight.device
+
+
+def tools_for(run_dir: str | Path, spec: str | None) -> list[dict] | None:
+    """The schemas `spec` names (the CLI's --tools): None or "" none, "data" those of the
+    run's dataset, else a JSON file of them. Read before the model loads: a bad file fails at once."""
+    from ..data.tool_sets import load_tools_file, tools_in_dataset
+
+    if not spec:
+        return None
+    if spec == "data":
+        run = RunDir.open(run_dir)
+        tools = tools_in_dataset(run.read_config()[0].data)
+        if not tools:
+            raise TuneDeskError(f"{run.path.name}: the run's dataset offers no tool schemas; give a JSON file of them")
+        return tools
+    return load_tools_file(spec)
 
 
 def split_thinking(text: str) -> tuple[str, str]:

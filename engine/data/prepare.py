@@ -37,10 +37,11 @@ from .formats.base import RowError
 from .readers import RowProblem, iter_records
 from .render import IGNORE, ensure_chat_template, reasoning_policy, render
 from .shapes import Shape, detect, detect_one, to_conversation
+from .tool_parts import tool_parts
 
 DETECT_ROWS = 50
 MIN_ROWS = 2
-RENDER_VERSION = 5  # bump when rendering changes: invalidates tokenized caches
+RENDER_VERSION = 6  # bump when rendering changes: invalidates tokenized caches
 MAX_ROW_CHARS = 4_000_000  # a row this long (~1M tokens) is refused without tokenizing it
 TEXT_PLAN_TOKENS = 2048  # plain text is split into pieces: plan for pieces, not whole documents
 REPORT_SKIPPED_MAX = 1000
@@ -76,7 +77,7 @@ class PreparedData:
     notes: list[str] = field(default_factory=list)
     template_is_own: bool = True
     samples: list[dict] = field(default_factory=list)
-    """The first rendered rows: {row, text, spans, tokens, trained}."""
+    """The first rendered rows: {row, text, spans, tokens, trained, parts (tool_parts.py)}."""
     reasoning: str = "none"
     """What happened to chains of thought: none (no reasoning in the data) | think | inline | drop."""
     lengths: np.ndarray | None = None
@@ -140,6 +141,8 @@ def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
     path = Path(cfg.path)
     head = [r for _, r in itertools.islice(iter_records(path, notes), DETECT_ROWS)]
     sample = [r for r in head if not isinstance(r, RowProblem)]
+    if not head:
+        raise DataError(f"{path.name}: the file holds no records (an empty list); nothing to train on")
     if not sample:
         problem = next((f"; e.g. row {r.row}: {r.reason}" for r in head if isinstance(r, RowProblem)), "")
         raise DataError(f"{path.name}: no readable records in the first {DETECT_ROWS} rows{problem}")
@@ -257,7 +260,8 @@ def tokenize_file(cfg: DataConfig, shape: Shape, tokenizer, notes: list[str]) ->
             skipped.append(RowProblem(row, "no answer tokens to train on", "empty field"))
             continue
         if len(samples) < 3:
-            samples.append({"row": row, "text": r.text, "spans": r.trained_spans, "tokens": len(row_ids), "trained": int(row_mask.sum())})
+            samples.append({"row": row, "text": r.text, "spans": r.trained_spans, "tokens": len(row_ids), "trained": int(row_mask.sum()),
+                            "parts": tool_parts(tokenizer, conv, r.text, reasoning=cfg.reasoning)})
         if len(row_ids) > 1:
             ids.append(row_ids)
             masks.append(row_mask)

@@ -37,6 +37,7 @@ TEXT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": 
 SUPPORTED = tuple(TEXT_FORMATS) + (".parquet",)
 CHUNK = 1 << 20
 _WS = re.compile(r"[ \t\r\n]*")
+ARCHIVES = (".zip", ".bz2", ".xz", ".7z", ".rar", ".tar", ".tgz", ".zst", ".lz4")
 TXT_LINE_CHARS = 200  # a .txt whose lines are this long (median), with no blank line, has a document per line
 TOO_DEEP = "nested too deeply (over about 900 levels of brackets); flatten the record"
 
@@ -60,6 +61,9 @@ def kind_of(path: Path) -> tuple[str, bool]:
         return "parquet", False
     if suffix in TEXT_FORMATS:
         return TEXT_FORMATS[suffix], gz
+    if suffixes and suffixes[-1] in ARCHIVES:
+        raise DataError(f"{path.name}: a compressed archive ('{path.suffix}'); unpack it and open the dataset file inside "
+                        "(only .gz is read as it is)")
     shown = "".join(path.suffixes[-2:]) if gz else (path.suffix or "(none)")
     raise DataError(
         f"{path.name}: unsupported file type '{shown}'; use .jsonl, .json, .csv, .tsv, .parquet or .txt (optionally .gz)"
@@ -144,7 +148,9 @@ def _json_flavour(path: Path, gz: bool) -> str:
     if len(lines) > 1:
         return "jsonl"
     wrapper = isinstance(first, dict) and any(isinstance(v, list) and v and isinstance(v[0], dict) for v in first.values())
-    return "json" if wrapper else "jsonl"
+    # {"data": []} in a .json: a wrapper with nothing in it (said so), not one record with a field 'data'
+    empty = not named_jsonl and isinstance(first, dict) and [v for v in first.values() if isinstance(v, list)] == [[]]
+    return "json" if wrapper or empty else "jsonl"
 
 
 def _json_msg(msg: str) -> str:
@@ -279,13 +285,13 @@ def _object_or_problem(i: int, record: Any) -> Any:
 
 
 def _delimiter(path: Path, gz: bool, fmt: str, notes: list[str]) -> str:
-    """A TSV's tab; a CSV's comma, or the semicolon (or tab) of a header that has no comma
-    (Excel writes ';' where the comma is the decimal mark)."""
+    """A TSV's tab; a CSV's comma, or the semicolon (or tab, or '|') of a header that has no
+    comma (Excel writes ';' where the comma is the decimal mark; database dumps use '|')."""
     if fmt == "tsv":
         return "\t"
     with _open_text(path, gz) as f:
         header = f.readline()
-    for other, name in ((";", "semicolons"), ("\t", "tabs")):
+    for other, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
         if "," not in header and other in header:
             notes.append(f"{path.name}: fields separated by {name}, not commas; read that way")
             return other
@@ -300,7 +306,7 @@ def _csv(f: TextIO, path: Path, fmt: str, delimiter: str) -> Iterator[tuple[int,
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     reader = csv.reader(f, delimiter=delimiter, strict=True)
     kind = fmt.upper()
-    sep = {"\t": "tab", ",": "comma", ";": "semicolon"}[delimiter]
+    sep = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "vertical bar"}[delimiter]
     try:
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):

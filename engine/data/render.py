@@ -109,6 +109,15 @@ def render(tokenizer, messages: list[dict], *, reasoning: str = "auto") -> Rende
     return _render_turns(tokenizer, messages, tools, _apply(tokenizer, messages, tools, gen=False), len(messages))
 
 
+def generation_prompt(tokenizer, messages: list[dict], tools: list[dict] | None = None) -> str:
+    """The text a model answers after: `messages` (a conversation without the answer) and
+    the tool schemas it may call, written as render() writes a training row's, so a tuned
+    model meets the prompt it was trained on."""
+    conv = ([{"role": "tools", "tools": tools}] if tools else []) + list(messages)
+    tools, conv = tool_form.for_template(tokenizer, conv)
+    return _apply(tokenizer, conv, tools, gen=True)
+
+
 def _render_think(tokenizer, messages: list[dict], tools, *, keep_thought: bool) -> Rendered:
     last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
     head = _apply(tokenizer, messages[:last], tools, gen=True)

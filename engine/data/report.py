@@ -3,13 +3,15 @@
 The JSON form is a stable interface (documented in the README):
     file, format, mapping, rows, kept, train, val, skipped [{row, reason}],
     skipped_by_kind {kind: count}, notes [str], reasoning, model,
-    examples [{row, text, marked, spans [[start, end] of trained characters], tokens, trained}],
+    examples [{row, text, marked, spans [[start, end] of trained characters], tokens, trained,
+               parts [[start, end, kind] of tool schemas / calls / results; kind: tools | call | result]}],
     lengths {min, p50, p95, max, mean, histogram {edges, counts}},
     tokens_per_epoch, trained_tokens_per_epoch
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +60,21 @@ def describe(data: PreparedData, path: str, *, model_name: str = "") -> dict[str
         "model": model_name,
         "examples": [
             {"row": s["row"], "text": s["text"], "marked": mark(s["text"], s["spans"]), "spans": [list(x) for x in s["spans"]],
-             "tokens": s["tokens"], "trained": s["trained"]}
+             "tokens": s["tokens"], "trained": s["trained"], "parts": s.get("parts", [])}
             for s in data.samples
         ],
         "lengths": length_stats(data.lengths),
         "tokens_per_epoch": int(sum(len(e) for e in data.train)),
         "trained_tokens_per_epoch": int(sum(int(e.trained.sum()) for e in data.train)),
     }
+
+
+def _parts(ex: dict[str, Any]) -> str:
+    """', tool schemas, 2 calls, 1 tool result' for an example with tool parts."""
+    kinds = Counter(p[2] for p in ex.get("parts", []))
+    said = [("tool schemas" if kinds["tools"] else ""), (f"{kinds['call']} call(s)" if kinds["call"] else ""),
+            (f"{kinds['result']} tool result(s)" if kinds["result"] else "")]
+    return "".join(f", {x}" for x in said if x)
 
 
 def format_text(r: dict[str, Any], *, color: bool = False) -> str:
@@ -96,6 +106,6 @@ def format_text(r: dict[str, Any], *, color: bool = False) -> str:
         for c, a, b in zip(counts, edges, edges[1:]):
             lines.append(f"  {a:>7.0f}–{b:<7.0f} {'█' * max(1 if c else 0, round(30 * c / top))} {c}")
     for ex in r["examples"]:
-        lines += ["", f"── row {ex['row']}: {ex['tokens']} tokens, {ex['trained']} trained (marked {MARK_START} {MARK_END}) ──"]
+        lines += ["", f"── row {ex['row']}: {ex['tokens']} tokens, {ex['trained']} trained (marked {MARK_START} {MARK_END}){_parts(ex)} ──"]
         lines.append(ex["marked"].replace(MARK_START, start).replace(MARK_END, end))
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from typing import Any
 
 from .formats import BY_NAME, FORMATS, DataFormat
 from .formats.base import RowError
+from .formats.tools import tools_field
 
 
 @dataclass
@@ -42,7 +43,15 @@ def detect(records: list[dict]) -> Shape | None:
     if not votes:
         return None
     (fmt, mapping), _ = max(votes.items(), key=lambda kv: kv[1])
-    return Shape(fmt, dict(mapping))
+    shape = Shape(fmt, dict(mapping))
+    if "tools" in shape.spec.roles:
+        # Schemas are often on some rows only: any sample row naming them names the field
+        # (a vote would let the rows without schemas hide it).
+        lowered = ({k.lower(): k for k in r if isinstance(k, str)} for r in records if isinstance(r, dict))
+        key = next((k for keys in lowered if (k := tools_field(keys))), None)
+        if key:
+            shape.mapping["tools"] = key
+    return shape
 
 
 def detect_one(r: dict) -> Shape | None:

@@ -70,6 +70,32 @@ def for_template(tokenizer, messages: list[dict]) -> tuple[list[dict] | None, li
     return None, out
 
 
+def calls_in(text: str) -> list[dict]:
+    """The well-formed calls an answer makes: each JSON object in it with a string `name`
+    and an object of `arguments` (or `parameters`), in either form above (a native
+    template's <tool_call> tags and the like around them do not matter)."""
+    decoder, calls, i = json.JSONDecoder(), [], text.find("{")
+    while i >= 0:
+        try:
+            value, end = decoder.raw_decode(text, i)
+        except (ValueError, RecursionError):
+            i = text.find("{", i + 1)
+            continue
+        fn = value.get("function", value) if isinstance(value, dict) else None
+        args = fn.get("arguments", fn.get("parameters")) if isinstance(fn, dict) else None
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except (ValueError, RecursionError):
+                args = None
+        if isinstance(fn.get("name") if isinstance(fn, dict) else None, str) and isinstance(args, dict):
+            calls.append({"name": fn["name"], "arguments": args})
+            i = text.find("{", end)
+        else:
+            i = text.find("{", i + 1)
+    return calls
+
+
 def note(tokenizer, rows: int) -> str:
     """What rendering did with the rows that offer tools or make calls (prepare's notes)."""
     if native(tokenizer):

@@ -20,14 +20,26 @@ from engine import paths
 
 from ..session import Session
 from ..tasks import Tasks
+from ..tools_field import ToolsField
 from ..widgets import Banner, page_layout
 
 SIDES = ("base", "tuned")
 KEY = "chat"  # loading a run, answering, the validation table: one at a time, they share the model
 
 
-def render_turns(turns: list[tuple[str, str]], show_thinking: bool) -> str:
-    """A conversation as HTML; a <think> block folded to its length unless asked for."""
+def calls_line(answer: str) -> str:
+    """Under an answer given with tools: the well-formed calls it makes, or that it makes none."""
+    from engine.data.tool_form import calls_in
+
+    calls = calls_in(answer)
+    said = "; ".join(f"{c['name']}({', '.join(f'{k}={v!r}' for k, v in c['arguments'].items())})" for c in calls)
+    return (f"<div style='color:#15803d'>✓ {len(calls)} well-formed call(s): {html.escape(said)}</div>" if calls
+            else "<div style='color:gray'>no well-formed call</div>")
+
+
+def render_turns(turns: list[tuple[str, str]], show_thinking: bool, tools: bool = False) -> str:
+    """A conversation as HTML; a <think> block folded to its length unless asked for; with
+    `tools`, each finished answer followed by the calls it makes."""
     from engine.chat import split_thinking
 
     out = []
@@ -40,7 +52,9 @@ def render_turns(turns: list[tuple[str, str]], show_thinking: bool) -> str:
         if thought:
             block = (f"<div style='color:gray; white-space:pre-wrap'>💭 {html.escape(thought)}</div>" if show_thinking
                      else f"<div style='color:gray'>💭 reasoning, {len(thought):,} characters (tick “Show reasoning”)</div>")
-        out.append(f"<div style='margin:6px 0 12px 0'>{block}<span style='white-space:pre-wrap'>{html.escape(answer)}</span></div>")
+        calls = calls_line(answer) if tools and answer else ""
+        out.append(f"<div style='margin:6px 0 12px 0'>{block}<span style='white-space:pre-wrap'>{html.escape(answer)}</span>"
+                   f"{calls}</div>")
     return "".join(out)
 
 
@@ -67,6 +81,8 @@ class ComparePage(QWidget):
         top.addWidget(self.load_button)
         top.addWidget(refresh)
         root.addLayout(top)
+        self.tools_field = ToolsField()
+        root.addWidget(self.tools_field)
         self.banner = Banner()
         root.addWidget(self.banner)
 
@@ -210,6 +226,7 @@ class ComparePage(QWidget):
 
     def _loaded(self, chat) -> None:
         self.chat = chat
+        self.tools_field.set_dataset(chat.dataset_tools())
         self.clear()
         self.banner.show_message("ok", f"{chat.run.path.name} is loaded: ask both models anything.")
         self._update_buttons()
@@ -234,12 +251,12 @@ class ComparePage(QWidget):
             self.turns[side] += [("user", text), ("assistant", "")]
         self._redraw()
         conversations = {side: self._messages(side) for side in SIDES}
-        chat, settings = self.chat, self.settings()
+        chat, settings, tools = self.chat, self.settings(), self.tools_field.tools
 
         def generate(job) -> None:
             """Base first, then tuned (one model, the adapter toggled); Stop ends it early."""
             for side in SIDES:
-                chat.answer(conversations[side], base=side == "base", settings=settings, stop=job.stopped,
+                chat.answer(conversations[side], base=side == "base", settings=settings, stop=job.stopped, tools=tools,
                             on_piece=lambda text, side=side: job.report((side, text)))
                 if job.stopped():
                     return
@@ -268,7 +285,7 @@ class ComparePage(QWidget):
     def _redraw(self, only: str | None = None) -> None:
         for side in (only,) if only else SIDES:
             pane = self.panes[side]
-            pane.setHtml(render_turns(self.turns[side], self.show_thinking.isChecked()))
+            pane.setHtml(render_turns(self.turns[side], self.show_thinking.isChecked(), bool(self.tools_field.tools)))
             pane.verticalScrollBar().setValue(pane.verticalScrollBar().maximum())
 
     def answers(self) -> dict[str, str]:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 
 from engine.data import formats
 
+from ..example_view import example_html
 from ..session import FIRST_SAMPLE, SAMPLES, Session
 from ..widgets import Banner, page_layout
 
@@ -24,17 +25,6 @@ SAMPLE_NAMES = {
 }
 FILE_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt *.gz);;All files (*)"
 FORMATS = [("Detected automatically", None)] + [(f.label, f.name) for f in formats.FORMATS]
-TRAINED_STYLE = "background-color: rgba(34, 197, 94, 0.28);"
-
-
-def highlighted_html(text: str, spans) -> str:
-    """The rendered example as HTML, the trained characters highlighted."""
-    out, cur = [], 0
-    for a, b in spans:
-        out += [html.escape(text[cur:a]), f'<span style="{TRAINED_STYLE}">{html.escape(text[a:b])}</span>']
-        cur = b
-    out.append(html.escape(text[cur:]))
-    return "<pre style='white-space: pre-wrap; font-family: monospace;'>" + "".join(out) + "</pre>"
 
 
 class DataPage(QWidget):
@@ -82,8 +72,9 @@ class DataPage(QWidget):
         self.role_edits: dict[str, QLineEdit] = {}
         for role in formats.ROLES:
             e = QLineEdit()
-            e.setPlaceholderText("(not used)")
-            e.setToolTip(f"The file's field that holds the {role}")
+            e.setPlaceholderText("(tools / functions, when a row has them)" if role == "tools" else "(not used)")
+            e.setToolTip("The file's field that holds each row's function schemas" if role == "tools"
+                         else f"The file's field that holds the {role}")
             self.role_edits[role] = e
             form.addRow(role.capitalize(), e)
         self.apply_button = QPushButton("Apply mapping")
@@ -210,10 +201,7 @@ class DataPage(QWidget):
             if self.session.first_run and Path(r["file"]).name == FIRST_SAMPLE:
                 text = f"{self.welcome} {text}"
             self.banner.show_message("ok", text)
-        self.examples.setHtml("<hr>".join(
-            f"<p><b>Row {ex['row']}</b> — {ex['tokens']} tokens, {ex['trained']} trained</p>" + highlighted_html(ex["text"], ex["spans"])
-            for ex in r["examples"]
-        ))
+        self.examples.setHtml("<hr>".join(example_html(ex) for ex in r["examples"]))
         self.hist.clear()
         if L:
             edges, counts = L["histogram"]["edges"], L["histogram"]["counts"]

@@ -1,8 +1,8 @@
 """OpenAI-style chat messages: a list of {role, content}; content may be a list of parts
 (`text` / `value`, `reasoning` / `thinking` parts), an assistant message may carry its
 chain of thought (`reasoning_content`, `reasoning`, `thinking`) and a weight under one
-of WEIGHT_NAMES (0 = context only). Tool calling (formats/tools.py): the row's `tools` /
-`functions` schemas, an assistant's `tool_calls` (or a `function_call` / `tool_call` turn
+of WEIGHT_NAMES (0 = context only). Tool calling (formats/tools.py): the row's schemas (the
+`tools` part: a `tools` / `functions` field unless mapped to another), an assistant's `tool_calls` (or a `function_call` / `tool_call` turn
 holding the call as JSON) and `tool` results. ShareGPT's {from, value} lists are read by
 the same parser."""
 
@@ -49,6 +49,8 @@ def list_field(name: str):
 def convert(record: dict, m: Mapping) -> list[dict]:
     key = m["messages"]
     items = record.get(key)
+    if key not in record:
+        raise RowError(f"missing messages field '{key}'", "missing field")
     if not isinstance(items, list) or not items:
         raise RowError(f"'{key}' should be a non-empty list of messages", "wrong type")
     msgs = [_message(item, i) for i, item in enumerate(items, 1)]
@@ -57,7 +59,7 @@ def convert(record: dict, m: Mapping) -> list[dict]:
         raise RowError("no assistant message to learn from", "missing field")
     if not any(x["content"].strip() or x.get("tool_calls") for x in trained):
         raise RowError("empty assistant answer", "empty field")
-    tools = parse_tools(record)
+    tools = parse_tools(record, m.get("tools"))
     return ([{"role": "tools", "tools": tools}] if tools else []) + msgs
 
 
@@ -122,7 +124,7 @@ def _content(value: Any, i: int) -> tuple[str, str]:
 FORMAT = DataFormat(
     name="messages",
     label="Chat messages (role / content)",
-    roles=("messages",),
+    roles=("messages", "tools"),
     required=("messages",),
     detect=list_field("messages"),
     convert=convert,

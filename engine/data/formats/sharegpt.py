@@ -11,7 +11,7 @@ from .messages import ROLE_ALIASES, convert, list_field
 FORMAT = DataFormat(
     name="sharegpt",
     label="ShareGPT (from / value)",
-    roles=("messages",),
+    roles=("messages", "tools"),
     required=("messages",),
     detect=list_field("conversations"),
     convert=convert,

@@ -23,27 +23,35 @@ def _json(value: Any, what: str) -> Any:
         return value
     try:
         return json.loads(value)
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        raise RowError(f"{what} is JSON nested too deeply; flatten it", "invalid row") from None
+    except ValueError as e:
         raise RowError(f"{what} is not valid JSON ({str(e)[:100]})", "invalid row") from None
 
 
-def parse_tools(record: dict) -> list[dict]:
-    """The row's tool schemas (a list, or a JSON string of one), under `tools` or `functions`."""
-    keys = {k.lower(): k for k in record if isinstance(k, str)}
-    key = next((keys[n] for n in TOOL_FIELDS if n in keys), None)
+def tools_field(keys: dict[str, str]) -> str | None:
+    """The record's schemas field under one of TOOL_FIELDS (keys: lower-cased -> as written)."""
+    return next((keys[n] for n in TOOL_FIELDS if n in keys), None)
+
+
+def parse_tools(record: dict, key: str | None = None, what: str = "") -> list[dict]:
+    """The row's tool schemas (a list, or a JSON string of one), under field `key` (the
+    mapping's `tools` part) or else `tools` / `functions`; `what` names them in errors."""
+    key = key or tools_field({k.lower(): k for k in record if isinstance(k, str)})
     value = record.get(key) if key else None
     if value is None or (isinstance(value, str) and not value.strip()):
         return []
-    value = _json(value, f"field '{key}'")
+    what = what or f"field '{key}'"
+    value = _json(value, what)
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
-        raise RowError(f"field '{key}' should be a list of function schemas, found {type(value).__name__}", "wrong type")
+        raise RowError(f"{what} should be a list of function schemas, found {type(value).__name__}", "wrong type")
     tools = []
     for i, schema in enumerate(value, 1):
         fn = schema.get("function", schema) if isinstance(schema, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise RowError(f"field '{key}': schema {i} should be an object with a 'name'", "invalid row")
+            raise RowError(f"{what}: schema {i} should be an object with a 'name'", "invalid row")
         tools.append(schema if "function" in schema else {"type": "function", "function": schema})
     return tools
 
