@@ -250,7 +250,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from .training.distributed import check_cards, spread_over
     from .training.train import Trainer
 
-    if a.command == "resume":
+    if a.command == "resume" and "WORLD_SIZE" not in os.environ:  # the ranks of a resumed run find it running
         check_resumable(RunDir.open(a.run))
     cfg = RunDir.open(a.run).read_config()[0] if a.command == "resume" else train_config(a)
     gpus = a.gpus if a.command == "resume" else cfg.train.gpus
