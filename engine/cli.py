@@ -87,14 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--prompt", help="the prompt to answer twice")
     cmp_.add_argument("--validation", type=int, default=0, metavar="N",
                       help="instead: answer N validation rows both ways; writes compare/validation.md and .json")
-    cmp_.add_argument("--max-new-tokens", type=int, default=200)
+    cmp_.add_argument("--max-new-tokens", type=int, default=200, help="longest answer, in tokens (default 200)")
     cmp_.add_argument("--sample", action="store_true", help="sample (with --temperature / --top-p) instead of greedy")
-    cmp_.add_argument("--temperature", type=float, default=0.7)
-    cmp_.add_argument("--top-p", type=float, default=0.9)
-    cmp_.add_argument("--repetition-penalty", type=float, default=1.1)
-    cmp_.add_argument("--seed", type=int, default=0)
-    cmp_.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    cmp_.add_argument("--json", action="store_true")
+    cmp_.add_argument("--temperature", type=float, default=0.7, help="with --sample (default 0.7)")
+    cmp_.add_argument("--top-p", type=float, default=0.9, help="with --sample (default 0.9)")
+    cmp_.add_argument("--repetition-penalty", type=float, default=1.1, help="(default 1.1)")
+    cmp_.add_argument("--seed", type=int, default=0, help="with --sample (default 0)")
+    cmp_.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default auto: the GPU if usable)")
+    cmp_.add_argument("--json", action="store_true", help="one JSON object instead of text")
 
     ex = sub.add_parser("export", help="export a run: its adapter, or the model with the adapter merged in")
     _run_argument(ex, "run_dir")
@@ -133,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     _run_argument(c, "run_dir")
     c.add_argument("--prompt", required=True)
     c.add_argument("--base", action="store_true", help="answer with the base model (adapter off)")
-    c.add_argument("--max-new-tokens", type=int, default=200)
-    c.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--max-new-tokens", type=int, default=200, help="longest answer, in tokens (default 200)")
+    c.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default auto: the GPU if usable)")
+    c.add_argument("--json", action="store_true", help="one JSON object instead of text")
 
     rs = sub.add_parser("runs", help="list the runs: name, status, model, steps, losses, date")
     rs.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
@@ -377,7 +377,7 @@ def _resolve_run(args: argparse.Namespace) -> None:
     from .runs import find_run
 
     for dest in RUN_DESTS:
-        if args.command != "show" and isinstance(getattr(args, dest, None), str):
+        if isinstance(getattr(args, dest, None), str):
             setattr(args, dest, str(find_run(getattr(args, dest), args.runs_dir).path))
 
 

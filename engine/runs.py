@@ -239,11 +239,10 @@ def find_run(ref: str | Path, parent: str | Path | None = None) -> RunDir:
     path = Path(ref).expanduser()
     if (path / CONFIG).is_file():
         return RunDir(path)
-    if path.exists():
-        raise TuneDeskError(f"{ref}: not a TuneDesk run folder (no {CONFIG})")
-    root = Path(parent).expanduser() if parent else paths.default_runs_dir()
+    not_a_run = f"{ref}: not a TuneDesk run folder (no {CONFIG})"
     if len(path.parts) != 1:  # a path, not a name
-        raise TuneDeskError(f"{ref}: no such run folder")
+        raise TuneDeskError(not_a_run if path.exists() else f"{ref}: no such run folder")
+    root = Path(parent).expanduser() if parent else paths.default_runs_dir()
     names = sorted(d.name for d in root.iterdir() if (d / CONFIG).is_file()) if root.is_dir() else []
     text = str(ref)
     if text in names:
@@ -256,5 +255,7 @@ def find_run(ref: str | Path, parent: str | Path | None = None) -> RunDir:
     if matches:
         shown = ", ".join(matches[:5]) + (f" and {len(matches) - 5} more" if len(matches) > 5 else "")
         raise TuneDeskError(f"'{text}' matches {len(matches)} runs in {root}: {shown}; give more of the name")
+    if path.exists():  # a folder here of that name, and no run of that name there
+        raise TuneDeskError(f"{not_a_run}, and no run of that name in {root}")
     where = "`tunedesk runs` lists them" if names else "it holds no runs yet"
     raise TuneDeskError(f"no run named '{text}' in {root} ({where}); or give the run folder's path")

@@ -63,6 +63,16 @@ def test_a_run_is_found_by_path_name_unique_part_or_last(tmp_path):
         find_run(tmp_path / "gone" / "run")
 
 
+def test_a_name_is_a_run_name_even_where_a_folder_here_has_it(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    run = _run(runs, "pirates")
+    (tmp_path / "work" / "pirates").mkdir(parents=True)  # e.g. the user's dataset folder
+    monkeypatch.chdir(tmp_path / "work")
+    assert find_run("pirates", runs).path == run.path
+    with pytest.raises(TuneDeskError, match="pirates: not a TuneDesk run folder .*, and no run of that name in"):
+        find_run("pirates", tmp_path / "empty")
+
+
 def test_runs_lists_the_runs_on_stdout_with_rounded_losses(tmp_path):
     _run(tmp_path, "pirates")
     _run(tmp_path, "stopped-one", status="stopped", steps=7, losses=(3.3333333,), evals=())
