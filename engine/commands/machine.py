@@ -15,7 +15,7 @@ def cmd_doctor(a: argparse.Namespace) -> int:
 
 
 def cmd_probe(a: argparse.Namespace) -> int:
-    from ... import paths
+    from .. import paths
     from ..hardware import describe, probe
 
     info = probe(a.out or paths.default_runs_dir())
@@ -35,7 +35,7 @@ def parse_size(text: str) -> int:
 
 
 def cmd_plan(a: argparse.Namespace) -> int:
-    from ... import models
+    from .. import models
     from ..config import ModelConfig, RunConfig
     from ..fit import planner
     from ..fit.memory import GiB
