@@ -13,7 +13,7 @@
 set -uo pipefail
 
 REPO=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)
-TESTS_K="first_hour or doctor or registries"
+TESTS_K="first_hour or doctor or registries or cli_json"
 FULL=0
 KEEP=0
 while [ $# -gt 0 ]; do
@@ -36,6 +36,8 @@ fail() { echo "FAIL  $1"; FAILED=$((FAILED + 1)); }
 skip() { echo "SKIP  $1"; SKIPPED=$((SKIPPED + 1)); }
 check() { if [ "$1" = 0 ]; then pass "$2"; else fail "$2"; fi; }  # check RC CLAIM
 now() { date +%s; }
+load5() { cut -d' ' -f2 /proc/loadavg 2>/dev/null || echo 0; }  # the machine's 5-minute load average
+busy() { awk -v l="$(load5)" -v n="$(nproc)" 'BEGIN { exit !(l > n + 1) }'; }  # other work shares the cores
 minutes() { awk -v s="$1" 'BEGIN { printf "%.1f", s / 60 }'; }
 
 echo "newcomer check: $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sm), $(nproc) CPU cores, work folder $WORK"
@@ -70,8 +72,9 @@ TORCH=$(python -c 'import torch; print(torch.__version__, torch.version.cuda or 
 SITE=$(python -c 'import site; print(site.getsitepackages()[0])')
 echo "      PyTorch installed: $TORCH"
 if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then
-  if [[ "$TORCH" == *+cpu* ]] && pip config list 2>/dev/null | grep -qE "find-links|extra-index"; then
-    skip "README: on Linux x86-64 torch==2.13.0 is the CUDA 13.0 build (pip here is configured with a local CPU wheel: $(pip config list | grep -E 'find-links' | head -1))"
+  PIPCFG=$(pip config list 2>/dev/null)  # (not piped into grep -q: pipefail would see pip's SIGPIPE)
+  if [[ "$TORCH" == *+cpu* && "$PIPCFG" == *find-links* ]]; then
+    skip "README: on Linux x86-64 torch==2.13.0 is the CUDA 13.0 build (this pip is configured to take a local CPU wheel: $(grep -m1 find-links <<<"$PIPCFG"))"
   else
     [[ "$TORCH" == 2.13.0* && "$TORCH" == *" 13."* ]]
     check $? "README: on Linux x86-64 torch==2.13.0 is the CUDA 13.0 build (got: $TORCH)"
@@ -111,14 +114,16 @@ t0=$(now)
 bash -c "$DEMO" >"$LOG/demo.out" 2>"$LOG/demo.err"
 rc=$?
 t_demo=$(( $(now) - t0 ))
-check $rc "demo command (took $(minutes $t_demo) min, first use: the demo model converted)"
+check $rc "demo command (took $(minutes $t_demo) min, first use: the demo model converted; load average $(load5) on $(nproc) cores)"
 echo "      stdout: $(cat "$LOG/demo.out")"
 grep -qE "^finished: 30 steps in [0-9]+ s, train loss [0-9.]+, eval loss [0-9.]+ -> " "$LOG/demo.out"
 check $? "the demo prints its result (status, steps, losses, run folder) on stdout"
 first=$(grep -oE '1/30 \[[0-9:]+<' "$LOG/demo.err" | head -1)
 [ -n "$first" ] && echo "      first step done at ${first#1/30 [}"
-claimed=$(grep -oE 'about [0-9.]+ minutes on 2 CPU cores' README.md | head -1 | grep -oE '[0-9.]+')
-if [ -n "$claimed" ] && [ "$(nproc)" = 2 ]; then
+claimed=$(grep -oE 'about [0-9.]+ minutes on 2 (idle )?CPU cores' README.md | head -1 | grep -oE '[0-9.]+' | head -1)
+if [ -n "$claimed" ] && [ "$(nproc)" = 2 ] && busy; then
+  skip "README: the demo takes about $claimed minutes on 2 idle CPU cores: measured $(minutes $t_demo) min, but other processes kept the load average at $(load5) on these 2 cores, so the figure cannot be checked here"
+elif [ -n "$claimed" ] && [ "$(nproc)" = 2 ]; then
   awk -v t="$t_demo" -v c="$claimed" 'BEGIN { exit !(t <= c * 60 * 1.3) }'
   check $? "README: the demo takes about $claimed minutes on 2 CPU cores (measured $(minutes $t_demo))"
 else
@@ -144,7 +149,7 @@ if [ "$FULL" = 1 ]; then
     check $? "README: the suite takes about $claimed minutes (measured $(minutes $t_tests))"; }
 else
   t0=$(now); bash -c "$TESTS -k \"$TESTS_K\"" >"$LOG/tests" 2>&1; rc=$?; t_tests=$(( $(now) - t0 ))
-  check $rc "the README's test command, a subset only (-k \"$TESTS_K\"; --full-tests for all; took $(minutes $t_tests) min): $(tail -1 "$LOG/tests")"
+  check $rc "the README's test command, a subset only (-k \"$TESTS_K\"; --full-tests for all; took $(minutes $t_tests) min, load average $(load5)): $(tail -1 "$LOG/tests")"
   skip "the README's time for the whole suite (the subset does not show it)"
 fi
 
