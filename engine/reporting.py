@@ -24,6 +24,11 @@ import threading
 from typing import Any, TextIO
 
 
+def loss_text(value: Any) -> str:
+    """A loss for people: 4 significant digits ('-' when there is none); JSON keeps every digit."""
+    return "-" if value is None else f"{value:.4g}"
+
+
 class Reporter:
     """Base reporter: ignores every event; stops when `request_stop()` was called."""
 
@@ -75,11 +80,13 @@ class JsonLinesReporter(Reporter):
 
 
 class ConsoleReporter(Reporter):
-    """Human output for the CLI: a tqdm progress bar, status lines above it."""
+    """Human output for the CLI: a tqdm progress bar and status lines on stderr; the
+    result (how the run ended, its losses and folder) on stdout, so a pipe captures it."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, result: TextIO | None = None) -> None:
         super().__init__()
         self.stream = stream or sys.stderr
+        self.result = result or sys.stdout
         self._bar = None
         self._last: dict[str, Any] = {}
 
@@ -110,13 +117,13 @@ class ConsoleReporter(Reporter):
         elif kind == "metrics":
             self._last.update({k: v for k, v in data.items() if k in ("loss", "eval_loss")})
             if "eval_loss" in data:
-                self._write(f"step {data['step']}: eval loss {data['eval_loss']:.4f}")
+                self._write(f"step {data['step']}: eval loss {loss_text(data['eval_loss'])}")
         elif kind == "finished":
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
             s = data.get("summary", {})
-            self._write(
-                f"{data['status']}: {s.get('steps')} steps in {s.get('duration_s', 0):.0f} s, "
-                f"train loss {s.get('train_loss')}, eval loss {s.get('eval_loss')} -> {data['run_dir']}"
-            )
+            error = f" ({s['error']})" if s.get("error") else ""
+            print(f"{data['status']}{error}: {s.get('steps')} steps in {s.get('duration_s', 0):.0f} s, "
+                  f"train loss {loss_text(s.get('train_loss'))}, eval loss {loss_text(s.get('eval_loss'))} "
+                  f"-> {data['run_dir']}", file=self.result, flush=True)

@@ -204,7 +204,9 @@ def list_runs(parent: str | Path | None = None) -> list[dict[str, Any]]:
         except (ValueError, TuneDeskError):
             continue  # a config from the future or hand-edited beyond repair: not listed
         summary = run.summary() or {}
-        losses = [m for m in run.metrics() if "loss" in m]
+        metrics = run.metrics()
+        losses = [m for m in metrics if "loss" in m]
+        evals = [m["eval_loss"] for m in metrics if m.get("eval_loss") is not None]
         rows.append({
             "path": str(folder),
             "name": folder.name,
@@ -218,9 +220,42 @@ def list_runs(parent: str | Path | None = None) -> list[dict[str, Any]]:
             "rows_used": summary.get("rows_used"),
             "trained_tokens": summary.get("trained_tokens", sum(m.get("trained_tokens", 0) for m in losses) or None),
             "train_loss": summary.get("train_loss", losses[-1]["loss"] if losses else None),
-            "eval_loss": summary.get("eval_loss"),
+            "eval_loss": summary.get("eval_loss", evals[-1] if evals else None),
+            "best_eval_loss": min(evals) if evals else None,
             "duration_s": summary.get("duration_s"),
             "resumable": bool(run.checkpoints()) and run.status() in ("stopped", "crashed"),
             "has_adapter": run.has_adapter(),
         })
     return sorted(rows, key=lambda r: r["created"], reverse=True)
+
+
+LATEST = ("last", "latest")
+
+
+def find_run(ref: str | Path, parent: str | Path | None = None) -> RunDir:
+    """The run a user names on the command line: a run folder's path, or a run's name in
+    `parent` (default: the user's runs folder). A name may be shortened to any part that
+    only one run has; 'last' is the newest run. Every command that takes a run asks here."""
+    path = Path(ref).expanduser()
+    if (path / CONFIG).is_file():
+        return RunDir(path)
+    not_a_run = f"{ref}: not a TuneDesk run folder (no {CONFIG})"
+    if len(path.parts) != 1:  # a path, not a name
+        raise TuneDeskError(not_a_run if path.exists() else f"{ref}: no such run folder")
+    root = Path(parent).expanduser() if parent else paths.default_runs_dir()
+    names = sorted(d.name for d in root.iterdir() if (d / CONFIG).is_file()) if root.is_dir() else []
+    text = str(ref)
+    if text in names:
+        return RunDir(root / text)
+    if text in LATEST and names:
+        return RunDir(list_runs(root)[0]["path"])
+    matches = [n for n in names if n.startswith(text)] or [n for n in names if text in n]
+    if len(matches) == 1:
+        return RunDir(root / matches[0])
+    if matches:
+        shown = ", ".join(matches[:5]) + (f" and {len(matches) - 5} more" if len(matches) > 5 else "")
+        raise TuneDeskError(f"'{text}' matches {len(matches)} runs in {root}: {shown}; give more of the name")
+    if path.exists():  # a folder here of that name, and no run of that name there
+        raise TuneDeskError(f"{not_a_run}, and no run of that name in {root}")
+    where = "`tunedesk runs` lists them" if names else "it holds no runs yet"
+    raise TuneDeskError(f"no run named '{text}' in {root} ({where}); or give the run folder's path")

@@ -32,8 +32,9 @@ from ..errors import DataError
 from . import tool_form
 from .example import Example
 from .fit_length import TRUNCATE, LengthFit, fit_to_length, tail_length
-from .formats import FORMATS, NAMES
+from .formats import NAMES
 from .formats.base import RowError
+from .mapping_hint import mapping_hint
 from .readers import RowProblem, iter_records
 from .render import IGNORE, ensure_chat_template, reasoning_policy, render
 from .shapes import Shape, detect, detect_one, to_conversation
@@ -46,7 +47,6 @@ MAX_ROW_CHARS = 4_000_000  # a row this long (~1M tokens) is refused without tok
 TEXT_PLAN_TOKENS = 2048  # plain text is split into pieces: plan for pieces, not whole documents
 REPORT_SKIPPED_MAX = 1000
 # The field names of the formats' example records, for the message when none is recognised.
-_EXPECTED = ", ".join(dict.fromkeys("/".join(ex.record).lower() for f in FORMATS for ex in f.examples))
 
 
 @dataclass
@@ -147,6 +147,7 @@ def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
         problem = next((f"; e.g. row {r.row}: {r.reason}" for r in head if isinstance(r, RowProblem)), "")
         raise DataError(f"{path.name}: no readable records in the first {DETECT_ROWS} rows{problem}")
     fields = sorted({k for r in sample for k in r})
+    columns = list(dict.fromkeys(k for r in sample for k in r))  # file order, for the message
     detected = detect(sample)
     if cfg.format:
         if cfg.format not in NAMES:
@@ -155,13 +156,10 @@ def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
         shape = Shape(cfg.format, {**base, **(cfg.mapping or {})})
     elif cfg.mapping:
         if detected is None:
-            raise DataError(f"{path.name}: give the format too (--format) when its fields cannot be detected")
+            raise DataError(mapping_hint(path.name, columns, fmt=None, given=cfg.mapping))
         shape = Shape(detected.format, {**detected.mapping, **cfg.mapping})
     elif detected is None:
-        raise DataError(
-            f"{path.name}: cannot tell the dataset's format from its fields ({', '.join(fields[:12]) or 'none'}); "
-            f"expected e.g. {_EXPECTED}, or give a field mapping"
-        )
+        raise DataError(mapping_hint(path.name, columns, fmt=None, given=None))
     else:
         shape = detected
         kinds = Counter(s.format for s in map(detect_one, sample) if s is not None)
@@ -173,7 +171,7 @@ def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
             )
     missing = [r for r in shape.spec.required if r not in shape.mapping]
     if missing:
-        raise DataError(f"{path.name}: the {shape.format} format needs a field for {', '.join(missing)}")
+        raise DataError(mapping_hint(path.name, columns, fmt=shape.format, given=cfg.mapping, detected=detected))
     absent = [f"'{v}'" for v in shape.mapping.values() if v not in fields]
     if absent:
         raise DataError(f"{path.name}: field {', '.join(absent)} is not in the file; its fields are: {', '.join(fields[:20])}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import re
 import sys
@@ -284,18 +285,34 @@ def _object_or_problem(i: int, record: Any) -> Any:
     return RowProblem(i, f"expected an object with fields, found {type(record).__name__}", "wrong type")
 
 
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+SNIFF_LINES = 20
+
+
 def _delimiter(path: Path, gz: bool, fmt: str, notes: list[str]) -> str:
-    """A TSV's tab; a CSV's comma, or the semicolon (or tab, or '|') of a header that has no
-    comma (Excel writes ';' where the comma is the decimal mark; database dumps use '|')."""
+    """A TSV's tab; for a CSV, whichever of , ; tab | splits the header into the most
+    columns that the first rows repeat (Excel writes ';' where the comma is the decimal
+    mark; '|' and tabs turn up in exports). Ties go to the comma."""
     if fmt == "tsv":
         return "\t"
-    with _open_text(path, gz) as f:
-        header = f.readline()
-    for other, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
-        if "," not in header and other in header:
-            notes.append(f"{path.name}: fields separated by {name}, not commas; read that way")
-            return other
-    return ","
+    with _open_text(path, gz, newline="") as f:
+        head = "".join(itertools.islice(iter(f.readline, ""), SNIFF_LINES))
+    best, best_score = ",", (0, 0)
+    for sep in DELIMITERS:
+        try:
+            rows = [r for r in csv.reader(io.StringIO(head), delimiter=sep) if r]
+        except csv.Error:
+            continue
+        if not rows or len(rows[0]) < 2:
+            continue
+        body = rows[1:-1] if len(rows) > 2 else rows[1:]  # the last line read may be cut short
+        agree = sum(len(r) == len(rows[0]) for r in body)
+        score = (int(agree * 10 >= len(body) * 8), len(rows[0]))  # 80% of the rows agree, then more columns
+        if score > best_score:
+            best, best_score = sep, score
+    if best != ",":
+        notes.append(f"{path.name}: fields separated by {DELIMITERS[best]}s, not commas; read that way")
+    return best
 
 
 def _csv_reader(delimiter: str):
@@ -306,7 +323,7 @@ def _csv(f: TextIO, path: Path, fmt: str, delimiter: str) -> Iterator[tuple[int,
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     reader = csv.reader(f, delimiter=delimiter, strict=True)
     kind = fmt.upper()
-    sep = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "vertical bar"}[delimiter]
+    sep = DELIMITERS[delimiter]
     try:
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
