@@ -38,9 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="", help="folder that holds the run folders (default: the user data folder)")
     t.add_argument("--name", default="", help="run folder name (default: date-model-dataset)")
     t.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
-    t.add_argument("--epochs", type=float, default=None, help="passes over the training rows (default 3)")
-    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4)")
-    t.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16)")
+    t.add_argument("--epochs", type=float, default=None, help="passes over the training rows (default: sized to the data, 3 for most files)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: sized to the run, 5e-4 short / 2e-4 long)")
+    t.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default: sized to the data, 16 for most files)")
     t.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
     t.add_argument("--lora-dropout", type=float, default=None, help="LoRA dropout (default 0.05)")
     t.add_argument("--seq-len", type=int, default=None, help="max tokens per example (default: the longest row, if it fits the card)")
@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--packing", action=argparse.BooleanOptionalAction, default=None,
                    help="pack several short examples per row, without attention across them (default off)")
     t.add_argument("--vram", default=None, help="plan for a card of this size, e.g. 8GB (default: the GPU's free memory)")
-    t.add_argument("--eval-every", type=int, default=None, help="validation loss every N steps (default 10)")
+    t.add_argument("--eval-every", type=int, default=None, help="validation loss every N steps (default: about 12 per run)")
+    t.add_argument("--patience", type=int, default=None, help="stop after N evaluations without a better validation loss (default 3)")
+    t.add_argument("--no-early-stop", dest="early_stop", action="store_false", help="train every step; the best adapter is still kept")
+    t.add_argument("--replay-share", type=float, default=None,
+                   help="share of the training mix made of the base model's own answers, against forgetting (default 0.2; 0: off)")
     t.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default 50)")
     t.add_argument("--system-prompt", default=None, help="system message for rows that have none")
     _data_options(t)
@@ -89,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--seed", type=int, default=0)
     cmp_.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     cmp_.add_argument("--json", action="store_true")
+    cmp_.add_argument("--adapter", choices=["best", "last"], default="best", help="the run's best adapter (default) or its last step's")
 
     ex = sub.add_parser("export", help="export a run: its adapter, or the model with the adapter merged in")
     ex.add_argument("run_dir", help="the run folder")
@@ -97,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--quant", choices=[*QTYPES, "all"], default="q8_0", help="GGUF weights (default q8_0; all: both)")
     ex.add_argument("--out", required=True, help="a new (or empty) folder to write")
     ex.add_argument("--dtype", choices=list(DTYPES), default="bf16", help="weights of a merged model (default bf16)")
+    ex.add_argument("--adapter", choices=["best", "last"], default="best", help="the run's best adapter (default) or its last step's")
 
     dr = sub.add_parser("doctor", help="check this computer for training: PyTorch, GPU, bitsandbytes, memory, disk, demo")
     dr.add_argument("--json", action="store_true")
@@ -129,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-new-tokens", type=int, default=200)
     c.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     c.add_argument("--json", action="store_true")
+    c.add_argument("--adapter", choices=["best", "last"], default="best", help="the run's best adapter (default) or its last step's")
     return p
 
 
@@ -204,11 +211,14 @@ def train_config(a: argparse.Namespace):
         (cfg.model, "quantization", a.quant),
         (cfg.lora, "dropout", a.lora_dropout),
         (cfg.train, "gpus", a.gpus),
+        (cfg.train, "patience", a.patience),
+        (cfg.train, "replay_share", a.replay_share),
     ]
+    cfg.train.early_stop = a.early_stop
     for section, field, value in overrides:
         if value is not None:
             setattr(section, field, value)
-    cfg.lora.alpha = a.lora_alpha if a.lora_alpha is not None else 2 * cfg.lora.r
+    cfg.lora.alpha = a.lora_alpha
     _apply_data_options(cfg, a)
     return cfg.validate()
 
@@ -340,7 +350,7 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
 def _cmd_chat(a: argparse.Namespace) -> int:
     from .chat import ChatSession, GenerationSettings
 
-    session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr))
+    session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr), adapter=a.adapter)
     text = session.answer(a.prompt, base=a.base, settings=GenerationSettings(max_new_tokens=a.max_new_tokens))
     print(json.dumps({"prompt": a.prompt, "base": a.base, "answer": text}) if a.json else text)
     return 0
@@ -355,7 +365,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
         raise ConfigError("give --prompt TEXT or --validation N")
     settings = GenerationSettings(max_new_tokens=a.max_new_tokens, greedy=not a.sample, temperature=a.temperature,
                                   top_p=a.top_p, repetition_penalty=a.repetition_penalty, seed=a.seed)
-    session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr))
+    session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr), adapter=a.adapter)
     if a.validation:
         result = validation_compare(session, n=a.validation, settings=settings)
         if a.json:
@@ -382,7 +392,8 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 def _cmd_export(a: argparse.Namespace) -> int:
     from .export import export
 
-    out = export(a.run_dir, a.format, a.out, dtype=a.dtype, quant=a.quant, status=lambda t: print(t, file=sys.stderr))
+    out = export(a.run_dir, a.format, a.out, dtype=a.dtype, quant=a.quant, status=lambda t: print(t, file=sys.stderr),
+                 adapter=a.adapter)
     print(out)
     return 0
 
