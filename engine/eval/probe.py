@@ -105,3 +105,12 @@ def change_words(before: float | None, after: float | None) -> str:
 
 def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """The line Compare shows: 'task: better by 55% · general: worse by 3% (probe 9/16, base 10/16)'."""
+    p = summary.get("probe") or {}
+    if not p.get("task"):
+        return ""
+    answers = f" (general questions right: {p['passed']}/{p['total']}, base {p['passed_base']})" if p.get("total") else ""
+    return f"task: {p['task']} · general: {p['general']}{answers}"
