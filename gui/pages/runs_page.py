@@ -184,6 +184,7 @@ class RunsPage(QWidget):
         self._update_buttons()
         self.config_view.setPlainText(self._settings_text(one["path"]) if one else "")
         self.plot.clear()
+        self.best_marks = 0
         for n, r in enumerate(sel[:4]):
             metrics = RunDir(r["path"]).metrics()
             pts = [(m["step"], m["loss"]) for m in metrics if "loss" in m]
@@ -198,6 +199,7 @@ class RunsPage(QWidget):
             if best:  # the adapter the run keeps
                 self.plot.plot(*zip(*best[-1:]), pen=None, symbol="star", symbolSize=16, symbolBrush=color,
                                name=f"{r['name']} best (the adapter)")
+                self.best_marks += 1
 
     def _update_buttons(self) -> None:
         one = self._one()
@@ -209,7 +211,10 @@ class RunsPage(QWidget):
         self.buttons["delete"].setEnabled(one is not None and one["status"] != "running")
 
     def curves(self) -> int:
-        return len(self.plot.getPlotItem().listDataItems())
+        """The loss curves shown (the best marks apart)."""
+        return len(self.plot.getPlotItem().listDataItems()) - self.best_marks
+
+    best_marks = 0  # stars on the plot: each selected run's best evaluation, whose adapter the run keeps
 
     # -- actions ---------------------------------------------------------------------------------
     def _one(self) -> dict | None:
