@@ -32,7 +32,7 @@ def test_best_keeper_counts_evaluations_without_a_new_best():
     k = BestKeeper(patience=2)
     assert k.update(0, 3.0) and k.update(10, 2.0)
     assert not k.update(20, 2.5) and not k.should_stop
-    assert not k.update(30, 1.999) and k.should_stop  # 0.05% better is noise, not a new best
+    assert not k.update(30, 2.0) and k.should_stop  # as good is not better
     assert (k.best_step, k.best_loss) == (10, 2.0)
     again = BestKeeper(patience=2)
     again.load(k.state())
@@ -68,7 +68,7 @@ def test_early_stop_keeps_the_best_adapter_and_the_meter(tiny_model_folder, tmp_
     run = RunDir(tmp_path / "tiny")
     assert summary["stopped_early"] and summary["steps"] < 40 and summary["status"] == "finished"
     evals = {m["step"]: m["eval_loss"] for m in run.metrics() if "eval_loss" in m}
-    assert evals[summary["best_step"]] <= min(evals.values()) * 1.002 and summary["best_step"] < summary["steps"]
+    assert summary["best_step"] == min(evals, key=evals.get) and summary["best_step"] < summary["steps"]
     assert run.adapter_step("best") == summary["best_step"] and run.adapter_step("last") == summary["steps"]
     # the meter: at every evaluation, saved in the metrics and the summary
     assert all("general_loss" in m for m in run.metrics() if "eval_loss" in m)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-MIN_IMPROVEMENT = 0.002  # relative: a new best must beat the old by 0.2% (noise of a few validation rows)
+MIN_IMPROVEMENT = 0.0  # relative; any lower loss is a new best (as HF's EarlyStoppingCallback by default)
 
 
 @dataclass

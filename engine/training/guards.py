@@ -55,6 +55,11 @@ class Guards:
         self.convs = convs
         task_rows = len(t.data.train)
         self.replay_rows = replay.examples(t.tokenizer, convs, replay.rows_needed(self.share, task_rows), t.plan.seq_len)
+        if not self.replay_rows:
+            t.reporter.warning(f"Replay is off for this run: the base model finished none of its answers to the general "
+                               f"prompts within {replay.MAX_NEW_TOKENS} tokens")
+            self.share = 0.0
+            return
         t.data.train = t.data.train + self.replay_rows
         t.reporter.status(f"Replay: {len(self.replay_rows)} of the base model's own answers mixed with {task_rows} "
                           f"training rows ({self.share:.0%} of the mix)")
