@@ -164,6 +164,21 @@ class Guards:
             "eos": self.eos,
         }
 
+    def report(self, summary: dict[str, Any]) -> None:
+        """The end in the Reporter's words (the CLI's lines, the window's log): which
+        adapter, the meter, and the plain warnings (general ability, EOS)."""
+        rep, k, p = self.t.reporter, self.keeper, summary.get("probe") or {}
+        if k.best_step is not None:
+            rep.status(f"The adapter is step {k.best_step}'s, the best validation loss ({k.best_loss:.4f})"
+                       + ("; the last step's is in last/" if k.best_step != self.t.step else ""))
+        if p.get("task"):
+            rep.status(f"Forgetting meter: task {p['task']} · general {p['general']}"
+                       + (f" (general questions right: {p['passed']}/{p['total']}, base {p['passed_base']})"
+                          if p.get("total") else ""))
+        for w in (p.get("warning"), (summary.get("eos") or {}).get("warning")):
+            if w:
+                rep.warning(w)
+
     last_general: float | None = None
 
     def general_at(self, step: int) -> float | None:

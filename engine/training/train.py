@@ -296,6 +296,7 @@ class Trainer:
         if self.ranks.main:
             run.write_summary(summary)
             run.clear_running()
+            self.guards.report(summary)
         self.ranks.close()  # the run is written: the processes leave their group together
         rep.event("finished", run_dir=str(run.path), status=status, summary=summary)
         if error:
