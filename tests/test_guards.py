@@ -96,3 +96,16 @@ def test_adapter_choice_is_checked(tmp_path):
     assert run.adapter_for("last") == run.adapter_dir  # no last/: the best was the last step
     with pytest.raises(Exception, match="--adapter"):
         run.adapter_for("newest")
+
+
+def test_defaults_are_sized_to_the_data():
+    from engine.fit import schedule
+
+    small = schedule.choose(95, None, 4)  # the identity set on the CPU: 24 steps an epoch
+    assert (small.epochs, small.lr, small.total_steps, small.eval_every) == (3.0, 5e-4, 72, 6) and not small.warning
+    tiny = schedule.choose(8, None, 4)  # 2 steps an epoch: more passes, and a warning, rather than a step or two
+    assert tiny.epochs == 10 and tiny.total_steps == 20 and "Only 8 training row(s)" in tiny.warning
+    big = schedule.choose(50_000, None, 16)
+    assert big.epochs == 1 and big.lr == 1e-4 and schedule.rank(50_000)[0] == 32
+    mine = schedule.choose(95, None, 4, lr=1e-4, epochs=2, eval_every=5)
+    assert (mine.lr, mine.epochs, mine.eval_every) == (1e-4, 2, 5) and mine.reasons["lr"] == schedule.SET_BY_YOU
