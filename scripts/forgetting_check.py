@@ -45,14 +45,23 @@ def train(data: Path, out: Path, name: str, flags: list[str]) -> float:
 def measure(run: Path) -> dict:
     from engine.chat import ChatSession, GenerationSettings
 
+    from engine.eval import probe as meter
+
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    probe = json.loads((run / "probe.json").read_text(encoding="utf-8"))
     session = ChatSession(run, device="cpu")
     settings = GenerationSettings(max_new_tokens=48)
     answers = [{"q": q, "a": session.answer(q, settings=settings)} for q in identity_data.UNSEEN]
     hits = sum(identity_data.names_identity(x["a"]) for x in answers)
-    paris = next(x for x in probe["tuned"]["answers"] if x["prompt"] == "What is the capital of France?")
-    p = summary["probe"]
+    # The meter's answers scored again here, base (adapter off) and tuned alike, with today's probe
+    # settings: runs trained under other settings compare on the same footing.
+    items = meter.items()
+    scored = {}
+    for side in ("base", "tuned"):
+        with session.adapter(side == "base"):
+            scored[side] = meter.answers(session.model, session.tokenizer, items, session.device)
+    p = meter.verdict(summary["probe"]["loss_base"], summary["probe"]["loss"], scored["base"], scored["tuned"])
+    p.update(task=summary["probe"]["task"], general=summary["probe"]["general"])
+    paris = next(x for x in scored["tuned"]["answers"] if x["prompt"] == "What is the capital of France?")
     kept = (p.get("lost", 0) <= 1 and (p.get("loss_change") or 0) <= 0.15)
     return {
         "identity_hits": hits, "identity_of": len(answers), "identity_pass": hits >= IDENTITY_PASS,
@@ -63,7 +72,7 @@ def measure(run: Path) -> dict:
         "stopped_early": summary.get("stopped_early"), "replay_share": summary.get("replay_share"),
         "replay_rows": summary.get("replay_rows"), "eval_loss_start": summary.get("eval_loss_start"),
         "best_eval_loss": summary.get("best_eval_loss"), "eos": (summary.get("eos") or {}).get("ok"),
-        "answers": answers,
+        "answers": answers, "probe_answers": scored,
     }
 
 

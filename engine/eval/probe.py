@@ -21,7 +21,7 @@ from ..data.render import IGNORE, render
 from .generate import greedy, prompt_ids
 
 PROBE_FILE = "probe/general.json"
-MAX_NEW_TOKENS = 24
+MAX_NEW_TOKENS = 40  # room for a verbose but right answer ("To find 10 times 3, … 30")
 # Past these the meter warns: the reference loss up by more than this share of the base's,
 # or more of its questions failed than the base failed by this many (of 16).
 LOSS_WARN = 0.15
