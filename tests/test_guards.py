@@ -79,6 +79,12 @@ def test_early_stop_keeps_the_best_adapter_and_the_meter(tiny_model_folder, tmp_
     assert summary["replay_share"] == 0.25 and summary["replay_rows"] >= 1 and (run.path / "replay.jsonl").is_file() \
         or summary["replay_rows"] == 0  # a random model rarely ends an answer: none may be kept
     assert summary["eos"]["ok"] is False and "did not stop" in summary["eos"]["warning"]
+    # export takes the best unless told otherwise
+    from engine.export import export
+
+    for which in ("best", "last"):
+        out = export(run.path, "adapter", tmp_path / f"export-{which}", adapter=which)
+        assert json.loads((out / "tunedesk.json").read_text())["step"] == run.adapter_step(which)
     row = next(r for r in list_runs(tmp_path) if r["name"] == "tiny")
     assert row["best_step"] == summary["best_step"] and row["stopped_early"]
 

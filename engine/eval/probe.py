@@ -26,8 +26,13 @@ MAX_NEW_TOKENS = 40  # room for a verbose but right answer ("To find 10 times 3,
 # or more of its questions failed than the base failed by this many (of 16).
 LOSS_WARN = 0.15
 LOST_ANSWERS_WARN = 2
-ADVICE = ("train for fewer epochs, lower the learning rate, or mix in the base model's own answers "
-          "(replay: --replay-share 0.2)")
+
+
+def advice(replay_share: float = 0.0) -> str:
+    more = min(0.5, round(replay_share + 0.2, 1))
+    return ("train for fewer epochs, lower the learning rate, or mix in "
+            + (f"more of the base model's own answers (replay: --replay-share {more})" if replay_share
+               else f"the base model's own answers (replay: --replay-share {more})"))
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def answers(model, tokenizer, probe: list[Item], device, system: str | None = No
 
 
 def verdict(base_loss: float | None, loss: float | None, base_answers: dict | None = None,
-            now_answers: dict | None = None) -> dict[str, Any]:
+            now_answers: dict | None = None, replay_share: float = 0.0) -> dict[str, Any]:
     """How general ability moved since the base model, and a plain warning past the thresholds."""
     out: dict[str, Any] = {"loss_base": _r(base_loss), "loss": _r(loss), "warning": ""}
     change = (loss - base_loss) / base_loss if base_loss and loss is not None else None
@@ -88,7 +93,7 @@ def verdict(base_loss: float | None, loss: float | None, base_answers: dict | No
     if lost >= LOST_ANSWERS_WARN:
         worse.append(f"{lost} general question(s) the base model answered right are now wrong")
     if worse:
-        out["warning"] = f"General ability fell: {' and '.join(worse)}. To keep it, {ADVICE}."
+        out["warning"] = f"General ability fell: {' and '.join(worse)}. To keep it, {advice(replay_share)}."
     out["verdict"] = "worse" if worse else "kept"
     return out
 
@@ -112,5 +117,5 @@ def headline(summary: dict[str, Any]) -> str:
     p = summary.get("probe") or {}
     if not p.get("task"):
         return ""
-    answers = f" (general questions right: {p['passed']}/{p['total']}, base {p['passed_base']})" if p.get("total") else ""
-    return f"task: {p['task']} · general: {p['general']}{answers}"
+    answers = f"; general questions right: {p['passed']}/{p['total']} (base {p['passed_base']})" if p.get("total") else ""
+    return f"task: {p['task']} · general: {p['general']} (reference-answer loss){answers}"

@@ -149,7 +149,7 @@ class Guards:
         k = self.keeper
         # The delivered adapter is the best evaluation's: the meter's figure is that step's.
         now = self.general_at(k.best_step) if k.best_step is not None else self.last_general
-        verdict = probe.verdict(self.base_loss(), now, self.base_answers, self.final_answers)
+        verdict = probe.verdict(self.base_loss(), now, self.base_answers, self.final_answers, self.share)
         task_start = next((h["eval_loss"] for h in self.t.history if "eval_loss" in h), None)
         return {
             "best_step": k.best_step,
@@ -172,9 +172,7 @@ class Guards:
             rep.status(f"The adapter is step {k.best_step}'s, the best validation loss ({k.best_loss:.4f})"
                        + ("; the last step's is in last/" if k.best_step != self.t.step else ""))
         if p.get("task"):
-            rep.status(f"Forgetting meter: task {p['task']} · general {p['general']}"
-                       + (f" (general questions right: {p['passed']}/{p['total']}, base {p['passed_base']})"
-                          if p.get("total") else ""))
+            rep.status("Forgetting meter: " + probe.headline(summary))
         for w in (p.get("warning"), (summary.get("eos") or {}).get("warning")):
             if w:
                 rep.warning(w)

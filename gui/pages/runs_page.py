@@ -171,9 +171,9 @@ class RunsPage(QWidget):
             lines.append(f"Replay: {summary['replay_rows']} answers of the base model, {summary['replay_share']:.0%} of the mix")
         probe = summary.get("probe") or {}
         if probe.get("task"):
-            lines.append(f"Task: {probe['task']} · general: {probe['general']}"
-                         + (f" · probe answers {probe['passed']}/{probe['total']} (base {probe['passed_base']})"
-                            if probe.get("total") else ""))
+            from engine.eval.probe import headline
+
+            lines.append("Forgetting meter: " + headline(summary))
         lines += [w for w in (probe.get("warning"), (summary.get("eos") or {}).get("warning")) if w]
         lines += ["", "Your settings (null: left to the planner):", run.request_text()]
         return "\n".join(lines).lstrip()

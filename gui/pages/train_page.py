@@ -57,9 +57,10 @@ def guard_words(s: dict) -> str:
                         else ""))
     if s.get("replay_rows"):
         parts.append(f"replay: {s['replay_rows']} of the base model's own answers ({s['replay_share']:.0%} of the mix)")
-    p = s.get("probe") or {}
-    if p.get("task"):
-        parts.append(f"task: {p['task']} · general: {p['general']}")
+    from engine.eval.probe import headline
+
+    if headline(s):
+        parts.append(headline(s))
     return ("; ".join(parts) + ".") if parts else "The adapter is in the run folder."
 
 
@@ -127,7 +128,7 @@ class TrainPage(QWidget):
         # The forgetting meter beside the task: both losses as a change from step 0, so "the
         # task got better while general ability got worse" reads off one plot.
         self.meter_plot = _plot("Task vs general ability", "% change from the start")
-        self.meter_plot.addLegend(offset=(-10, 10))
+        self.meter_plot.addLegend(offset=(-10, -40))  # bottom right: the curves start at 0, the top
         self.meter_plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen((150, 150, 150), style=Qt.PenStyle.DashLine)))
         self.task_curve = self.meter_plot.plot([], [], pen=pg.mkPen("#f59e0b", width=2), symbol="o", symbolSize=5,
                                                symbolBrush="#f59e0b", name="task (validation loss)")
