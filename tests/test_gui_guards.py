@@ -4,6 +4,8 @@ random-model run (real files) feeds the pages; no demo model is loaded."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import SAMPLES
 
@@ -63,14 +65,15 @@ def test_runs_page_marks_the_best_and_compare_shows_task_and_general(qtbot, gui_
     qtbot.waitUntil(lambda: bool(page.rows), timeout=30_000)
     col = [k for k, _ in COLUMNS].index("best")
     best = page.table.item(0, col).text()
-    assert best.startswith("★ step ") and "stopped early" in best
+    summary = json.loads((run / "summary.json").read_text())
+    assert best.startswith(f"★ step {summary['best_step']} · {summary['best_eval_loss']:.3f}")
     page.select(str(run))
     assert page.curves() == 2 and page.best_marks == 1  # train and eval curves, and the star on the best evaluation
     assert "The adapter: step" in page.config_view.toPlainText()
 
     compare = ComparePage(session)
     qtbot.addWidget(compare)
-    compare._show_meter(__import__("json").loads((run / "summary.json").read_text()))
+    compare._show_meter(summary)
     assert compare.meter.text().startswith("<b>task: ") and " · general: " in compare.meter.text()
 
 
