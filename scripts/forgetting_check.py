@@ -3,7 +3,8 @@ scripts/identity_data.py trained twice with `tunedesk train FILE`:
 
 - "defaults": no tuning flags at all (one click): early stopping, the best adapter,
   replay of the base model's answers, everything sized to the data;
-- "no-guards": the same, with --no-early-stop --replay-share 0.
+- "no-guards": the same, with --no-early-stop --replay-share 0;
+- "replay40": the defaults with --replay-share 0.4 (how much replay the demo model needs).
 
 Then each tuned model answers 10 identity questions that are not in the file, and the
 forgetting meter's figures come from the run's summary.json / probe.json. Prints and
@@ -27,7 +28,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import identity_data  # noqa: E402
 
-RUNS = {"defaults": [], "no-guards": ["--no-early-stop", "--replay-share", "0"]}
+# "replay40": the defaults with twice the replay share, to choose the default share by measurement.
+RUNS = {"defaults": [], "no-guards": ["--no-early-stop", "--replay-share", "0"], "replay40": ["--replay-share", "0.4"]}
 IDENTITY_PASS = 8  # of 10
 GENERAL_MARGIN = "general probe: at most 1 answer lost against the base model and its reference loss up at most 15%"
 
@@ -79,7 +81,7 @@ def measure(run: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/tmp/forgetting_check")
-    ap.add_argument("--only", choices=list(RUNS), default=None)
+    ap.add_argument("--only", choices=list(RUNS), action="append", default=None, help="these runs only (repeatable)")
     ap.add_argument("--json", default=str(REPO / "bench" / "results" / "forgetting_check.json"))
     ap.add_argument("--measure-only", action="store_true", help="measure runs already trained in --out")
     a = ap.parse_args()
@@ -89,7 +91,7 @@ def main() -> int:
     result = {"model": "demo (SmolLM2-135M-Instruct, CPU)", "data": "scripts/identity_data.py: 100 rows, EN + ZH",
               "margin": GENERAL_MARGIN, "runs": {}}
     for name, flags in RUNS.items():
-        if a.only and name != a.only:
+        if a.only and name not in a.only:
             continue
         seconds = None if a.measure_only else train(data, out, name, flags)
         result["runs"][name] = {"flags": flags, "train_s": seconds and round(seconds), **measure(out / name)}
