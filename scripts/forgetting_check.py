@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-import identity_data  # noqa: E402
+import identity_data
 
 # "replay40": the defaults with twice the replay share, to choose the default share by measurement.
 RUNS = {"defaults": [], "no-guards": ["--no-early-stop", "--replay-share", "0"], "replay40": ["--replay-share", "0.4"]}
@@ -38,7 +38,7 @@ def train(data: Path, out: Path, name: str, flags: list[str]) -> float:
     start = time.monotonic()
     cmd = [sys.executable, "-m", "engine.cli", "train", str(data), "--out", str(out), "--name", name, "--json-events", *flags]
     with open(out / f"{name}.events.jsonl", "w", encoding="utf-8") as log:
-        r = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        r = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=False)
     if r.returncode != 0:
         raise SystemExit(f"{name}: training failed (see {out / (name + '.events.jsonl')})")
     return time.monotonic() - start
@@ -46,7 +46,6 @@ def train(data: Path, out: Path, name: str, flags: list[str]) -> float:
 
 def measure(run: Path) -> dict:
     from engine.chat import ChatSession, GenerationSettings
-
     from engine.eval import probe as meter
 
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))

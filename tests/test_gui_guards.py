@@ -34,7 +34,7 @@ def test_train_page_plots_the_meter_and_says_which_adapter(qtbot, gui_settings, 
     from gui.session import Session
     from gui.worker import TrainController
 
-    run, rep = tiny_run
+    _, rep = tiny_run
     page = TrainPage(Session(), TrainController())
     qtbot.addWidget(page)
     page._reset_series()

@@ -316,7 +316,7 @@ class PlanPage(QWidget):
             self.banner.show_message("error", f"This will not fit: about {gib(p.estimate_bytes)} for {gib(p.budget_bytes)}. "
                                               f"{p.suggestion} If you train anyway, TuneDesk retries smaller steps when memory runs out.")
         else:
-            self.banner.show_message("warning" if p.data_warning else "ok", " ".join(["Fits this card.", p.data_warning]).strip())
+            self.banner.show_message("warning" if p.data_warning else "ok", f"Fits this card. {p.data_warning}".strip())
 
     def _user_keys(self, p) -> list[str]:
         keys = list(p.user_set)  # what the request set, as the planner saw it
