@@ -41,11 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", default="demo", help="'demo' (built-in SmolLM2-135M-Instruct), a model folder, a .gguf file or a Hub id")
     t.add_argument("--out", default="", help="folder that holds the run folders (default: the user data folder)")
     t.add_argument("--name", default="", help="run folder name (default: date-model-dataset)")
-    t.add_argument("--max-steps", type=int, default=None,
-                   help="stop after N optimizer steps (default: as many as --epochs takes)")
-    t.add_argument("--epochs", type=float, default=None, help="passes over the training rows (default 3)")
-    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4)")
-    t.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16)")
+    t.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (default: as many as --epochs takes)")
+    t.add_argument("--epochs", type=float, default=None, help="passes over the training rows (default: sized to the data, 3 for most files)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: sized to the run, 5e-4 short / 2e-4 long)")
+    t.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default: sized to the data, 16 for most files)")
     t.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
     t.add_argument("--lora-dropout", type=float, default=None, help="LoRA dropout (default 0.05)")
     t.add_argument("--seq-len", type=int, default=None, help="max tokens per example (default: the longest row, if it fits the card)")
@@ -63,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--packing", action=argparse.BooleanOptionalAction, default=None,
                    help="pack several short examples per row, without attention across them (default off)")
     t.add_argument("--vram", default=None, help="plan for a card of this size, e.g. 8GB (default: the GPU's free memory)")
-    t.add_argument("--eval-every", type=int, default=None, help="validation loss every N steps (default 10)")
+    t.add_argument("--eval-every", type=int, default=None, help="validation loss every N steps (default: about 12 per run)")
+    t.add_argument("--patience", type=int, default=None, help="stop after N evaluations without a better validation loss (default 3)")
+    t.add_argument("--no-early-stop", dest="early_stop", action="store_false", help="train every step; the best adapter is still kept")
+    t.add_argument("--replay-share", type=float, default=None,
+                   help="share of the training mix made of the base model's own answers, against forgetting (default 0.2; 0: off)")
     t.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default 50)")
     t.add_argument("--system-prompt", default=None, help="system message for rows that have none")
     _data_options(t)
@@ -98,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--seed", type=int, default=0, help="with --sample (default 0)")
     cmp_.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default auto: the GPU if usable)")
     cmp_.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    cmp_.add_argument("--adapter", choices=["best", "last"], default="best", help="the run's best adapter (default) or its last step's")
 
     ex = sub.add_parser("export", help="export a run: its adapter, or the model with the adapter merged in")
     _run_argument(ex, "run_dir")
@@ -107,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--quant", choices=[*QTYPES, "all"], default="q8_0", help="GGUF weights (default q8_0; all: both)")
     ex.add_argument("--out", required=True, help="a new (or empty) folder to write")
     ex.add_argument("--dtype", choices=list(DTYPES), default="bf16", help="weights of a merged model (default bf16)")
+    ex.add_argument("--adapter", choices=["best", "last"], default="best", help="the run's best adapter (default) or its last step's")
 
     dr = sub.add_parser("doctor", help="check this computer for training: PyTorch, GPU, bitsandbytes, memory, disk, demo")
     dr.add_argument("--json", action="store_true")
@@ -142,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-new-tokens", type=int, default=200, help="longest answer, in tokens (default 200)")
     c.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default auto: the GPU if usable)")
     c.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    c.add_argument("--adapter", choices=["best", "last"], default="best", help="the run's best adapter (default) or its last step's")
 
     rs = sub.add_parser("runs", help="list the runs: name, status, model, steps, losses, date")
     rs.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
@@ -240,11 +246,14 @@ def train_config(a: argparse.Namespace):
         (cfg.model, "quantization", a.quant),
         (cfg.lora, "dropout", a.lora_dropout),
         (cfg.train, "gpus", a.gpus),
+        (cfg.train, "patience", a.patience),
+        (cfg.train, "replay_share", a.replay_share),
     ]
+    cfg.train.early_stop = a.early_stop
     for section, field, value in overrides:
         if value is not None:
             setattr(section, field, value)
-    cfg.lora.alpha = a.lora_alpha if a.lora_alpha is not None else 2 * cfg.lora.r
+    cfg.lora.alpha = a.lora_alpha
     _apply_data_options(cfg, a)
     return cfg.validate()
 
@@ -310,7 +319,7 @@ def _cmd_chat(a: argparse.Namespace) -> int:
     from .chat import ChatSession, GenerationSettings, tools_for
 
     tools = tools_for(a.run_dir, a.tools)
-    session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr))
+    session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr), adapter=a.adapter)
     text = session.answer(a.prompt, base=a.base, settings=GenerationSettings(max_new_tokens=a.max_new_tokens), tools=tools)
     print(json.dumps({"prompt": a.prompt, "base": a.base, "answer": text}) if a.json else text)
     return 0
@@ -328,7 +337,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     settings = GenerationSettings(max_new_tokens=a.max_new_tokens, greedy=not a.sample, temperature=a.temperature,
                                   top_p=a.top_p, repetition_penalty=a.repetition_penalty, seed=a.seed)
     tools = tools_for(a.run_dir, a.tools) if a.prompt and not a.validation else None
-    session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr))
+    session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr), adapter=a.adapter)
     if a.validation:
         result = validation_compare(session, n=a.validation, settings=settings)
         if a.json:
@@ -364,7 +373,8 @@ def _cmd_export(a: argparse.Namespace) -> int:
     if a.format is None:  # four very different results (MBs to GBs): the user picks one
         raise ConfigError("choose what to export with --format:\n" + "".join(f"  {t.name:<8} {t.help}\n" for t in TARGETS)
                           + f"for example: tunedesk export {Path(a.run_dir).name} --format adapter --out DIR")
-    out = export(a.run_dir, a.format, a.out, dtype=a.dtype, quant=a.quant, status=lambda t: print(t, file=sys.stderr))
+    out = export(a.run_dir, a.format, a.out, dtype=a.dtype, quant=a.quant, status=lambda t: print(t, file=sys.stderr),
+                 adapter=a.adapter)
     print(out)
     return 0
 

@@ -85,8 +85,10 @@ class DataConfig:
 
 @dataclass
 class LoraConfig:
-    r: int = 16
-    alpha: int = 32
+    r: int | None = None
+    """LoRA rank. None: sized to the data (engine/fit/schedule.py; 16 for most files)."""
+    alpha: int | None = None
+    """None: twice the rank."""
     dropout: float = 0.05
     target_modules: list[str] | str = "all-linear"
     """Module names to adapt, or 'all-linear' (every linear layer but the output head)."""
@@ -94,10 +96,12 @@ class LoraConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: float = 3.0
+    epochs: float | None = None
+    """Passes over the training rows. None: sized to the data (3 for most files, more for small ones)."""
     max_steps: int | None = None
     """Stop after this many optimizer steps (overrides epochs)."""
-    lr: float = 2e-4
+    lr: float | None = None
+    """Peak learning rate. None: sized to the run's steps (5e-4 for short runs, 2e-4 for longer ones)."""
     micro_batch: int | None = None
     """Examples per forward pass. None: the planner chooses (the most that fits)."""
     grad_accum: int | None = None
@@ -114,8 +118,17 @@ class TrainConfig:
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    eval_every: int = 10
-    """Validation loss every N optimizer steps (and always at step 0 and at the end)."""
+    eval_every: int | None = None
+    """Validation loss every N optimizer steps (and always at step 0 and at the end). None:
+    about 12 evaluations per run."""
+    early_stop: bool = True
+    """Stop when the validation loss has not improved for `patience` evaluations (with a
+    validation split); the run's adapter is the best evaluation's either way."""
+    patience: int = 3
+    """Evaluations without a new best validation loss before an early stop."""
+    replay_share: float | None = None
+    """Share of the training mix made of the base model's own answers to general prompts
+    (engine/training/replay.py), against forgetting. None: the default; 0: off."""
     checkpoint_every: int = 50
     """Save a resumable checkpoint every N optimizer steps."""
     checkpoint_minutes: float = 5.0
@@ -183,20 +196,22 @@ class RunConfig:
             (d.reasoning in ("auto", "keep", "drop"), f"reasoning must be auto, keep or drop, not '{d.reasoning}'"),
             (d.long_rows in LONG_ROWS, f"long rows must be truncate or skip, not '{d.long_rows}'"),
             (0.0 < d.max_bad_share <= 1.0, "max bad share must be in (0, 1]"),
-            (l.r >= 1, f"LoRA rank {l.r} must be at least 1"),
-            (l.alpha > 0, "LoRA alpha must be positive"),
+            (l.r is None or l.r >= 1, f"LoRA rank {l.r} must be at least 1"),
+            (l.alpha is None or l.alpha > 0, "LoRA alpha must be positive"),
             (0.0 <= l.dropout < 1.0, "LoRA dropout must be in [0, 1)"),
-            (t.epochs > 0 or t.max_steps, "epochs must be positive"),
+            (t.epochs is None or t.epochs > 0 or t.max_steps, "epochs must be positive"),
             (t.max_steps is None or t.max_steps >= 1, "max steps must be at least 1"),
-            (0 < t.lr < 1, f"learning rate {t.lr} is out of range"),
+            (t.lr is None or 0 < t.lr < 1, f"learning rate {t.lr} is out of range"),
             (t.micro_batch is None or t.micro_batch >= 1, "micro-batch must be at least 1"),
             (t.grad_accum is None or t.grad_accum >= 1, "gradient accumulation must be at least 1"),
             (t.effective_batch is None or t.effective_batch >= 1, "effective batch must be at least 1"),
             (t.optimizer in (None, "adamw", "adamw_8bit"), f"optimizer must be adamw or adamw_8bit, not '{t.optimizer}'"),
             (t.vram_gb is None or t.vram_gb > 1, "the card size (vram) must be more than 1 GB"),
             (0 <= t.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),
-            (t.eval_every >= 1 and t.checkpoint_every >= 1, "eval / checkpoint intervals must be at least 1"),
+            ((t.eval_every or 1) >= 1 and t.checkpoint_every >= 1, "eval / checkpoint intervals must be at least 1"),
             (t.keep_checkpoints >= 1, "keep at least one checkpoint"),
+            (t.patience >= 1, f"patience {t.patience} must be at least 1 evaluation"),
+            (t.replay_share is None or 0 <= t.replay_share < 0.9, f"replay share {t.replay_share} must be in [0, 0.9)"),
             (t.checkpoint_minutes > 0, "checkpoint minutes must be positive"),
             (t.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, not '{t.device}'"),
             (t.gpus >= 1, "gpus must be at least 1"),

@@ -6,7 +6,11 @@
         plan.json          the memory plan: choices, reasons, estimate by term, calibration
         metrics.jsonl      one JSON object per logged step / evaluation
         checkpoints/       step-000050/ ... resumable states, last K kept
-        adapter/           final LoRA adapter in PEFT format
+        adapter/           the run's LoRA adapter in PEFT format: the best evaluation's weights
+        best/              while training: the best evaluation's adapter so far (written on each new best)
+        last/              the last step's adapter, when the best came earlier (`--adapter last`)
+        probe.json         the forgetting meter's prompts' scores before and after (engine/eval/probe.py)
+        replay.jsonl       the base model's own answers mixed into training (engine/training/replay.py)
         summary.json       final losses, steps, duration, tokens/s, status
         running.json       while training: the process id (left behind by a crash)
 """
@@ -33,6 +37,9 @@ SUMMARY = "summary.json"
 DATA_REPORT = "data_report.json"
 PLAN = "plan.json"
 ADAPTER = "adapter"
+BEST = "best"
+LAST = "last"
+ADAPTERS = ("best", "last")  # which adapter chat, compare and export use (the best unless told otherwise)
 CHECKPOINTS = "checkpoints"
 RUNNING = "running.json"
 STOP = "STOP"  # a stop request from outside the training processes (every rank reads it)
@@ -76,12 +83,38 @@ class RunDir:
     def checkpoints_dir(self) -> Path:
         return self.path / CHECKPOINTS
 
-    def write_adapter(self, model, base_model: str, step: int) -> Path:
-        """The trained adapter (peft's files) and what it was trained from, written whole or not at all."""
-        with atomic_dir(self.adapter_dir) as tmp:
+    @property
+    def best_dir(self) -> Path:
+        return self.path / BEST
+
+    @property
+    def last_dir(self) -> Path:
+        return self.path / LAST
+
+    def write_adapter(self, model, base_model: str, step: int, folder: str = ADAPTER, **note: Any) -> Path:
+        """An adapter (peft's files) and what it was trained from, written whole or not at
+        all: the run's (adapter/), the best so far (best/) or the last step's (last/)."""
+        target = self.path / folder
+        with atomic_dir(target) as tmp:
             model.save_pretrained(tmp)
-            write_json(tmp / "tunedesk.json", {"base_model": base_model, "step": step})
+            write_json(tmp / "tunedesk.json", {"base_model": base_model, "step": step, **note})
+        return target
+
+    def adapter_for(self, which: str = "best") -> Path:
+        """The adapter folder to use: 'best' is the run's adapter (the best evaluation's
+        weights), 'last' the last step's (the same folder when the best was the last)."""
+        if which not in ADAPTERS:
+            raise TuneDeskError(f"--adapter must be one of {', '.join(ADAPTERS)}, not '{which}'")
+        if which == "last" and (self.last_dir / "adapter_config.json").is_file():
+            return self.last_dir
         return self.adapter_dir
+
+    def adapter_step(self, which: str = "best") -> int | None:
+        """The step an adapter was saved at (tunedesk.json), None when unknown."""
+        try:
+            return int(json.loads((self.adapter_for(which) / "tunedesk.json").read_text(encoding="utf-8"))["step"])
+        except (OSError, ValueError, KeyError):
+            return None
 
     def has_adapter(self) -> bool:
         """A saved adapter to chat with, compare or export."""
@@ -221,7 +254,10 @@ def list_runs(parent: str | Path | None = None) -> list[dict[str, Any]]:
             "trained_tokens": summary.get("trained_tokens", sum(m.get("trained_tokens", 0) for m in losses) or None),
             "train_loss": summary.get("train_loss", losses[-1]["loss"] if losses else None),
             "eval_loss": summary.get("eval_loss", evals[-1] if evals else None),
-            "best_eval_loss": min(evals) if evals else None,
+            "best_step": summary.get("best_step"),
+            "best_eval_loss": summary.get("best_eval_loss", min(evals) if evals else None),
+            "stopped_early": bool(summary.get("stopped_early")),
+            "general": (summary.get("probe") or {}).get("verdict"),
             "duration_s": summary.get("duration_s"),
             "resumable": bool(run.checkpoints()) and run.status() in ("stopped", "crashed"),
             "has_adapter": run.has_adapter(),

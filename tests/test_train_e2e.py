@@ -20,8 +20,8 @@ def events(stdout: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory, demo_folder) -> Path:
     out = tmp_path_factory.mktemp("runs")
-    r = tunedesk("train", str(SAMPLES / "pirate_trivia.jsonl"), "--max-steps", "30", "--out", str(out),
-                 "--name", "pirate", "--json-events")
+    r = tunedesk("train", str(SAMPLES / "pirate_trivia.jsonl"), "--max-steps", "30", "--eval-every", "10",
+                 "--out", str(out), "--name", "pirate", "--json-events")
     assert r.returncode == 0, r.stderr[-3000:]
     ev = events(r.stdout)
     assert ev[-1]["event"] == "finished" and ev[-1]["status"] == "finished"

@@ -31,7 +31,8 @@ class GenerationSettings:
 
 
 class ChatSession:
-    def __init__(self, run_dir: str | Path, *, device: str = "auto", status=lambda _: None, warn=lambda _: None) -> None:
+    def __init__(self, run_dir: str | Path, *, device: str = "auto", status=lambda _: None, warn=lambda _: None,
+                 adapter: str = "best") -> None:
         from peft import PeftModel
 
         self.run = RunDir.open(run_dir)
@@ -50,7 +51,8 @@ class ChatSession:
 
         base = load_model(folder, model_cfg, placement, embedding_module=from_folder(folder).embedding_module)
         base.config.use_cache = True
-        self.model = PeftModel.from_pretrained(base, self.run.adapter_dir)
+        # The run's adapter is its best evaluation's; "last": the last step's (engine/runs.py)
+        self.model = PeftModel.from_pretrained(base, self.run.adapter_for(adapter))
         self.model.eval()
 
     @classmethod

@@ -11,19 +11,11 @@ import torch
 from ..atomic import write_json, write_text
 from ..data import prepare
 from ..data.batching import collate
+from ..eval.generate import last_answer_start
 from ..models.loss import batch_loss_sum, count_trained
 from . import ChatSession, GenerationSettings
 
 COMPARE_DIR = "compare"
-
-
-def _last_answer_start(trained: np.ndarray) -> int:
-    """Index of the first token of the last trained run (the last assistant turn)."""
-    idx = np.flatnonzero(trained)
-    if len(idx) == 0:
-        return len(trained)
-    breaks = np.flatnonzero(np.diff(idx) > 1)
-    return int(idx[breaks[-1] + 1]) if len(breaks) else int(idx[0])
 
 
 def validation_compare(session: ChatSession, *, n: int = 8, settings: GenerationSettings | None = None,
@@ -34,7 +26,7 @@ def validation_compare(session: ChatSession, *, n: int = 8, settings: Generation
     examples = data.val[:n]
     rows = []
     for i, e in enumerate(examples):
-        start = _last_answer_start(e.trained)
+        start = last_answer_start(e.trained)
         prompt = torch.tensor(np.asarray(e.input_ids[:start], dtype=np.int64))[None]
         batch = collate([e], session.tokenizer.pad_token_id)
         row: dict[str, Any] = {

@@ -29,18 +29,19 @@ LABELS = {t.name: t.label for t in TARGETS}
 
 
 def export(run_dir: str | Path, fmt: str, out: str | Path, *, dtype: str = "bf16", quant: str = "q8_0",
-           status: Callable[[str], None] = lambda _: None) -> Path:
+           status: Callable[[str], None] = lambda _: None, adapter: str = "best") -> Path:
     """Write target `fmt` of the run into `out`, a new or empty folder that appears whole."""
     run = RunDir.open(run_dir)
     if fmt not in BY_NAME:
         raise TuneDeskError(f"unknown export format '{fmt}' (one of {', '.join(BY_NAME)})")
+    run.adapter_for(adapter)  # a plain message for an unknown choice, before anything is written
     if not run.has_adapter():
         raise TuneDeskError(f"{run.path}: this run has no saved adapter to export")
     folder = Path(out).expanduser()
     if folder.exists() and any(folder.iterdir()):
         raise TuneDeskError(f"{folder}: the folder exists and is not empty; choose a new one")
     with atomic_dir(folder) as tmp:
-        BY_NAME[fmt].write(run, tmp, Options(dtype=dtype, quant=quant, status=status))
+        BY_NAME[fmt].write(run, tmp, Options(dtype=dtype, quant=quant, status=status, adapter=adapter))
     return folder
 
 

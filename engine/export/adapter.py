@@ -20,7 +20,7 @@ def readme(run: RunDir) -> str:
         f"- Dataset: `{Path(cfg.data.path).name}`\n"
         f"- LoRA: rank {plan.get('lora_r', cfg.lora.r)}, alpha {plan.get('lora_alpha', cfg.lora.alpha)}, "
         f"dropout {plan.get('lora_dropout', cfg.lora.dropout)}, targets {cfg.lora.target_modules}\n"
-        f"- Training: {summary.get('steps', '?')} steps, learning rate {cfg.train.lr}, "
+        f"- Training: {summary.get('steps', '?')} steps, learning rate {plan.get('lr', cfg.train.lr)}, "
         f"quantization {plan.get('quantization', 'none')}, sequence length {plan.get('seq_len', '?')}\n"
         f"- Validation loss: {summary.get('eval_loss_start')} → {summary.get('eval_loss')}\n\n"
         "Load it with PEFT:\n\n"
@@ -30,7 +30,7 @@ def readme(run: RunDir) -> str:
 
 
 def write(run: RunDir, folder: Path, opts: Options) -> None:
-    for f in run.adapter_dir.iterdir():
+    for f in run.adapter_for(opts.adapter).iterdir():
         shutil.copy2(f, folder / f.name)
     write_text(folder / "README.md", readme(run))
 

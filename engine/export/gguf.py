@@ -138,10 +138,10 @@ def model_name(run: RunDir) -> str:
 
 
 @contextmanager
-def merged_fp32(run: RunDir, folder: Path, status: Callable[[str], None]) -> Iterator[Path]:
+def merged_fp32(run: RunDir, folder: Path, status: Callable[[str], None], adapter: str = "best") -> Iterator[Path]:
     """The run's model merged in fp32 (exact) inside the export folder, removed once used."""
     merged = folder / ".merged"
-    merge(run, merged, "fp32", status)
+    merge(run, merged, "fp32", status, adapter)
     yield merged
     shutil.rmtree(merged)
 
@@ -154,7 +154,7 @@ def write_files(run: RunDir, merged: Path, folder: Path, quant: str, status: Cal
 
 
 def write(run: RunDir, folder: Path, opts: Options) -> None:
-    with merged_fp32(run, folder, opts.status) as merged:
+    with merged_fp32(run, folder, opts.status, opts.adapter) as merged:
         write_files(run, merged, folder, opts.quant, opts.status)
 
 

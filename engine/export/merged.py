@@ -16,7 +16,7 @@ from .target import Options, Target
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
-def merge(run: RunDir, folder: Path, dtype: str, status: Callable[[str], None]) -> None:
+def merge(run: RunDir, folder: Path, dtype: str, status: Callable[[str], None], adapter: str = "best") -> None:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -38,14 +38,14 @@ def merge(run: RunDir, folder: Path, dtype: str, status: Callable[[str], None]) 
         trust_remote_code=cfg.model.trust_remote_code,
     )
     status("Merging the adapter…")
-    merged = PeftModel.from_pretrained(base, run.adapter_dir).merge_and_unload()
+    merged = PeftModel.from_pretrained(base, run.adapter_for(adapter)).merge_and_unload()
     merged.save_pretrained(folder, safe_serialization=True)
     tok = load_tokenizer(base_folder, ModelConfig(trust_remote_code=cfg.model.trust_remote_code))
     tok.save_pretrained(folder)
 
 
 def write(run: RunDir, folder: Path, opts: Options) -> None:
-    merge(run, folder, opts.dtype, opts.status)
+    merge(run, folder, opts.dtype, opts.status, opts.adapter)
 
 
 TARGET = Target("merged", "Merged model (safetensors)",

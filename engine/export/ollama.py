@@ -118,7 +118,7 @@ def write(run: RunDir, folder: Path, opts: Options) -> None:
 
     cfg, _ = run.read_config()
     name = model_name(run)
-    with merged_fp32(run, folder, opts.status) as merged:
+    with merged_fp32(run, folder, opts.status, opts.adapter) as merged:
         files = write_files(run, merged, folder, opts.quant, opts.status)
         tok = AutoTokenizer.from_pretrained(merged)
     write_text(folder / "Modelfile", modelfile(files[-1].name, tok, system=cfg.data.system_prompt))

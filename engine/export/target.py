@@ -18,6 +18,8 @@ class Options:
     quant: str = "q8_0"
     """GGUF weights: f16, q8_0, or all (one file each)."""
     status: Callable[[str], None] = lambda _: None
+    adapter: str = "best"
+    """Which adapter: the run's best evaluation's, or the last step's (engine/runs.py)."""
 
 
 @dataclass(frozen=True)

@@ -84,12 +84,14 @@ class CardFit:
                 raise TuneDeskError(f"this does not fit ({over}). {p.suggestion}")
             self.reporter.warning(f"your settings may not fit ({over}); if the GPU runs out of memory the step is retried "
                                   f"smaller. {p.suggestion}")
-        if p.lora_r != self.cfg.lora.r:
+        if self.cfg.lora.r and p.lora_r != self.cfg.lora.r:
             self.reporter.warning(f"LoRA rank lowered from {self.cfg.lora.r} to {p.lora_r} to fit the card")
         asked = self.cfg.train.effective_batch
         if asked and p.effective_batch < asked:
             self.reporter.warning(f"effective batch lowered from {asked} to {p.effective_batch}: the file has only "
                                   f"{len(self.data.whole_train)} training rows, and every epoch must be a step")
+        if p.data_warning:
+            self.reporter.warning(p.data_warning)
         self.reporter.status(f"Plan: {p.headline()}")
         return p
 

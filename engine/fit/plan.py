@@ -67,6 +67,14 @@ class Plan:
     user_set: tuple[str, ...] = ()
     processes: int = 1
     """GPUs (one process each) the run is spread over, data-parallel: the figures above are per card."""
+    lr: float = 2e-4
+    epochs: float = 3.0
+    eval_every: int = 10
+    total_steps: int = 0
+    """Optimizer steps the run makes (0: not sized yet); lr, epochs, eval_every and lora_r are
+    sized to the data (engine/fit/schedule.py) unless the request set them."""
+    data_warning: str = ""
+    """A plain warning about the data's size (tiny files), shown with the plan."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..models.model_info import ModelInfo
+from . import schedule
 from .memory import GiB, StepShape, breakdown, cpu_breakdown, ram_bytes
 from .plan import (
     CONTEXT_RESERVE,
@@ -141,14 +142,29 @@ def resolve(cfg, m: ModelInfo, target: Target, lengths: np.ndarray | None = None
     The data's part comes from PreparedData.plan_inputs(): lengths, tails (per row, the
     tokens from its last answer's start: what truncation keeps), train_rows."""
     forced = user_settings(cfg)
+    asked_r, rank_why = (cfg.lora.r, schedule.SET_BY_YOU) if cfg.lora.r else schedule.rank(train_rows)
     p = plan(m, budget_bytes=target.budget_bytes, lengths=lengths, tails=tails,
              effective_batch=effective_batch(cfg, target.device == "cuda", train_rows),
-             lora_r=cfg.lora.r, bf16=target.bf16, force=forced, ram_bytes=target.ram_bytes, cap_bytes=target.cap_bytes)
+             lora_r=asked_r, bf16=target.bf16, force=forced, ram_bytes=target.ram_bytes, cap_bytes=target.cap_bytes)
     dropout = 0.0 if p.lean_memory else cfg.lora.dropout  # lean memory has no LoRA dropout (engine/models/lean.py)
-    alpha = cfg.lora.alpha if p.lora_r == cfg.lora.r else max(1, round(cfg.lora.alpha * p.lora_r / cfg.lora.r))
+    asked_alpha = cfg.lora.alpha or 2 * asked_r
+    alpha = asked_alpha if p.lora_r == asked_r else max(1, round(asked_alpha * p.lora_r / asked_r))
     p = spread(p.replace(lora_alpha=alpha, lora_dropout=dropout, lora_targets=cfg.lora.target_modules,
                          long_rows=cfg.data.long_rows, user_set=tuple(sorted(forced))), cfg.train.gpus)
-    return p.replace(grad_accum=cfg.train.grad_accum) if cfg.train.grad_accum and cfg.train.micro_batch else p
+    p = p.replace(grad_accum=cfg.train.grad_accum) if cfg.train.grad_accum and cfg.train.micro_batch else p
+    return sized(p, cfg, train_rows, lengths, rank_why)
+
+
+def sized(p: Plan, cfg, train_rows: int | None, lengths, rank_why: str) -> Plan:
+    """`p` with the learning rate, epochs and evaluation cadence sized to the data
+    (engine/fit/schedule.py), each with its reason; the rank's reason joins the memory's."""
+    t = cfg.train
+    s = schedule.choose(train_rows or 0, lengths, p.examples_per_step, lr=t.lr, epochs=t.epochs, lora_r=p.lora_r,
+                        eval_every=t.eval_every, max_steps=t.max_steps)
+    reasons = {**p.reasons, **{k: v for k, v in s.reasons.items() if k != "lora_r"}}
+    reasons["lora_r"] = f"{rank_why.rstrip('.')}. {p.reasons.get('lora_r', '')}".strip()
+    return dataclasses.replace(p, lr=s.lr, epochs=s.epochs, eval_every=s.eval_every, total_steps=s.total_steps,
+                               data_warning=s.warning, reasons=reasons)
 
 
 # -- the search ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ def summarize(t, status: str, error: str | None, first_eval, duration: float) ->
     """summary.json: how the run ended, what it trained on, and how it ran."""
     losses = [h["loss"] for h in t.history if "loss" in h]
     fit = t.data.length_fit
-    used = {e.row for e in t.data.train}
+    used = {e.row for e in t.data.train if e.row >= 0}  # below zero: replay rows, not the file's
     return {
         "status": status,
         "error": error,
@@ -35,4 +35,5 @@ def summarize(t, status: str, error: str | None, first_eval, duration: float) ->
         "quantization": t.placement.quantization,
         "oom_recoveries": t.card.oom_events,
         "model_folder": str(t.model_folder),
+        **t.guards.summary(),
     }

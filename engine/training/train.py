@@ -18,6 +18,7 @@ summary live in the modules beside it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -45,6 +46,7 @@ from ..reporting import Reporter
 from ..runs import RunDir
 from . import checkpoints, preflight, steps
 from .distributed import launched_ranks, stop_requested_from_outside
+from .guards import Guards
 from .optim import Optimization
 from .stream import DataStream, step_batches
 from .summary import summarize
@@ -118,9 +120,13 @@ class Trainer:
         lora = LoraConfig(r=p.lora_r, alpha=p.lora_alpha, dropout=p.lora_dropout, target_modules=p.lora_targets)
         self.model = add_lora(base, lora, gradient_checkpointing=p.gradient_checkpointing, lean=p.lean_memory)
         self.device = torch.device("cuda", torch.cuda.current_device()) if self.placement.device == "cuda" else torch.device("cpu")
+        self.guards = Guards(self)
+        self.guards.mix_replay(resume)  # the base model's own answers join the rows, before their order is drawn
         # Length grouping in units of the planned micro-batch, fixed for the run.
         self.stream = DataStream(self.data.train, p.micro_batch, cfg.train.seed)
-        self.optim = Optimization(self.model, cfg.train, p.optimizer, fp16=self.placement.dtype == torch.float16)
+        # The learning rate is the plan's: the request's, or sized to the data (engine/fit/schedule.py).
+        self.optim = Optimization(self.model, dataclasses.replace(cfg.train, lr=p.lr), p.optimizer,
+                                  fp16=self.placement.dtype == torch.float16)
         self.ranks.same_params(self.optim.params)
         calibrate = self.card.calibrate_gpu if self.placement.device == "cuda" else self.card.calibrate_ram
         calibrate(self.model, self.probe)
@@ -136,6 +142,7 @@ class Trainer:
             self.run = RunDir.create(cfg, model_name=models.display_name(cfg.model.source))
             self.run.write_config(cfg, resolved_model_folder=str(folder))
             self.run.write_data_report(self.data.report())
+            self.guards.save_replay(self.run)
         self.run = RunDir.open(self.ranks.share(str(self.run.path) if self.run else None))
         self._write_plan()
 
@@ -147,7 +154,7 @@ class Trainer:
         t, p = self.cfg.train, self.plan
         if t.max_steps:
             return t.max_steps
-        return max(1, math.ceil(t.epochs * len(self.data.train) / p.examples_per_step))
+        return max(1, math.ceil(p.epochs * len(self.data.train) / p.examples_per_step))
 
     # -- one optimizer step ---------------------------------------------------------
     def _autocast(self):
@@ -178,6 +185,7 @@ class Trainer:
         self.optim.zero()
         old = self.card.recover("out of memory", context, self.model, self.step + 1)
         if self.plan.seq_len != old.seq_len:
+            self.data.train = self.data.train + self.guards.replay_rows  # fitting the rows anew made them from the file's
             self.stream.reshuffled(self.data.train)
 
     def probe(self) -> bool:
@@ -220,7 +228,7 @@ class Trainer:
         assert self.run is not None
         if not self.ranks.main:  # rank 0 writes for the run: every rank holds the same weights and states
             return self.run.checkpoint_path(self.step)
-        state = {"step": self.step, **self.stream.state(), "micro_batch": self.plan.micro_batch,
+        state = {"step": self.step, **self.stream.state(), **self.guards.keeper.state(), "micro_batch": self.plan.micro_batch,
                  "grad_accum": self.plan.grad_accum, "trained_tokens": self.trained_tokens, **self.optim.state_dict()}
         target = checkpoints.write(self.run.checkpoint_path(self.step), self.model, state, self.card.record())
         self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
@@ -234,6 +242,7 @@ class Trainer:
         state = checkpoints.read(checkpoint, self.model, self.device)
         self.optim.load_state_dict(state)
         self.stream.load(state)
+        self.guards.keeper.load(state)
         self.step = state["step"]
         self.trained_tokens = int(state.get("trained_tokens", 0))
         self.history = [r for r in self.run.metrics() if r.get("step", 0) <= self.step]
@@ -241,11 +250,12 @@ class Trainer:
             self.run.rewrite_metrics(self.history)
         self.reporter.status(f"Resuming {self.run.path.name} from step {self.step} of {self.total_steps}")
 
-    def save_adapter(self) -> Path:
+    def save_adapter(self, step: int | None = None) -> Path:
+        """The run's adapter: the model's weights now, from `step` (the best evaluation's, once restored)."""
         assert self.run is not None
         if not self.ranks.main:
             return self.run.adapter_dir
-        return self.run.write_adapter(self.model, self.cfg.model.source, self.step)
+        return self.run.write_adapter(self.model, self.cfg.model.source, self.step if step is None else step)
 
     # -- the loop -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -255,8 +265,12 @@ class Trainer:
         first_step = self.step
         if first_step == 0:
             first_eval = self.evaluate()
+            start = {"step": 0, "general_loss": self.guards.general_loss()}
             if first_eval is not None:
-                self._log({"step": 0, "eval_loss": first_eval})
+                start["eval_loss"] = first_eval
+                self.guards.evaluated(0, first_eval)
+            self._log(start)
+            self.guards.start(run)
         else:  # resumed: the run's first evaluation is in its history
             first_eval = next((h["eval_loss"] for h in self.history if "eval_loss" in h), None)
         start = last_checkpoint = time.monotonic()
@@ -274,11 +288,15 @@ class Trainer:
             rep.status(f"Stopped at step {self.step}; saving a checkpoint…")
             self.save_checkpoint()
         if status != "failed":
-            self.save_adapter()
+            # The run's adapter is the best evaluation's; the last step's goes to last/
+            self.save_adapter(self.guards.restore_best())
+            if status == "finished":
+                self.guards.finish(run)
         summary = summarize(self, status, error, first_eval, duration)
         if self.ranks.main:
             run.write_summary(summary)
             run.clear_running()
+            self.guards.report(summary)
         self.ranks.close()  # the run is written: the processes leave their group together
         rep.event("finished", run_dir=str(run.path), status=status, summary=summary)
         if error:
@@ -299,10 +317,13 @@ class Trainer:
             if self.placement.device == "cuda":  # what the card really had to hold (benchmarks)
                 record["mem_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
                 self.card.watch(record["mem_reserved_bytes"])
-            if self.step % cfg.train.eval_every == 0 or self.step == self.total_steps:
+            evaluating = self.step % self.plan.eval_every == 0 or self.step == self.total_steps
+            if evaluating:
                 self.last_eval = self.evaluate()
                 if self.last_eval is not None:
                     record["eval_loss"] = self.last_eval
+                record["general_loss"] = self.guards.last_general = self.guards.general_loss()
+                self.guards.evaluated(self.step, self.last_eval)
             self._log(record)
             rate = self.tokens_done / elapsed if elapsed > 0 else 0.0
             rep.event(
@@ -318,6 +339,11 @@ class Trainer:
             if due and self.step < self.total_steps:
                 self.save_checkpoint()
                 last_checkpoint = time.monotonic()
+            if evaluating and self.guards.keeper.should_stop:
+                k = self.guards.keeper
+                rep.status(f"Stopping early at step {self.step}: the validation loss has not improved for {k.patience} "
+                           f"evaluations; the adapter is step {k.best_step}'s (validation loss {k.best_loss:.4f})")
+                return "finished"
         return "finished"
 
     def _log(self, record: dict[str, Any]) -> None:

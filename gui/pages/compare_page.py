@@ -85,6 +85,11 @@ class ComparePage(QWidget):
         root.addWidget(self.tools_field)
         self.banner = Banner()
         root.addWidget(self.banner)
+        self.meter = QLabel("")  # the forgetting meter's line for the loaded run (engine/eval/probe.py)
+        self.meter.setWordWrap(True)
+        self.meter.setToolTip("Loss change from the base model: on the run's validation rows (task) and on TuneDesk's "
+                              "built-in general questions (the forgetting meter)")
+        root.addWidget(self.meter)
 
         gen = QGroupBox("Generation")
         g = QHBoxLayout(gen)
@@ -228,8 +233,17 @@ class ComparePage(QWidget):
         self.chat = chat
         self.tools_field.set_dataset(chat.dataset_tools())
         self.clear()
+        self._show_meter(chat.run.summary() or {})
         self.banner.show_message("ok", f"{chat.run.path.name} is loaded: ask both models anything.")
         self._update_buttons()
+
+    def _show_meter(self, summary: dict) -> None:
+        from engine.eval.probe import headline
+
+        line = headline(summary)
+        warning = (summary.get("probe") or {}).get("warning", "")
+        self.meter.setText(f"<b>{html.escape(line)}</b>" + (f"<br>⚠ {html.escape(warning)}" if warning else "") if line else "")
+        self.meter.setVisible(bool(line))
 
     def _failed(self, message: str, _details: str) -> None:
         self.banner.show_message("error", message)

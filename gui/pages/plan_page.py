@@ -114,18 +114,27 @@ class PlanPage(QWidget):
         self.pack = _combo([("Off", False), ("On", True)],
                            "Lay several short examples end to end in one row (no attention between them): fewer, fuller "
                            "forward passes. 2.3× faster on a GPU in our benchmark; no gain on a CPU.")
-        self.rank = _spin(1, 256, "LoRA rank: the adapter's capacity. 8–32 suits a persona or a format.")
+        self.rank = _spin(0, 256, "LoRA rank: the adapter's capacity. 8–32 suits a persona or a format. "
+                                  "Auto: sized to your data.", AUTO)
         self.epochs = QDoubleSpinBox()
-        self.epochs.setRange(0.1, 100)
+        self.epochs.setRange(0, 100)
         self.epochs.setSingleStep(0.5)
-        self.epochs.setToolTip("Passes over your training rows.")
+        self.epochs.setSpecialValueText(AUTO)
+        self.epochs.setToolTip("Passes over your training rows. Auto: 3, more for a small file.")
         self.max_steps = _spin(0, 1_000_000, "Stop after this many optimizer steps (overrides epochs).", "All epochs")
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(6)
-        self.lr.setRange(0.000001, 0.01)
+        self.lr.setRange(0, 0.01)
         self.lr.setSingleStep(0.00005)
-        self.lr.setToolTip("Peak learning rate (cosine schedule with warmup). 2e-4 is a good LoRA default.")
-        self.eval_every = _spin(1, 100000, "Measure the validation loss every N steps.")
+        self.lr.setSpecialValueText(AUTO)
+        self.lr.setToolTip("Peak learning rate (cosine schedule with warmup). Auto: 5e-4 for a short run, 2e-4 for a longer one.")
+        self.eval_every = _spin(0, 100000, "Measure the validation loss (and the forgetting meter) every N steps. "
+                                           "Auto: about 12 times per run.", AUTO)
+        self.patience = _spin(0, 50, "Stop when the validation loss has not improved for this many evaluations. The adapter "
+                                     "kept is the best evaluation's either way.", "Off")
+        self.replay = _combo([("Auto (20%)", None), ("Off", 0.0), ("10%", 0.1), ("20%", 0.2), ("30%", 0.3), ("40%", 0.4)],
+                             "Before training, the base model answers general prompts; this share of the training mix is "
+                             "made of those answers, so the model keeps what it knew (against forgetting).")
         self.ckpt_every = _spin(1, 100000, "Save a resumable checkpoint every N steps.")
         self.vram = QDoubleSpinBox()
         self.vram.setRange(0, 512)
@@ -139,9 +148,10 @@ class PlanPage(QWidget):
                 ("Lean memory", self.lean, "lean_memory"),
                 ("Micro-batch", self.micro, "micro_batch"), ("Effective batch", self.effective, "grad_accum"),
                 ("Max sequence length", self.seq, "seq_len"), ("Optimizer", self.optim, "optimizer"),
-                ("Pack short examples", self.pack, ""), ("LoRA rank", self.rank, "lora_r"), ("Epochs", self.epochs, ""),
+                ("Pack short examples", self.pack, ""), ("LoRA rank", self.rank, "lora_r"), ("Epochs", self.epochs, "epochs"),
                 ("Max steps", self.max_steps, ""),
-                ("Learning rate", self.lr, ""), ("Evaluate every", self.eval_every, ""),
+                ("Learning rate", self.lr, "lr"), ("Evaluate every", self.eval_every, "eval_every"),
+                ("Early stopping after", self.patience, ""), ("Replay of general answers", self.replay, ""),
                 ("Checkpoint every", self.ckpt_every, ""), ("Plan for a card of", self.vram, ""),
                 ("GPUs", self.gpus, "processes")]
         for label, widget, key in rows:
@@ -162,9 +172,10 @@ class PlanPage(QWidget):
         root.addStretch(1)
 
         self._set_fields()
-        for w in (self.quant, self.ckpt, self.lean, self.optim, self.pack):
+        for w in (self.quant, self.ckpt, self.lean, self.optim, self.pack, self.replay):
             w.currentIndexChanged.connect(self._edited)
-        for w in (self.micro, self.effective, self.seq, self.rank, self.max_steps, self.eval_every, self.ckpt_every, self.gpus):
+        for w in (self.micro, self.effective, self.seq, self.rank, self.max_steps, self.eval_every, self.ckpt_every, self.gpus,
+                  self.patience):
             w.valueChanged.connect(self._edited)
         for w in (self.epochs, self.lr, self.vram):
             w.valueChanged.connect(self._edited)
@@ -188,7 +199,7 @@ class PlanPage(QWidget):
     def load_fields(self) -> None:
         """Show the session's settings (e.g. a past run's); edits are not echoed back meanwhile."""
         widgets = [self.quant, self.ckpt, self.lean, self.optim, self.pack, self.micro, self.effective, self.seq, self.rank, self.epochs,
-                   self.max_steps, self.lr, self.eval_every, self.ckpt_every, self.vram, self.gpus]
+                   self.max_steps, self.lr, self.eval_every, self.ckpt_every, self.vram, self.gpus, self.patience, self.replay]
         for w in widgets:
             w.blockSignals(True)
         try:
@@ -208,11 +219,13 @@ class PlanPage(QWidget):
         self.micro.setValue(c.train.micro_batch or 0)
         self.effective.setValue(c.train.effective_batch or 0)
         self.seq.setValue(c.data.max_seq_len or 0)
-        self.rank.setValue(c.lora.r)
-        self.epochs.setValue(c.train.epochs)
+        self.rank.setValue(c.lora.r or 0)
+        self.epochs.setValue(c.train.epochs or 0)
         self.max_steps.setValue(c.train.max_steps or 0)
-        self.lr.setValue(c.train.lr)
-        self.eval_every.setValue(c.train.eval_every)
+        self.lr.setValue(c.train.lr or 0)
+        self.eval_every.setValue(c.train.eval_every or 0)
+        self.patience.setValue(c.train.patience if c.train.early_stop else 0)
+        self.replay.setCurrentIndex(max(0, self.replay.findData(c.train.replay_share)))
         self.ckpt_every.setValue(c.train.checkpoint_every)
         self.vram.setValue(c.train.vram_gb or 0)
         self.gpus.setValue(c.train.gpus)
@@ -228,11 +241,14 @@ class PlanPage(QWidget):
         c.train.grad_accum = None  # always derived: effective batch / micro-batch
         c.train.effective_batch = self.effective.value() or None
         c.data.max_seq_len = self.seq.value() if self.seq.value() >= 16 else None
-        c.lora.r, c.lora.alpha = self.rank.value(), 2 * self.rank.value()
-        c.train.epochs = self.epochs.value()
+        c.lora.r, c.lora.alpha = self.rank.value() or None, None
+        c.train.epochs = self.epochs.value() or None
         c.train.max_steps = self.max_steps.value() or None
-        c.train.lr = self.lr.value()
-        c.train.eval_every, c.train.checkpoint_every = self.eval_every.value(), self.ckpt_every.value()
+        c.train.lr = self.lr.value() or None
+        c.train.eval_every, c.train.checkpoint_every = self.eval_every.value() or None, self.ckpt_every.value()
+        c.train.early_stop = self.patience.value() > 0
+        c.train.patience = self.patience.value() or c.train.patience
+        c.train.replay_share = self.replay.currentData()
         c.train.vram_gb = self.vram.value() or None
         c.train.gpus = self.gpus.value()
         self.session.edited()
@@ -282,7 +298,10 @@ class PlanPage(QWidget):
             self.total_label.setText("<b>CPU plan</b> — " + html.escape(p.reasons.get("device", "")))
             self.bar.hide()
             self.legend_row.hide()
-            self.banner.clear_message()
+            if p.data_warning:
+                self.banner.show_message("warning", p.data_warning)
+            else:
+                self.banner.clear_message()
             return
         self.bar.show()
         self.legend_row.show()
@@ -297,14 +316,15 @@ class PlanPage(QWidget):
             self.banner.show_message("error", f"This will not fit: about {gib(p.estimate_bytes)} for {gib(p.budget_bytes)}. "
                                               f"{p.suggestion} If you train anyway, TuneDesk retries smaller steps when memory runs out.")
         else:
-            self.banner.show_message("ok", "Fits this card.")
+            self.banner.show_message("warning" if p.data_warning else "ok", f"Fits this card. {p.data_warning}".strip())
 
     def _user_keys(self, p) -> list[str]:
         keys = list(p.user_set)  # what the request set, as the planner saw it
         if self.session.cfg.train.effective_batch:
             keys.append("grad_accum")
-        if self.rank.value() != 16:
-            keys.append("lora_r")
+        c = self.session.cfg
+        keys += [k for k, v in (("lora_r", c.lora.r), ("epochs", c.train.epochs), ("lr", c.train.lr),
+                                ("eval_every", c.train.eval_every)) if v is not None]
         if self.session.cfg.train.gpus > 1:
             keys.append("processes")
         return keys

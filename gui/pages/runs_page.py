@@ -34,7 +34,8 @@ from ..widgets import Banner, duration, page_layout
 
 COLUMNS = [("name", "Run"), ("created", "Date"), ("model", "Model"), ("dataset", "Dataset"), ("status", "Status"),
            ("steps", "Steps"), ("rows_used", "Rows"), ("trained_tokens", "Trained tokens"), ("train_loss", "Train loss"),
-           ("eval_loss", "Eval loss"), ("duration_s", "Duration")]
+           ("eval_loss", "Eval loss"), ("best", "Best (the adapter)"), ("general", "General ability"),
+           ("duration_s", "Duration")]
 COLORS = ["#3b82f6", "#f59e0b", "#22c55e", "#ef4444"]
 
 
@@ -47,6 +48,8 @@ def _cell(key: str, value) -> str:
         return f"{value:.3f}"
     if key == "duration_s":
         return duration(value)
+    if key == "general":
+        return {"kept": "kept", "worse": "⚠ worse"}.get(value, str(value))
     if key in ("rows_used", "trained_tokens"):
         return f"{value:,}"
     return str(value)
@@ -132,6 +135,9 @@ class RunsPage(QWidget):
         for i, r in enumerate(self.rows):
             for c, (key, _) in enumerate(COLUMNS):
                 value = f"{r['steps']} / {r['total_steps']}" if key == "steps" and r.get("total_steps") else r.get(key)
+                if key == "best" and r.get("best_step") is not None:
+                    value = (f"★ step {r['best_step']} · {r['best_eval_loss']:.3f}"
+                             + (" · stopped early" if r.get("stopped_early") else ""))
                 self.table.setItem(i, c, QTableWidgetItem(_cell(key, value)))
             if r["path"] in keep:
                 self.table.selectRow(i)
@@ -157,6 +163,18 @@ class RunsPage(QWidget):
             lines.append(summary["length"])
         if summary.get("error"):
             lines.append(f"Failed: {summary['error']}")
+        if summary.get("best_step") is not None:
+            lines.append(f"The adapter: step {summary['best_step']}'s, the best validation loss "
+                         f"({summary['best_eval_loss']:.3f})" + (", stopped early" if summary.get("stopped_early") else "")
+                         + ("; the last step's is in last/" if run.adapter_step("last") != summary["best_step"] else ""))
+        if summary.get("replay_rows"):
+            lines.append(f"Replay: {summary['replay_rows']} answers of the base model, {summary['replay_share']:.0%} of the mix")
+        probe = summary.get("probe") or {}
+        if probe.get("task"):
+            from engine.eval.probe import headline
+
+            lines.append("Forgetting meter: " + headline(summary))
+        lines += [w for w in (probe.get("warning"), (summary.get("eos") or {}).get("warning")) if w]
         lines += ["", "Your settings (null: left to the planner):", run.request_text()]
         return "\n".join(lines).lstrip()
 
@@ -166,6 +184,7 @@ class RunsPage(QWidget):
         self._update_buttons()
         self.config_view.setPlainText(self._settings_text(one["path"]) if one else "")
         self.plot.clear()
+        self.best_marks = 0
         for n, r in enumerate(sel[:4]):
             metrics = RunDir(r["path"]).metrics()
             pts = [(m["step"], m["loss"]) for m in metrics if "loss" in m]
@@ -176,6 +195,11 @@ class RunsPage(QWidget):
             if evs:
                 self.plot.plot(*zip(*evs), pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine), symbol="o",
                                symbolSize=5, symbolBrush=color, name=f"{r['name']} eval")
+            best = [(x, y) for x, y in evs if x == r.get("best_step")]
+            if best:  # the adapter the run keeps
+                self.plot.plot(*zip(*best[-1:]), pen=None, symbol="star", symbolSize=16, symbolBrush=color,
+                               name=f"{r['name']} best (the adapter)")
+                self.best_marks += 1
 
     def _update_buttons(self) -> None:
         one = self._one()
@@ -187,7 +211,10 @@ class RunsPage(QWidget):
         self.buttons["delete"].setEnabled(one is not None and one["status"] != "running")
 
     def curves(self) -> int:
-        return len(self.plot.getPlotItem().listDataItems())
+        """The loss curves shown (the best marks apart)."""
+        return len(self.plot.getPlotItem().listDataItems()) - self.best_marks
+
+    best_marks = 0  # stars on the plot: each selected run's best evaluation, whose adapter the run keeps
 
     # -- actions ---------------------------------------------------------------------------------
     def _one(self) -> dict | None:

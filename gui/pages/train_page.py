@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -41,6 +41,27 @@ def smooth(values: list[float], alpha: float = SMOOTHING) -> list[float]:
         avg = v if avg is None else alpha * avg + (1 - alpha) * v
         out.append(avg)
     return out
+
+
+def _change(values: list[float]) -> list[float]:
+    """Each loss as a percent change from the first (negative: better)."""
+    return [100 * (v - values[0]) / values[0] for v in values] if values and values[0] else []
+
+
+def guard_words(s: dict) -> str:
+    """The end of a run in a sentence: which adapter it keeps, replay, and the meter's verdict."""
+    parts = []
+    if s.get("best_step") is not None:
+        parts.append(f"The adapter is step {s['best_step']}'s, the best validation loss ({s['best_eval_loss']:.3f})"
+                     + (f"; stopped early after {s['patience']} evaluations without a better one" if s.get("stopped_early")
+                        else ""))
+    if s.get("replay_rows"):
+        parts.append(f"replay: {s['replay_rows']} of the base model's own answers ({s['replay_share']:.0%} of the mix)")
+    from engine.eval.probe import headline
+
+    if headline(s):
+        parts.append(headline(s))
+    return ("; ".join(parts) + ".") if parts else "The adapter is in the run folder."
 
 
 def _plot(title_text: str, left: str) -> pg.PlotWidget:
@@ -104,6 +125,15 @@ class TrainPage(QWidget):
         self.smooth_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#3b82f6", width=2), name="training (smoothed)")
         self.eval_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#f59e0b", width=2), symbol="o", symbolSize=6,
                                               symbolBrush="#f59e0b", name="validation")
+        # The forgetting meter beside the task: both losses as a change from step 0, so "the
+        # task got better while general ability got worse" reads off one plot.
+        self.meter_plot = _plot("Task vs general ability", "% change from the start")
+        self.meter_plot.addLegend(offset=(-10, -40))  # bottom right: the curves start at 0, the top
+        self.meter_plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen((150, 150, 150), style=Qt.PenStyle.DashLine)))
+        self.task_curve = self.meter_plot.plot([], [], pen=pg.mkPen("#f59e0b", width=2), symbol="o", symbolSize=5,
+                                               symbolBrush="#f59e0b", name="task (validation loss)")
+        self.general_curve = self.meter_plot.plot([], [], pen=pg.mkPen("#a855f7", width=2), symbol="t", symbolSize=6,
+                                                  symbolBrush="#a855f7", name="general (forgetting meter)")
         self.lr_plot = _plot("Learning rate", "lr")
         self.lr_curve = self.lr_plot.plot([], [], pen=pg.mkPen("#22c55e", width=2))
         self.mem_plot = _plot("Memory", "GiB")
@@ -111,7 +141,8 @@ class TrainPage(QWidget):
         self.util_plot = _plot("GPU utilization", "%")
         self.util_plot.setYRange(0, 100)
         self.util_curve = self.util_plot.plot([], [], pen=pg.mkPen("#ef4444", width=2))
-        grid.addWidget(self.loss_plot, 0, 0, 1, 2)
+        grid.addWidget(self.loss_plot, 0, 0)
+        grid.addWidget(self.meter_plot, 0, 1)
         grid.addWidget(self.lr_plot, 1, 0)
         grid.addWidget(self.mem_plot, 1, 1)
         grid.addWidget(self.util_plot, 1, 2)
@@ -225,7 +256,8 @@ class TrainPage(QWidget):
     # -- engine events ------------------------------------------------------------------------
     def _reset_series(self, keep: bool = False) -> None:
         if not keep:
-            self.series = {k: [] for k in ("loss_x", "loss", "eval_x", "eval", "lr_x", "lr", "mem_x", "mem", "util_x", "util")}
+            self.series = {k: [] for k in ("loss_x", "loss", "eval_x", "eval", "lr_x", "lr", "mem_x", "mem", "util_x", "util",
+                                           "general_x", "general")}
         self._dirty = True
 
     def _on_started(self, d: dict) -> None:
@@ -248,6 +280,9 @@ class TrainPage(QWidget):
         if "eval_loss" in d and d["eval_loss"] is not None:
             s["eval_x"].append(step)
             s["eval"].append(d["eval_loss"])
+        if d.get("general_loss") is not None:
+            s.setdefault("general_x", []).append(step)
+            s.setdefault("general", []).append(d["general_loss"])
         if "lr" in d:
             s["lr_x"].append(step)
             s["lr"].append(d["lr"])
@@ -279,10 +314,11 @@ class TrainPage(QWidget):
             self.banner.show_message("error", text)
         elif d["status"] == "finished":
             text = (f"Training finished: {s['steps']} steps in {duration(s['duration_s'])}, {data}. {loss}. "
-                    "The adapter is in the run folder.")
+                    f"{guard_words(s)}")
             if s.get("length"):
                 text += " " + s["length"]
-            self.banner.show_message("ok", text)
+            warnings = [w for w in ((s.get("probe") or {}).get("warning"), (s.get("eos") or {}).get("warning")) if w]
+            self.banner.show_message("warning" if warnings else "ok", " ".join([text, *warnings]))
         else:
             text = f"Stopped at step {s['steps']} of {s['total_steps']}; a checkpoint was kept — Resume continues from it."
             self.banner.show_message("warning", text)
@@ -315,6 +351,8 @@ class TrainPage(QWidget):
         self.raw_curve.setData(s["loss_x"], s["loss"])
         self.smooth_curve.setData(s["loss_x"], smooth(s["loss"]))
         self.eval_curve.setData(s["eval_x"], s["eval"])
+        self.task_curve.setData(s["eval_x"], _change(s["eval"]))
+        self.general_curve.setData(s.get("general_x", []), _change(s.get("general", [])))
         self.lr_curve.setData(s["lr_x"], s["lr"])
         self.mem_curve.setData(s["mem_x"], s["mem"])
         if s["mem"]:  # from zero: auto-range would blow a 1 MB wobble up to the whole height
@@ -336,6 +374,11 @@ class TrainPage(QWidget):
                 + (f" · loss {s['loss'][-1]:.3f}" if s["loss"] else "")
                 + (f" · validation {s['eval'][-1]:.3f}" if s["eval"] else "")
             )
+
+    def meter_points(self) -> dict[str, int]:
+        """How many points the meter's curves hold (tests, screenshots)."""
+        return {k: len(c.getData()[0] if c.getData()[0] is not None else []) for k, c in
+                (("task", self.task_curve), ("general", self.general_curve))}
 
     def plot_points(self) -> dict[str, int]:
         """How many points the loss plot's curves hold (tests, screenshots)."""
