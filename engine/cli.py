@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     t = sub.add_parser("train", help="train a LoRA adapter on a dataset file")
-    t.add_argument("data", nargs="?", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt)")
+    t.add_argument("data", nargs="?", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt), or a Hugging Face "
+                                           "Hub dataset (owner/name, --config, --split, --max-samples)")
     t.add_argument("--request", default=None, metavar="JSON",
                    help="train the request saved in this file (a run's config.json, or the window's) instead of "
                         "the options below; --gpus and --json-events still apply")
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--system-prompt", default=None, help="system message for rows that have none")
     _data_options(t)
     t.add_argument("--val-share", type=float, default=None, help="share of rows held out for validation (default 0.05)")
-    t.add_argument("--max-samples", type=int, default=None, help="use at most N rows (shuffled with --seed)")
+    t.add_argument("--max-samples", type=int, default=None,
+                   help="use at most N rows (shuffled with --seed); of a Hub dataset, its first N rows, streamed")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     t.add_argument("--gpus", type=int, default=None, help="spread the run over N GPUs, one process each (data-parallel)")
     t.add_argument("--seed", type=int, default=None)
@@ -114,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true")
 
     i = sub.add_parser("inspect", help="show how a dataset file is read, validated and rendered")
-    i.add_argument("data", help="dataset file")
+    i.add_argument("data", help="dataset file, or a Hugging Face Hub dataset (owner/name)")
+    i.add_argument("--max-samples", type=int, default=None, help="of a Hub dataset: its first N rows, streamed")
     i.add_argument("--model", default="demo", help="whose tokenizer and chat template to render with (default: demo)")
     i.add_argument("--seq-len", type=int, default=None,
                    help="fit rows to this many tokens as training would: truncated (plain text: split) and counted "
@@ -140,6 +143,13 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--map", action="append", default=[], metavar="PART=FIELD",
                    help="override a field, e.g. --map prompt=Question --map answer=Response --map reasoning=Complex_CoT; "
                         "the parts of each format: " + "; ".join(f"{f.name}: {', '.join(f.roles)}" for f in FORMATS))
+    p.add_argument("--config", default=None, help="a Hub dataset's configuration (subset), e.g. plain_text")
+    p.add_argument("--split", default=None, help="a Hub dataset's split (default train)")
+    p.add_argument("--labels", default=None, metavar="NAMES",
+                   help="labeled data: names of integer labels in order, e.g. negative,positive (0 is negative)")
+    p.add_argument("--instruction", default=None,
+                   help="labeled data: the instruction before each text (default: e.g. 'Classify the sentiment of "
+                        "this review as one of: negative, positive.')")
     p.add_argument("--reasoning", choices=["auto", "keep", "drop"], default=None,
                    help="chain of thought: auto (in <think> for reasoning models, else dropped), keep, drop")
 
@@ -159,6 +169,21 @@ def _apply_data_options(cfg, a: argparse.Namespace) -> None:
         cfg.data.reasoning = a.reasoning
     if getattr(a, "seq_len", None):
         cfg.data.max_seq_len = a.seq_len
+    _apply_source_options(cfg, a)
+
+
+def _apply_source_options(cfg, a: argparse.Namespace) -> None:
+    """A Hub dataset (or a folder laid out like one) and labeled data's settings."""
+    from .data.hub import is_hub_source
+
+    cfg.data.from_hub = is_hub_source(cfg.data.path)
+    if cfg.data.from_hub and Path(cfg.data.path).expanduser().is_dir():  # a folder: the same one from any directory
+        cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
+    cfg.data.hub_config, cfg.data.hub_split = a.config, a.split
+    if getattr(a, "max_samples", None):
+        cfg.data.max_samples = a.max_samples
+    cfg.data.labels = [x.strip() for x in a.labels.split(",") if x.strip()] if a.labels else None
+    cfg.data.instruction = a.instruction
 
 
 def train_config(a: argparse.Namespace):
