@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--prompt", help="the prompt to answer twice")
     cmp_.add_argument("--validation", type=int, default=0, metavar="N",
                       help="instead: answer N validation rows both ways; writes compare/validation.md and .json")
+    cmp_.add_argument("--accuracy", action="store_true",
+                      help="labeled data: the share of validation rows each model answers with the right label "
+                           "(greedy, a few tokens); writes compare/accuracy.json")
     cmp_.add_argument("--max-new-tokens", type=int, default=200)
     cmp_.add_argument("--sample", action="store_true", help="sample (with --temperature / --top-p) instead of greedy")
     cmp_.add_argument("--temperature", type=float, default=0.7)
@@ -376,11 +379,19 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     from .chat.compare import validation_compare
     from .errors import ConfigError
 
-    if not a.prompt and not a.validation:
-        raise ConfigError("give --prompt TEXT or --validation N")
+    if not a.prompt and not a.validation and not a.accuracy:
+        raise ConfigError("give --prompt TEXT, --validation N or --accuracy")
     settings = GenerationSettings(max_new_tokens=a.max_new_tokens, greedy=not a.sample, temperature=a.temperature,
                                   top_p=a.top_p, repetition_penalty=a.repetition_penalty, seed=a.seed)
     session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr))
+    if a.accuracy:
+        from .chat.accuracy import label_accuracy, sentence
+
+        result = label_accuracy(session, progress=lambda done, total: print(f"\r{done}/{total}", end="", file=sys.stderr))
+        print(file=sys.stderr)
+        print(json.dumps(result, ensure_ascii=False) if a.json else
+              f"{sentence(result)}; written to {session.run.path / 'compare'}/accuracy.json")
+        return 0
     if a.validation:
         result = validation_compare(session, n=a.validation, settings=settings)
         if a.json:
