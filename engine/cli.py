@@ -387,8 +387,10 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     if a.accuracy:
         from .chat.accuracy import label_accuracy, sentence
 
-        result = label_accuracy(session, progress=lambda done, total: print(f"\r{done}/{total}", end="", file=sys.stderr))
-        print(file=sys.stderr)
+        tty = sys.stderr.isatty()
+        result = label_accuracy(session, progress=lambda done, total: tty and print(f"\r{done}/{total} rows", end="",
+                                                                                   file=sys.stderr))
+        print(file=sys.stderr) if tty else None
         print(json.dumps(result, ensure_ascii=False) if a.json else
               f"{sentence(result)}; written to {session.run.path / 'compare'}/accuracy.json")
         return 0
