@@ -114,7 +114,9 @@ def test_an_existing_path_wins_over_an_id(tmp_path, monkeypatch):
     (tmp_path / "owner" / "name").write_text('{"question": "q", "answer": "a"}\n')
     assert not hub.is_hub_source("owner/name")  # a file of that name
     assert hub.is_hub_source("stanfordnlp/imdb") and hub.is_hub_source("imdb")
-    assert hub.is_hub_source(str(tmp_path / "owner"))  # a folder: read through datasets
+    assert not hub.is_hub_source(str(tmp_path / "owner"))  # a folder of files: the readers say "is a folder"
+    (tmp_path / "owner" / "data").mkdir()
+    assert hub.is_hub_source(str(tmp_path / "owner"))  # laid out like a Hub repository: read through datasets
     assert not hub.is_hub_source("missing.jsonl") and not hub.is_hub_source("owner/data.csv.gz")
 
 

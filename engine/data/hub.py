@@ -47,12 +47,13 @@ class Cancelled(DataError):
 
 
 def is_hub_source(text: str) -> bool:
-    """Whether `text` names a dataset for `datasets` rather than a file: an existing folder
-    (laid out like a Hub repository), or, when no such file exists, an id (owner/name, or a
+    """Whether `text` names a dataset for `datasets` rather than a file: a folder laid out
+    like a Hub repository (a README.md dataset card or a data/ folder; any other folder is
+    the file readers' "is a folder"), or, when no such file exists, an id (owner/name, or a
     bare name without a dataset file's suffix). An existing path always wins."""
     path = Path(text).expanduser()
     if path.is_dir():
-        return True
+        return (path / "README.md").is_file() or (path / "data").is_dir()
     if path.exists():
         return False
     suffixes = [s.lower() for s in path.suffixes[-2:]]
