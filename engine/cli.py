@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     t = sub.add_parser("train", help="train a LoRA adapter on a dataset file")
-    t.add_argument("data", nargs="?", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt)")
+    t.add_argument("data", nargs="?", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt), or a Hugging Face "
+                                           "Hub dataset (owner/name, --config, --split, --max-samples)")
     t.add_argument("--request", default=None, metavar="JSON",
                    help="train the request saved in this file (a run's config.json, or the window's) instead of "
                         "the options below, as a new run; --max-steps, --epochs, --out, --name, --gpus and "
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--system-prompt", default=None, help="system message for rows that have none")
     _data_options(t)
     t.add_argument("--val-share", type=float, default=None, help="share of rows held out for validation (default 0.05)")
-    t.add_argument("--max-samples", type=int, default=None, help="use at most N rows (shuffled with --seed)")
+    t.add_argument("--max-samples", type=int, default=None,
+                   help="use at most N rows (shuffled with --seed); of a Hub dataset, its first N rows, streamed")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
                    help="auto (default): the GPU when PyTorch can use one, else the CPU")
     t.add_argument("--gpus", type=int, default=None, help="spread the run over N GPUs, one process each (data-parallel)")
@@ -93,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--tools", default=None, metavar="FILE|data",
                       help="function schemas the model may call: a JSON file (a list of schemas), or 'data' for those "
                            "in the run's dataset; written into the prompt as training wrote them")
+    cmp_.add_argument("--accuracy", action="store_true",
+                      help="labeled data: the share of validation rows each model answers with the right label "
+                           "(greedy, a few tokens); writes compare/accuracy.json")
     cmp_.add_argument("--max-new-tokens", type=int, default=200, help="longest answer, in tokens (default 200)")
     cmp_.add_argument("--sample", action="store_true", help="sample (with --temperature / --top-p) instead of greedy")
     cmp_.add_argument("--temperature", type=float, default=0.7, help="with --sample (default 0.7)")
@@ -129,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true")
 
     i = sub.add_parser("inspect", help="show how a dataset file is read, validated and rendered")
-    i.add_argument("data", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt, or .gz of the text ones)")
+    i.add_argument("data", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt, or .gz of the text ones), "
+                                "or a Hugging Face Hub dataset (owner/name)")
+    i.add_argument("--max-samples", type=int, default=None, help="of a Hub dataset: its first N rows, streamed")
     i.add_argument("--model", default="demo", help="whose tokenizer and chat template to render with (default: demo)")
     i.add_argument("--seq-len", type=int, default=None,
                    help="fit rows to this many tokens as training would: truncated (plain text: split) and counted "
@@ -177,6 +184,13 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--map", action="append", default=[], metavar="PART=FIELD",
                    help="override a field, e.g. --map prompt=Question --map answer=Response --map reasoning=Complex_CoT; "
                         "the parts of each format: " + "; ".join(f"{f.name}: {', '.join(f.roles)}" for f in FORMATS))
+    p.add_argument("--config", default=None, help="a Hub dataset's configuration (subset), e.g. plain_text")
+    p.add_argument("--split", default=None, help="a Hub dataset's split (default train)")
+    p.add_argument("--labels", default=None, metavar="NAMES",
+                   help="labeled data: names of integer labels in order, e.g. negative,positive (0 is negative)")
+    p.add_argument("--instruction", default=None,
+                   help="labeled data: the instruction before each text (default: e.g. 'Classify the sentiment of "
+                        "this review as one of: negative, positive.')")
     p.add_argument("--reasoning", choices=["auto", "keep", "drop"], default=None,
                    help="chain of thought: auto (in <think> for reasoning models, else dropped), keep, drop")
 
@@ -196,6 +210,21 @@ def _apply_data_options(cfg, a: argparse.Namespace) -> None:
         cfg.data.reasoning = a.reasoning
     if getattr(a, "seq_len", None):
         cfg.data.max_seq_len = a.seq_len
+    _apply_source_options(cfg, a)
+
+
+def _apply_source_options(cfg, a: argparse.Namespace) -> None:
+    """A Hub dataset (or a folder laid out like one) and labeled data's settings."""
+    from .data.hub import is_hub_source
+
+    cfg.data.from_hub = is_hub_source(cfg.data.path)
+    if cfg.data.from_hub and Path(cfg.data.path).expanduser().is_dir():  # a folder: the same one from any directory
+        cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
+    cfg.data.hub_config, cfg.data.hub_split = a.config, a.split
+    if getattr(a, "max_samples", None):
+        cfg.data.max_samples = a.max_samples
+    cfg.data.labels = [x.strip() for x in a.labels.split(",") if x.strip()] if a.labels else None
+    cfg.data.instruction = a.instruction
 
 
 def train_config(a: argparse.Namespace):
@@ -332,12 +361,22 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .reporting import loss_text
 
-    if not a.prompt and not a.validation:
-        raise ConfigError("give --prompt TEXT or --validation N")
+    if not a.prompt and not a.validation and not a.accuracy:
+        raise ConfigError("give --prompt TEXT, --validation N or --accuracy")
     settings = GenerationSettings(max_new_tokens=a.max_new_tokens, greedy=not a.sample, temperature=a.temperature,
                                   top_p=a.top_p, repetition_penalty=a.repetition_penalty, seed=a.seed)
     tools = tools_for(a.run_dir, a.tools) if a.prompt and not a.validation else None
     session = ChatSession(a.run_dir, device=a.device, status=lambda t: print(t, file=sys.stderr), adapter=a.adapter)
+    if a.accuracy:
+        from .chat.accuracy import label_accuracy, sentence
+
+        tty = sys.stderr.isatty()
+        result = label_accuracy(session, progress=lambda done, total: tty and print(f"\r{done}/{total} rows", end="",
+                                                                                   file=sys.stderr))
+        print(file=sys.stderr) if tty else None
+        print(json.dumps(result, ensure_ascii=False) if a.json else
+              f"{sentence(result)}; written to {session.run.path / 'compare'}/accuracy.json")
+        return 0
     if a.validation:
         result = validation_compare(session, n=a.validation, settings=settings)
         if a.json:

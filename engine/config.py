@@ -53,7 +53,14 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     path: str = ""
-    """The dataset file."""
+    """The dataset file; with `from_hub`, a Hugging Face Hub dataset id (owner/name) or a
+    folder laid out like a Hub dataset repository."""
+    from_hub: bool = False
+    """Read `path` through the `datasets` library (engine/data/hub.py) instead of as a file."""
+    hub_config: str | None = None
+    """A Hub dataset's configuration (subset), e.g. 'plain_text'. None: its default."""
+    hub_split: str | None = None
+    """A Hub dataset's split. None: 'train'."""
     max_seq_len: int | None = None
     """Most tokens per example. None: the planner chooses from the data's lengths (the
     longest row when it fits the card)."""
@@ -65,7 +72,8 @@ class DataConfig:
     max_val_rows: int = 200
     min_val_rows: int = 1
     max_samples: int | None = None
-    """Use at most this many rows (after shuffling with `seed`)."""
+    """Use at most this many rows (after shuffling with `seed`); of a Hub dataset, its first
+    N rows, streamed (the whole split is not downloaded)."""
     seed: int = 42
     """Seed of the train/validation split and of the subset."""
     system_prompt: str | None = None
@@ -75,6 +83,12 @@ class DataConfig:
     data layer, which owns that registry, checks the name when it reads the file."""
     mapping: dict[str, str] | None = None
     """Override fields, e.g. {'prompt': 'Question', 'answer': 'Response', 'reasoning': 'Complex_CoT'}."""
+    labels: list[str] | None = None
+    """Names of integer labels, in order (0 -> the first), for the labeled format. None: a
+    ClassLabel feature's names, or the labels as written."""
+    instruction: str | None = None
+    """The labeled format's instruction before each text. None: made from the field names
+    and labels, e.g. 'Classify the sentiment of this review as one of: negative, positive.'"""
     reasoning: str = "auto"
     """Chain of thought: 'auto' (in <think> for reasoning models, dropped otherwise), 'keep', 'drop'."""
     max_bad_share: float = 0.5
@@ -193,6 +207,7 @@ class RunConfig:
             (d.max_seq_len is None or d.max_seq_len >= 16, f"sequence length {d.max_seq_len} is too short (at least 16 tokens)"),
             (0.0 <= d.val_share < 0.5, f"validation share {d.val_share} must be between 0 and 0.5"),
             (d.max_samples is None or d.max_samples >= 2, "max samples must be at least 2"),
+            (d.from_hub or (d.hub_config is None and d.hub_split is None), "a configuration or split is only for Hub datasets"),
             (d.reasoning in ("auto", "keep", "drop"), f"reasoning must be auto, keep or drop, not '{d.reasoning}'"),
             (d.long_rows in LONG_ROWS, f"long rows must be truncate or skip, not '{d.long_rows}'"),
             (0.0 < d.max_bad_share <= 1.0, "max bad share must be in (0, 1]"),

@@ -163,7 +163,7 @@ class MainWindow(QMainWindow):
         self.session.cfg = cfg
         self.plan_page.load_fields()
         self.session.load_model(cfg.model.source)
-        self.session.load_data(cfg.data.path, fmt=cfg.data.format, mapping=cfg.data.mapping)
+        self.session.load_data()  # the run's own source, shape, labels and instruction
         self.show_page("Plan")
         self.statusBar().showMessage(f"Settings of {Path(path).name} loaded: click Train to run them again.", 10000)
 

@@ -132,9 +132,11 @@ class Session(QObject):
     # -- data -----------------------------------------------------------------------
     def load_data(self, path: str | None = None, *, fmt: str | None = None, mapping: dict[str, str] | None = None) -> None:
         """Inspect a dataset (a new path clears any format override)."""
-        if path is not None:
-            self.cfg.data.path = str(path)
-            self.cfg.data.format, self.cfg.data.mapping = fmt, mapping
+        if path is not None:  # a file: nothing of an earlier choice's shape or source applies
+            d = self.cfg.data
+            d.path, d.format, d.mapping = str(path), fmt, mapping
+            d.from_hub, d.hub_config, d.hub_split, d.labels, d.instruction = False, None, None, None, None
+            d.max_samples = None  # a Hub dataset's first N rows; the window sets no subset of a file
         self.data, self.data_report = None, None
         self.data_loading.emit(self.cfg.data.path)
         if self.model is None:
@@ -145,6 +147,14 @@ class Session(QObject):
         tokenizer, name = self.model.tokenizer, self.model.card["name"]
         self.tasks.run("data", lambda _job: _inspect(data_cfg, tokenizer, name), on_done=self._data_loaded,
                        on_failed=self.data_failed.emit)
+
+    def load_hub(self, dataset: str, *, config: str | None = None, split: str | None = None,
+                 max_samples: int | None = None) -> None:
+        """Inspect a Hugging Face Hub dataset (the Data page has fetched it: read from memory)."""
+        d = self.cfg.data
+        d.path, d.from_hub, d.hub_config, d.hub_split, d.max_samples = dataset, True, config, split, max_samples
+        d.format = d.mapping = d.labels = d.instruction = None
+        self.load_data()
 
     def _data_loaded(self, result) -> None:
         self.data, self.data_report = result

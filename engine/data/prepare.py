@@ -35,7 +35,7 @@ from .fit_length import TRUNCATE, LengthFit, fit_to_length, tail_length
 from .formats import NAMES
 from .formats.base import RowError
 from .mapping_hint import mapping_hint
-from .readers import RowProblem, iter_records
+from .readers import RowProblem, iter_records, parquet_class_names
 from .render import IGNORE, ensure_chat_template, reasoning_policy, render
 from .shapes import Shape, detect, detect_one, to_conversation
 from .tool_parts import tool_parts
@@ -137,15 +137,53 @@ class PreparedData:
 
 
 # -- shape -------------------------------------------------------------------------------
+def records(cfg: DataConfig, notes: list[str] | None = None) -> Iterator[tuple[int, Any]]:
+    """(row, record | RowProblem) of the dataset: a file's (readers.py), or a Hub dataset's (hub.py)."""
+    if cfg.from_hub:
+        from . import hub
+
+        return hub.iter_records(hub.HubSource.of(cfg), notes)
+    return iter_records(Path(cfg.path), notes)
+
+
+def source_name(cfg: DataConfig) -> str:
+    """How messages name the dataset: a file by its name, a Hub dataset by its id."""
+    return cfg.path if cfg.from_hub else Path(cfg.path).name
+
+
+def _class_names(cfg: DataConfig) -> dict[str, list[str]]:
+    """{column: names} of the source's ClassLabel features (a Hub dataset, a Parquet file from `datasets`)."""
+    if cfg.from_hub:
+        from . import hub
+
+        return hub.class_names(hub.HubSource.of(cfg))
+    return parquet_class_names(Path(cfg.path)) if Path(cfg.path).suffix.lower() == ".parquet" else {}
+
+
+def _settle(cfg: DataConfig, shape: Shape, notes: list[str]) -> Shape:
+    """A format that needs the whole dataset (the labeled format's label names) reads it once here."""
+    if shape.spec.settle is None:
+        return shape
+    settings = {"labels": cfg.labels, "instruction": cfg.instruction,
+                "class_names": _class_names(cfg).get(shape.mapping.get("label", ""))}
+    rows = (r for _, r in records(cfg) if isinstance(r, dict))
+    try:
+        options, more = shape.spec.settle(shape.mapping, rows, settings)
+    except ValueError as e:
+        raise DataError(f"{source_name(cfg)}: {e}") from None
+    notes += more
+    return Shape(shape.format, shape.mapping, options)
+
+
 def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
-    path = Path(cfg.path)
-    head = [r for _, r in itertools.islice(iter_records(path, notes), DETECT_ROWS)]
+    name = source_name(cfg)
+    head = [r for _, r in itertools.islice(records(cfg, notes), DETECT_ROWS)]
     sample = [r for r in head if not isinstance(r, RowProblem)]
     if not head:
-        raise DataError(f"{path.name}: the file holds no records (an empty list); nothing to train on")
+        raise DataError(f"{name}: the file holds no records (an empty list); nothing to train on")
     if not sample:
         problem = next((f"; e.g. row {r.row}: {r.reason}" for r in head if isinstance(r, RowProblem)), "")
-        raise DataError(f"{path.name}: no readable records in the first {DETECT_ROWS} rows{problem}")
+        raise DataError(f"{name}: no readable records in the first {DETECT_ROWS} rows{problem}")
     fields = sorted({k for r in sample for k in r})
     columns = list(dict.fromkeys(k for r in sample for k in r))  # file order, for the message
     detected = detect(sample)
@@ -156,10 +194,10 @@ def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
         shape = Shape(cfg.format, {**base, **(cfg.mapping or {})})
     elif cfg.mapping:
         if detected is None:
-            raise DataError(mapping_hint(path.name, columns, fmt=None, given=cfg.mapping))
+            raise DataError(mapping_hint(name, columns, fmt=None, given=cfg.mapping))
         shape = Shape(detected.format, {**detected.mapping, **cfg.mapping})
     elif detected is None:
-        raise DataError(mapping_hint(path.name, columns, fmt=None, given=None))
+        raise DataError(mapping_hint(name, columns, fmt=None, given=None))
     else:
         shape = detected
         kinds = Counter(s.format for s in map(detect_one, sample) if s is not None)
@@ -171,11 +209,11 @@ def resolve_shape(cfg: DataConfig, notes: list[str]) -> Shape:
             )
     missing = [r for r in shape.spec.required if r not in shape.mapping]
     if missing:
-        raise DataError(mapping_hint(path.name, columns, fmt=shape.format, given=cfg.mapping, detected=detected))
+        raise DataError(mapping_hint(name, columns, fmt=shape.format, given=cfg.mapping, detected=detected))
     absent = [f"'{v}'" for v in shape.mapping.values() if v not in fields]
     if absent:
-        raise DataError(f"{path.name}: field {', '.join(absent)} is not in the file; its fields are: {', '.join(fields[:20])}")
-    return shape
+        raise DataError(f"{name}: field {', '.join(absent)} is not in the file; its fields are: {', '.join(fields[:20])}")
+    return _settle(cfg, shape, notes)
 
 
 # -- tokenizing ----------------------------------------------------------------------------
@@ -200,14 +238,20 @@ def _cache_key(cfg: DataConfig, shape: Shape, tokenizer) -> str:
     settings = json.dumps(
         [RENDER_VERSION, shape.to_dict(), cfg.system_prompt, cfg.reasoning], sort_keys=True
     )
-    h = hashlib.sha256(f"{_file_hash(Path(cfg.path))}|{tokenizer_fingerprint(tokenizer)}|{settings}".encode())
+    if cfg.from_hub:
+        from . import hub
+
+        source = "hub:" + hub.fingerprint(hub.HubSource.of(cfg))
+    else:
+        source = _file_hash(Path(cfg.path))
+    h = hashlib.sha256(f"{source}|{tokenizer_fingerprint(tokenizer)}|{settings}".encode())
     return h.hexdigest()[:24]
 
 
 def _conversations(cfg: DataConfig, shape: Shape) -> Iterator[tuple[int, Any]]:
     """(row, conversation | RowProblem) for every record, duplicates already caught."""
     seen: dict[bytes, int] = {}
-    for row, record in iter_records(Path(cfg.path)):
+    for row, record in records(cfg):
         if isinstance(record, RowProblem):
             yield row, record
             continue
@@ -302,7 +346,7 @@ def _load(folder: Path) -> Tokenized | None:
 
 # -- policy and split ----------------------------------------------------------------------
 def _check_enough(cfg: DataConfig, tok: Tokenized, skipped: list[RowProblem]) -> None:
-    name = Path(cfg.path).name
+    name = source_name(cfg)
     bad = [p for p in skipped if p.kind != "duplicate"]
     kept = len(set(tok.rows.tolist()))
     total = tok.meta["rows"]

@@ -389,6 +389,20 @@ def _text_record(start: int, lines: list[str]) -> Any:
 
 
 # -- parquet ------------------------------------------------------------------------------
+def parquet_class_names(path: Path) -> dict[str, list[str]]:
+    """The names of a Parquet file's ClassLabel columns ({column: names}), which `datasets`
+    writes into the schema's metadata; {} for other files."""
+    try:
+        import pyarrow.parquet as pq
+
+        meta = (pq.read_schema(path).metadata or {}).get(b"huggingface")
+        features = json.loads(meta)["info"]["features"] if meta else {}
+    except Exception:  # unreadable files are reported by _parquet, with the reason
+        return {}
+    return {k: list(v["names"]) for k, v in features.items()
+            if isinstance(v, dict) and v.get("_type") == "ClassLabel" and v.get("names")}
+
+
 def _parquet(path: Path) -> Iterator[tuple[int, Any]]:
     try:
         import pyarrow.parquet as pq

@@ -1,7 +1,7 @@
 """`tunedesk inspect`: what TuneDesk will make of a dataset file, before training.
 
 The JSON form is a stable interface (documented in the README):
-    file, format, mapping, rows, kept, train, val, skipped [{row, reason}],
+    file, format, mapping, [labels, instruction, numbered: the labeled format's], rows, kept, train, val, skipped [{row, reason}],
     skipped_by_kind {kind: count}, notes [str], reasoning, model,
     examples [{row, text, marked, spans [[start, end] of trained characters], tokens, trained,
                parts [[start, end, kind] of tool schemas / calls / results; kind: tools | call | result]}],
@@ -83,6 +83,7 @@ def format_text(r: dict[str, Any], *, color: bool = False) -> str:
     lines = [
         f"File      {r['file']}",
         f"Format    {r['format']}  ({', '.join(f'{k}={v}' for k, v in r['mapping'].items())})",
+        *([f"Labels    {', '.join(r['labels'])}", f"Prompt    {r['instruction']}  + the text"] if r.get("labels") else []),
         f"Rows      {r['rows']} read, {r['kept']} kept ({r['train']} train / {r['val']} validation), {len(r['skipped'])} skipped",
     ]
     if r["skipped"]:

@@ -22,13 +22,16 @@ class Shape:
     """The name of a format in engine/data/formats."""
     mapping: dict[str, str] = field(default_factory=dict)
     """Field of each part, e.g. {'prompt': 'Question', 'answer': 'Response'}."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """What a format settled from the whole dataset (the labeled format's labels and
+    instruction): passed to its convert."""
 
     @property
     def spec(self) -> DataFormat:
         return BY_NAME[self.format]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "mapping": dict(self.mapping)}
+        return {"format": self.format, "mapping": dict(self.mapping), **self.options}
 
 
 def detect(records: list[dict]) -> Shape | None:
@@ -68,4 +71,4 @@ def to_conversation(record: Any, shape: Shape) -> list[dict]:
         raise RowError(f"expected an object with fields, found {type(record).__name__}", "wrong type")
     if shape.format not in BY_NAME:
         raise RowError(f"unknown format {shape.format}")
-    return shape.spec.convert(record, shape.mapping)
+    return shape.spec.convert(record, shape.mapping, **shape.options)

@@ -163,9 +163,14 @@ class ComparePage(QWidget):
         self.val_label = QLabel("")
         self.val_label.setObjectName("hint")
         self.val_label.setWordWrap(True)
+        self.acc_button = QPushButton("Accuracy")
+        self.acc_button.setToolTip("Labeled data: the share of N validation rows each model answers with the right "
+                                   "label (greedy, a few tokens), before and after training")
+        self.acc_button.clicked.connect(self.measure_accuracy)
         vrow.addWidget(QLabel("Rows"))
         vrow.addWidget(self.val_n)
         vrow.addWidget(self.val_button)
+        vrow.addWidget(self.acc_button)
         vrow.addWidget(self.val_label, 1)
         vl.addLayout(vrow)
         self.table = QTableWidget(0, 5)
@@ -329,9 +334,24 @@ class ComparePage(QWidget):
         self.val_label.setText(f"Mean loss of the references: base {result['mean_base_loss']}, tuned {result['mean_tuned_loss']}. "
                                f"Saved in {Path(result['run']) / 'compare'} (validation.md, validation.json).")
 
+    def measure_accuracy(self) -> None:
+        if self.chat is None or self.busy:
+            return
+        from engine.chat.accuracy import label_accuracy, sentence
+
+        self.val_label.setText("Measuring accuracy…")
+        chat, n = self.chat, self.val_n.value()
+        self.tasks.run(KEY, lambda job: label_accuracy(chat, limit=n, stop=job.stopped,
+                                                       progress=lambda done, total: job.report((done, total))),
+                       on_progress=lambda p: self.val_label.setText(f"Measuring accuracy… {p[0]} of {p[1]} rows"),
+                       on_done=lambda r: self.val_label.setText(f"<b>{sentence(r).replace('->', '→')}</b>. Saved in "
+                                                                f"{Path(r['run']) / 'compare'} (accuracy.json)."),
+                       on_failed=self._failed)
+
     def _update_buttons(self) -> None:
         ready = self.chat is not None and not self.busy
         self.ask_button.setEnabled(ready)
         self.val_button.setEnabled(ready)
+        self.acc_button.setEnabled(ready)
         self.stop_button.setEnabled(self.busy and self.chat is not None)
         self.load_button.setEnabled(not self.busy and self.run_combo.count() > 0)

@@ -1,4 +1,5 @@
-"""Data: choose a file (dialog, drag & drop or a bundled sample), see how it was read."""
+"""Data: choose a file (dialog, drag & drop or a bundled sample) or a dataset from the
+Hugging Face Hub, see how it was read; labeled data's instruction and label names."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-    QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget
+    QProgressBar, QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget
 )
 
 from engine.data import formats
 
 from ..example_view import example_html
 from ..session import FIRST_SAMPLE, SAMPLES, Session
+from ..tasks import Tasks
 from ..widgets import Banner, page_layout
 
 SAMPLE_NAMES = {
@@ -25,6 +27,11 @@ SAMPLE_NAMES = {
 }
 FILE_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt *.gz);;All files (*)"
 FORMATS = [("Detected automatically", None)] + [(f.label, f.name) for f in formats.FORMATS]
+HUB_KEY = "hub"
+HUB_ROWS = 1000  # the Hub field's default: the tutorials take a subset, and streaming it is quick
+LABELED = "labeled"
+
+
 
 
 class DataPage(QWidget):
@@ -51,6 +58,7 @@ class DataPage(QWidget):
                 pick.addWidget(b)
         pick.addStretch(1)
         root.addLayout(pick)
+        root.addLayout(self._hub_row())
         self.file_label = QLabel("No dataset chosen yet.")
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         root.addWidget(self.file_label)
@@ -77,6 +85,14 @@ class DataPage(QWidget):
                          else f"The file's field that holds the {role}")
             self.role_edits[role] = e
             form.addRow(role.capitalize(), e)
+        self.instruction_edit = QLineEdit()
+        self.instruction_edit.setToolTip("Labeled data: the instruction before each text; the answer is the label")
+        form.addRow("Instruction", self.instruction_edit)
+        self.label_names_edit = QLineEdit()
+        self.label_names_edit.setPlaceholderText("e.g. negative, positive (for labels 0, 1)")
+        self.label_names_edit.setToolTip("Labeled data: names of integer labels in order (0 is the first); "
+                                         "empty: a ClassLabel's names, or the labels as written")
+        form.addRow("Label names", self.label_names_edit)
         self.apply_button = QPushButton("Apply mapping")
         self.apply_button.setToolTip("Read the file again with this shape and these fields")
         self.apply_button.clicked.connect(self.apply_mapping)
@@ -116,6 +132,8 @@ class DataPage(QWidget):
         split.setSizes([380, 820])
         root.addWidget(split, 1)
 
+        self.tasks = Tasks(self)
+        self.tasks.busy_changed.connect(lambda key, busy: self._hub_busy(busy) if key == HUB_KEY else None)
         session.data_loading.connect(self._loading)
         session.data_changed.connect(self._show_report)
         session.data_failed.connect(self._failed)
@@ -128,7 +146,8 @@ class DataPage(QWidget):
 
     # -- choosing a file --------------------------------------------------------------
     def choose_file(self) -> None:
-        start = str(Path(self.session.cfg.data.path).parent) if self.session.cfg.data.path else str(Path.home())
+        d = self.session.cfg.data
+        start = str(Path(d.path).parent) if d.path and not d.from_hub else str(Path.home())
         path, _ = QFileDialog.getOpenFileName(self, "Open a dataset", start, FILE_FILTER)
         if path:
             self.open_path(path)
@@ -147,9 +166,18 @@ class DataPage(QWidget):
             e.acceptProposedAction()
 
     def apply_mapping(self) -> None:
+        """Read the dataset again with the form's format, fields, instruction and label names."""
         fmt = self.format_combo.currentData()
         mapping = {r: e.text().strip() for r, e in self.role_edits.items() if e.isVisible() and e.text().strip()} if fmt else None
-        self.session.load_data(self.session.cfg.data.path, fmt=fmt, mapping=mapping or None)
+        d, shown = self.session.cfg.data, self.session.data_report or {}
+        d.format, d.mapping = fmt, mapping or None
+        # What the form shows is kept only when edited (the default instruction follows the label names);
+        # an emptied field goes back to the default.
+        names = [x.strip() for x in self.label_names_edit.text().split(",") if x.strip()]
+        d.labels = (names if names != shown.get("labels") else d.labels) if names else None
+        text = self.instruction_edit.text().strip()
+        d.instruction = (text if text != shown.get("instruction") else d.instruction) if text else None
+        self.session.load_data()
 
     def _show_roles(self) -> None:
         fmt = self.format_combo.currentData()
@@ -157,16 +185,105 @@ class DataPage(QWidget):
         for role, e in self.role_edits.items():
             e.setVisible(role in shown)
             self.form.labelForField(e).setVisible(role in shown)
+        for e in (self.instruction_edit, self.label_names_edit):
+            e.setVisible(fmt == LABELED)
+            self.form.labelForField(e).setVisible(fmt == LABELED)
+
+    # -- from the Hub -----------------------------------------------------------------------
+    def _hub_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.addWidget(QLabel("From the Hub:"))
+        self.hub_edit = QLineEdit()
+        self.hub_edit.setPlaceholderText("owner/name, e.g. stanfordnlp/imdb")
+        self.hub_edit.setToolTip("A dataset on the Hugging Face Hub (or a folder laid out like one), read through "
+                                 "the datasets library; loading scripts are never run")
+        self.hub_edit.returnPressed.connect(self.fetch_hub)
+        self.hub_config = QLineEdit()
+        self.hub_config.setPlaceholderText("configuration")
+        self.hub_config.setToolTip("The dataset's configuration (subset); empty: its default")
+        self.hub_split = QLineEdit()
+        self.hub_split.setPlaceholderText("train")
+        self.hub_split.setToolTip("The split to train on (empty: train)")
+        self.hub_rows = QSpinBox()
+        self.hub_rows.setRange(0, 10_000_000)
+        self.hub_rows.setSingleStep(100)
+        self.hub_rows.setValue(HUB_ROWS)
+        self.hub_rows.setSpecialValueText("all rows")
+        self.hub_rows.setPrefix("first ")
+        self.hub_rows.setToolTip("Stream only the first N rows (0: download the whole split)")
+        self.hub_button = QPushButton("Fetch")
+        self.hub_button.clicked.connect(self.fetch_hub)
+        self.hub_progress = QProgressBar()
+        self.hub_progress.setMaximumWidth(160)
+        self.hub_progress.hide()
+        self.hub_cancel = QPushButton("Cancel")
+        self.hub_cancel.clicked.connect(self.cancel_hub)
+        self.hub_cancel.hide()
+        row.addWidget(self.hub_edit, 3)
+        row.addWidget(self.hub_config, 1)
+        row.addWidget(self.hub_split, 1)
+        for w in (self.hub_rows, self.hub_button, self.hub_progress, self.hub_cancel):
+            row.addWidget(w)
+        return row
+
+    def fetch_hub(self) -> None:
+        """Fetch the dataset in the background (progress, cancel), then inspect it as a file is."""
+        from engine.data import hub
+
+        dataset = self.hub_edit.text().strip()
+        if not dataset:
+            self.banner.show_message("error", "Type a dataset's id, e.g. stanfordnlp/imdb.")
+            return
+        if Path(dataset).expanduser().is_file():
+            self.open_path(dataset)  # an existing file wins
+            return
+        n = self.hub_rows.value()
+        src = hub.HubSource(dataset, self.hub_config.text().strip() or None,
+                            self.hub_split.text().strip() or hub.DEFAULT_SPLIT, n if n >= 2 else None)
+        self.banner.show_message("ok", f"Fetching {src.describe()}…")
+        self.hub_progress.setRange(0, 0)
+        self.tasks.run(HUB_KEY, lambda job: hub.fetch(src, status=job.report, progress=lambda d, t: job.report((d, t)),
+                                                      cancelled=job.stopped),
+                       on_progress=self._hub_progress, on_done=lambda _rows: self._hub_fetched(src),
+                       on_failed=self._hub_failed)
+
+    def cancel_hub(self) -> None:
+        self.tasks.cancel(HUB_KEY)
+        self.banner.show_message("warning", "Cancelled: the dataset was not fetched.")
+
+    def _hub_progress(self, value) -> None:
+        if isinstance(value, str):
+            self.banner.show_message("ok", value)
+        else:
+            done, total = value
+            self.hub_progress.setRange(0, max(total, 1))
+            self.hub_progress.setValue(done)
+            self.hub_progress.setFormat(f"{done:,} of {total:,} rows")
+
+    def _hub_fetched(self, src) -> None:
+        self.session.load_hub(src.id, config=src.config, split=src.split, max_samples=src.max_samples)
+
+    def _hub_failed(self, message: str, _details: str) -> None:
+        self.banner.show_message("error", message)
+
+    def _hub_busy(self, busy: bool) -> None:
+        self.hub_progress.setVisible(busy)
+        self.hub_cancel.setVisible(busy)
+        self.hub_button.setEnabled(not busy)
 
     # -- showing what was read ----------------------------------------------------------
+    def _source(self, path: str) -> str:
+        return path if self.session.cfg.data.from_hub else Path(path).name
+
     def _loading(self, path: str) -> None:
         self.banner.clear_message()
-        self.file_label.setText(f"<b>{html.escape(Path(path).name)}</b> — reading…" if path else "No dataset chosen yet.")
+        name = html.escape(self._source(path))
+        self.file_label.setText(f"<b>{name}</b> — reading…" if path else "No dataset chosen yet.")
         if path and self.session.model is None:
-            self.file_label.setText(f"<b>{html.escape(Path(path).name)}</b> — waiting for the model's tokenizer…")
+            self.file_label.setText(f"<b>{name}</b> — waiting for the model's tokenizer…")
 
     def _failed(self, message: str, _details: str) -> None:
-        self.file_label.setText(f"<b>{html.escape(Path(self.session.cfg.data.path).name)}</b>")
+        self.file_label.setText(f"<b>{html.escape(self._source(self.session.cfg.data.path))}</b>")
         self.banner.show_message("error", message)
         self.counts_label.setText("–")
         self.skipped_table.setRowCount(0)
@@ -175,13 +292,19 @@ class DataPage(QWidget):
 
     def _show_report(self) -> None:
         r = self.session.data_report
-        self.file_label.setText(f"<b>{html.escape(Path(r['file']).name)}</b> — {html.escape(r['file'])}")
+        d = self.session.cfg.data
+        where = (f"Hugging Face Hub dataset, {html.escape(d.hub_config or 'default configuration')}, split "
+                 f"{html.escape(d.hub_split or 'train')}" + (f", first {d.max_samples:,} rows" if d.max_samples else "")
+                 if d.from_hub else html.escape(r["file"]))
+        self.file_label.setText(f"<b>{html.escape(self._source(r['file']))}</b> — {where}")
         self.format_combo.blockSignals(True)
         self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(r["format"])))
         self.format_combo.blockSignals(False)
         self._show_roles()
         for role, e in self.role_edits.items():
             e.setText(r["mapping"].get(role, ""))
+        self.instruction_edit.setText(r.get("instruction", ""))
+        self.label_names_edit.setText(", ".join(r.get("labels", [])) if r.get("numbered") else "")
         L = r.get("lengths") or {}
         self.counts_label.setText(
             f"<b>{r['rows']:,}</b> rows read, <b>{r['kept']:,}</b> kept ({r['train']:,} to train, {r['val']:,} to validate), "

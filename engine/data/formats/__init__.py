@@ -7,12 +7,12 @@ engine.data.formats` prints it; tests/test_registries.py checks the README again
 
 The order is detection's precedence: a record is given the first format that recognises
 it, so a list of messages wins over field names, and alpaca's instruction/output over
-the question/answer names.
+the question/answer names; a text with a label is labeled data, not plain text.
 """
 
 from __future__ import annotations
 
-from . import alpaca, messages, pair, sharegpt, text
+from . import alpaca, labeled, messages, pair, sharegpt, text
 from .base import DataFormat
 
 FORMATS: list[DataFormat] = [
@@ -20,6 +20,7 @@ FORMATS: list[DataFormat] = [
     sharegpt.FORMAT,
     alpaca.FORMAT,
     pair.FORMAT,
+    labeled.FORMAT,
     text.FORMAT,
 ]
 BY_NAME = {f.name: f for f in FORMATS}

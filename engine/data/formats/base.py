@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 Mapping = dict[str, str]
 """Part -> the file's field, e.g. {'prompt': 'Question', 'answer': 'Response'}."""
@@ -68,6 +68,10 @@ class DataFormat:
     plain_text: bool = False
     """Continued pre-training: every token is trained, and a row longer than the run's
     length is split into pieces (nothing lost) instead of truncated."""
+    settle: Callable[[Mapping, Iterable[dict], dict], tuple[dict, list[str]]] | None = None
+    """For a format whose rows need something of the whole dataset (the labeled format: the
+    label names): (mapping, every record, the user's settings) -> (the keyword options
+    `convert` gets, notes for the user); raises ValueError with the reason."""
 
 
 def first(keys: Mapping, names) -> str | None:
