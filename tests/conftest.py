@@ -120,3 +120,18 @@ class StopAfter(RecordingReporter):
 
 
 pytest_plugins = ["gui_helpers"]  # window / settings fixtures of the GUI tests
+
+
+def tiny_run_config(tiny_model_folder, tmp_path, **train):
+    """A request for the tiny model on the support-desk sample, micro-batch 2; `train` sets
+    more of cfg.train (the trainer's and the guards' tests)."""
+    from engine.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.model.source = str(tiny_model_folder)
+    cfg.data.path = str(SAMPLES / "support_desk.json")
+    cfg.out_dir, cfg.name = str(tmp_path), "tiny"
+    cfg.train.micro_batch = 2
+    for k, v in train.items():
+        setattr(cfg.train, k, v)
+    return cfg

@@ -166,23 +166,24 @@ def test_help_names_every_file_type_and_the_export_formats():
 
 
 # -- one message for a mapping ------------------------------------------------------------
+# (fields no format knows: a review,sentiment file is labeled data now, detected on its own)
 @pytest.mark.parametrize("fmt,mapping,why,add", [
-    (None, None, "cannot tell the dataset's format from its fields", "Add --format pair --map prompt=review --map answer=sentiment"),
-    (None, {"prompt": "review"}, "cannot tell the dataset's format from its fields, so --map alone is not enough", "Add --format pair --map answer=sentiment"),
-    ("pair", None, "the pair format needs a field for prompt, answer", "Add --map prompt=review --map answer=sentiment"),
-    ("pair", {"prompt": "review"}, "the pair format needs a field for answer", "Add --map answer=sentiment"),
+    (None, None, "cannot tell the dataset's format from its fields", "Add --format pair --map prompt=frage --map answer=antwort"),
+    (None, {"prompt": "frage"}, "cannot tell the dataset's format from its fields, so --map alone is not enough", "Add --format pair --map answer=antwort"),
+    ("pair", None, "the pair format needs a field for prompt, answer", "Add --map prompt=frage --map answer=antwort"),
+    ("pair", {"prompt": "frage"}, "the pair format needs a field for answer", "Add --map answer=antwort"),
 ])
 def test_one_message_names_every_missing_flag(tmp_path, fmt, mapping, why, add):
-    f = tmp_path / "reviews.csv"
-    f.write_text('review,sentiment\n"Great film, loved it",positive\n"Dull",negative\n', encoding="utf-8")
+    f = tmp_path / "fragen.csv"
+    f.write_text('frage,antwort\n"Wie spät ist es, bitte?",Es ist drei Uhr am Nachmittag.\n"Wo ist der Bahnhof?",Gleich um die Ecke links.\n', encoding="utf-8")
     with pytest.raises(DataError) as e:
         resolve_shape(DataConfig(path=str(f), format=fmt, mapping=mapping), [])
     text = str(e.value)
-    assert text.startswith(f"reviews.csv: {why}") and "(its fields: review, sentiment)" in text and add in text
-    assert text.endswith("--format pair --map prompt=review --map answer=sentiment")  # a line ready to copy
+    assert text.startswith(f"fragen.csv: {why}") and "(its fields: frage, antwort)" in text and add in text
+    assert text.endswith("--format pair --map prompt=frage --map answer=antwort")  # a line ready to copy
     # ... and the line it offers works
-    shape = resolve_shape(DataConfig(path=str(f), format="pair", mapping={"prompt": "review", "answer": "sentiment"}), [])
-    assert shape.mapping == {"prompt": "review", "answer": "sentiment"}
+    shape = resolve_shape(DataConfig(path=str(f), format="pair", mapping={"prompt": "frage", "answer": "antwort"}), [])
+    assert shape.mapping == {"prompt": "frage", "answer": "antwort"}
 
 
 # -- CSV delimiters ------------------------------------------------------------------------

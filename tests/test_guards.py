@@ -6,26 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SAMPLES
+from conftest import tiny_run_config as _cfg
 
-from engine.config import RunConfig
 from engine.eval import probe
 from engine.reporting import RecordingReporter
 from engine.runs import RunDir, list_runs
 from engine.training.early_stop import BestKeeper
 from engine.training.replay import rows_needed
 from engine.training.train import Trainer
-
-
-def _cfg(tiny_model_folder, tmp_path, **train) -> RunConfig:
-    cfg = RunConfig()
-    cfg.model.source = str(tiny_model_folder)
-    cfg.data.path = str(SAMPLES / "support_desk.json")
-    cfg.out_dir, cfg.name = str(tmp_path), "tiny"
-    cfg.train.micro_batch = 2
-    for k, v in train.items():
-        setattr(cfg.train, k, v)
-    return cfg
 
 
 def test_best_keeper_counts_evaluations_without_a_new_best():

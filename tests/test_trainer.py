@@ -7,25 +7,13 @@ import sys
 
 import pytest
 import torch
-from conftest import SAMPLES, StopAfter
+from conftest import StopAfter, tiny_run_config as _cfg
 
-from engine.config import RunConfig
 from engine.reporting import RecordingReporter
 from engine.training.checkpoints import STATE_FILE
 from engine.training.optim import cosine_with_warmup
 from engine.training.stream import step_batches
 from engine.training.train import Trainer
-
-
-def _cfg(tiny_model_folder, tmp_path, **train) -> RunConfig:
-    cfg = RunConfig()
-    cfg.model.source = str(tiny_model_folder)
-    cfg.data.path = str(SAMPLES / "support_desk.json")
-    cfg.out_dir, cfg.name = str(tmp_path), "tiny"
-    cfg.train.micro_batch = 2
-    for k, v in train.items():
-        setattr(cfg.train, k, v)
-    return cfg
 
 
 def test_stop_request_saves_and_exits_cleanly(tiny_model_folder, tmp_path):
