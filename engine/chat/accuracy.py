@@ -18,8 +18,8 @@ import torch
 from ..atomic import write_json
 from ..data import prepare
 from ..errors import TuneDeskError
-from . import ChatSession, GenerationSettings
 from ..eval.generate import last_answer_start
+from . import ChatSession, GenerationSettings
 from .compare import COMPARE_DIR
 
 SPARE_TOKENS = 3  # beyond the longest label's tokens: room for a closing dot, never for an essay

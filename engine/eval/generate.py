@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..data.render import generation_prompt
+
 
 @dataclass
 class Answer:
@@ -19,9 +21,10 @@ class Answer:
 
 
 def prompt_ids(tokenizer, prompt: str, system: str | None = None) -> list[int]:
+    """The prompt written as training writes a row's (data.render), so the meter and replay
+    ask the model what chat and Compare would."""
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-    enc = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
-    return list(enc["input_ids"])
+    return list(tokenizer(generation_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"])
 
 
 def last_answer_start(trained: np.ndarray) -> int:
