@@ -101,9 +101,9 @@ def spread(p: Plan, processes: int, why: str = "") -> Plan:
         return p
     q = p.replace(processes=processes)
     reasons = dict(q.reasons)
-    reasons["grad_accum"] = (f"{q.grad_accum} micro-batches per step on each of {processes} processes keep the "
+    reasons["grad_accum"] = (f"{_micro_batches(q.grad_accum)} per step on each of {processes} processes {_keep(q.grad_accum)} the "
                              f"effective batch at {q.effective_batch}." if processes > 1 else
-                             f"{q.grad_accum} micro-batches per step keep the effective batch at {q.effective_batch}.")
+                             f"{_micro_batches(q.grad_accum)} per step {_keep(q.grad_accum)} the effective batch at {q.effective_batch}.")
     if processes > 1:
         reasons["processes"] = (f"Data-parallel on {processes} {'GPUs' if q.device == 'cuda' else 'CPU processes'}: each holds "
                                 f"the whole model and trains on 1/{processes} of every step's examples"
@@ -330,7 +330,8 @@ def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested
             else "Off: the activations fit, so no time is spent recomputing them."
         ),
         "micro_batch": f"{s.micro_batch} example(s) of up to {s.seq_len} tokens per forward pass is the most that fits.",
-        "grad_accum": f"{accumulation(effective, s.micro_batch)} micro-batches per step keep the effective batch at {effective}.",
+        "grad_accum": (f"{_micro_batches(accumulation(effective, s.micro_batch))} per step "
+                       f"{_keep(accumulation(effective, s.micro_batch))} the effective batch at {effective}."),
         "seq_len": f"{s.seq_len} tokens: {seq_why}." if seq_why else f"{s.seq_len} tokens.",
         "lora_r": f"Rank {s.lora_r} on every linear layer: {m.lora_params(s.lora_r) / 1e6:.1f} M trainable parameters"
         + (" (lowered to fit this card)." if s.lora_r < requested_r else "."),
@@ -379,3 +380,11 @@ def _suggest(search: _Search, need: int, budget: int, cpu: bool) -> str:
     return (f"At most {longest} tokens per row fit this {memory} with these settings (the rows need {need}): "
             f"shorten the examples or the sequence length, use 4-bit weights, a smaller model"
             f"{'' if cpu else ', or a bigger card'}.")
+
+
+def _micro_batches(n: int) -> str:
+    return f"{n} micro-batch" if n == 1 else f"{n} micro-batches"
+
+
+def _keep(n: int) -> str:
+    return "keeps" if n == 1 else "keep"

@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.fit.schedule import SET_BY_YOU
+
 from .. import theme
 from ..session import Session
 from ..widgets import Banner, MemoryBar, gib, page_layout
@@ -293,6 +295,8 @@ class PlanPage(QWidget):
             if key == "processes" and not text:
                 text = "One GPU." if p.device == "cuda" else ""
             shown = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+            if key in user and text.startswith(SET_BY_YOU):  # the planner's reason already says so
+                text = text[len(SET_BY_YOU):].strip()
             label.setText(("Set by you. " if key in user else f"<b>Auto: {shown}</b>" + (" — " if text else "")) + html.escape(text))
         if p.device == "cpu":
             self.total_label.setText("<b>CPU plan</b> — " + html.escape(p.reasons.get("device", "")))
