@@ -18,6 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .commands import method_options
 from .errors import TuneDeskError
 
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default 50)")
     t.add_argument("--system-prompt", default=None, help="system message for rows that have none")
     _data_options(t)
+    method_options.add(t)
     t.add_argument("--val-share", type=float, default=None, help="share of rows held out for validation (default 0.05)")
     t.add_argument("--max-samples", type=int, default=None,
                    help="use at most N rows (shuffled with --seed); of a Hub dataset, its first N rows, streamed")
@@ -284,6 +286,7 @@ def train_config(a: argparse.Namespace):
             setattr(section, field, value)
     cfg.lora.alpha = a.lora_alpha
     _apply_data_options(cfg, a)
+    method_options.apply(cfg, a)
     return cfg.validate()
 
 

@@ -155,12 +155,52 @@ class TrainConfig:
     """GPUs to spread the run over, one process each (data-parallel, planned for the smallest card)."""
 
 
+METHODS = ("sft", "dpo", "orpo", "grpo")
+REWARDS = ("match", "format", "length", "regex")
+
+
+@dataclass
+class MethodConfig:
+    """How the model learns from the rows (engine/training/objectives/)."""
+
+    name: str = "sft"
+    """'sft' (imitate the answers), 'dpo' or 'orpo' (prefer the chosen answer to the rejected one),
+    'grpo' (sample answers, reward the ones that check out)."""
+    beta: float = 0.1
+    """DPO: how far the tuned model may move from the base model (larger: less far). ORPO: the
+    weight of the preference term beside the chosen answer's loss."""
+    group: int = 4
+    """GRPO: answers sampled per prompt; their rewards are compared within the group."""
+    completion_tokens: int = 256
+    """GRPO: the longest sampled answer, in tokens."""
+    kl: float = 0.0
+    """GRPO: weight of the pull back towards the base model (0: none)."""
+    rewards: list[str] = field(default_factory=lambda: ["match"])
+    """GRPO: reward functions, summed: match (the final answer equals the reference, numbers
+    compared as numbers), format (<think>…</think> then an answer), length:MIN-MAX (tokens),
+    regex:PATTERN (the answer matches)."""
+
+
+def method_checks(m: MethodConfig) -> list[tuple[bool, str]]:
+    kinds = [r.split(":", 1)[0] for r in m.rewards]
+    return [
+        (m.name in METHODS, f"method must be one of {', '.join(METHODS)}, not '{m.name}'"),
+        (m.beta > 0, f"beta {m.beta} must be positive"),
+        (m.group >= 2, f"GRPO's group of {m.group} must be at least 2 answers per prompt"),
+        (m.completion_tokens >= 1, "completion tokens must be at least 1"),
+        (m.kl >= 0, f"KL weight {m.kl} must not be negative"),
+        (bool(m.rewards) and all(k in REWARDS for k in kinds),
+         f"rewards must be among {', '.join(REWARDS)}, not {', '.join(m.rewards) or 'none'}"),
+    ]
+
+
 @dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
     name: str = ""
     """Run folder name; empty: derived from model, dataset and time."""
     out_dir: str = ""
@@ -194,6 +234,7 @@ class RunConfig:
             data=section(DataConfig, d.get("data")),
             lora=section(LoraConfig, d.get("lora")),
             train=section(TrainConfig, d.get("train")),
+            method=section(MethodConfig, d.get("method")),
             name=d.get("name", ""),
             out_dir=d.get("out_dir", ""),
             version=CONFIG_VERSION,  # migrated above
@@ -230,6 +271,7 @@ class RunConfig:
             (t.checkpoint_minutes > 0, "checkpoint minutes must be positive"),
             (t.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, not '{t.device}'"),
             (t.gpus >= 1, "gpus must be at least 1"),
+            *method_checks(self.method),
         ]
         for ok, message in checks:
             if not ok:

@@ -52,3 +52,17 @@ def test_a_version_1_config_loads_without_recoverys_length_limit():
     in plan.json, and an old run folder still opens."""
     cfg = RunConfig.from_dict({"version": 1, "train": {"lr": 1e-4, "skip_longer_than": 900}})
     assert cfg.train.lr == 1e-4 and cfg.version == 2 and not hasattr(cfg.train, "skip_longer_than")
+
+
+def test_method_settings_round_trip_and_are_checked():
+    cfg = RunConfig()
+    cfg.data.path = "x.jsonl"
+    cfg.method.name, cfg.method.rewards = "grpo", ["match", "length:10-200"]
+    again = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again.method.name == "grpo" and again.method.rewards == ["match", "length:10-200"]
+    for field, value, words in (("name", "ppo", "method must be one of"), ("group", 1, "at least 2"),
+                                ("rewards", ["match", "vibes"], "rewards must be among")):
+        bad = RunConfig.from_dict(cfg.to_dict())
+        setattr(bad.method, field, value)
+        with pytest.raises(ConfigError, match=words):
+            bad.validate()

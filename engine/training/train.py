@@ -41,14 +41,13 @@ from ..models.loading import (
     load_model,
     load_tokenizer,
 )
-from ..models.loss import batch_loss_sum, count_trained
 from ..reporting import Reporter
 from ..runs import RunDir
-from . import checkpoints, preflight, steps
+from . import checkpoints, objectives, preflight, steps
 from .distributed import launched_ranks, stop_requested_from_outside
 from .guards import Guards
 from .optim import Optimization
-from .stream import DataStream, step_batches
+from .stream import DataStream
 from .summary import summarize
 
 
@@ -120,6 +119,7 @@ class Trainer:
         lora = LoraConfig(r=p.lora_r, alpha=p.lora_alpha, dropout=p.lora_dropout, target_modules=p.lora_targets)
         self.model = add_lora(base, lora, gradient_checkpointing=p.gradient_checkpointing, lean=p.lean_memory)
         self.device = torch.device("cuda", torch.cuda.current_device()) if self.placement.device == "cuda" else torch.device("cpu")
+        self.objective = objectives.make(self)  # what a step computes: the run's method
         self.guards = Guards(self)
         self.guards.mix_replay(resume)  # the base model's own answers join the rows, before their order is drawn
         # Length grouping in units of the planned micro-batch, fixed for the run.
@@ -165,15 +165,17 @@ class Trainer:
         every rank (engine/training/distributed.py: the ranks agree before they exchange)."""
         start = self.stream.mark()
         while True:
-            batches, trained, tokens = self._step_batches()
+            p = self.plan
+            idx = [self.stream.next_batch(p.micro_batch) for _ in range(p.grad_accum * self.ranks.world)]
+            batches, trained, tokens = self.objective.step_batches(idx)
             local: dict[str, float] = {}
-            failed = steps.out_of_memory(lambda: local.update(loss=self._accumulate(batches, trained)))
+            failed = steps.out_of_memory(lambda: local.update(self.objective.accumulate(batches, trained)))
             if not self.ranks.any(failed):
                 self.ranks.sum_grads(self.optim.params)
                 lr, grad_norm = self.optim.step()
                 self.step += 1
-                (loss,) = self.ranks.total(local["loss"])
-                return {"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": trained}
+                summed = dict(zip(local, self.ranks.total(*local.values())))
+                return {**summed, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": trained}
             del batches
             self.stream.rewind(start)  # the same examples again, split finer
             self._recover(f"Out of GPU memory at step {self.step + 1}")
@@ -190,37 +192,11 @@ class Trainer:
 
     def probe(self) -> bool:
         """Calibration's step at the plan's largest shape; False if it ran out of memory."""
-        return not steps.out_of_memory(steps.probe, self.model, self.plan.micro_batch, self.plan.seq_len,
-                                       self.device, self._autocast)
+        return not steps.out_of_memory(self.objective.probe, self.plan.micro_batch, self.plan.seq_len)
 
-    def _step_batches(self) -> tuple[list[dict[str, torch.Tensor]], int, int]:
-        """This rank's micro-batches of the next step, and the step's trained and total
-        tokens over all ranks (each rank's loss is divided by the whole step's count)."""
-        p, ranks = self.plan, self.ranks
-        idx = [self.stream.next_batch(p.micro_batch) for _ in range(p.grad_accum * ranks.world)]
-        batches = step_batches(self.data.train, idx[ranks.rank :: ranks.world], p.micro_batch, p.seq_len,
-                               self.tokenizer.pad_token_id, self.cfg.train.packing)
-        trained, tokens = map(int, ranks.total(sum(count_trained(b["labels"]) for b in batches),
-                                               sum(int(b["attention_mask"].sum()) for b in batches)))
-        if trained == 0:  # never report success for a step that learned nothing
-            raise FitError(f"step {self.step + 1} has no answer tokens to train on "
-                           f"(rows {', '.join(str(self.data.train[i].row) for b in idx for i in b[:3])}); nothing was trained")
-        return batches, trained, tokens
-
-    def _accumulate(self, batches: list[dict[str, torch.Tensor]], trained: int) -> float:
-        """Forward and backward over this rank's micro-batches; returns its share of the loss."""
-        self.model.train()
-        total = 0.0
-        for b in batches:
-            with self._autocast():
-                loss = batch_loss_sum(self.model, b, self.device) / max(1, trained)
-            self.optim.backward(loss)
-            total += float(loss.detach())
-        return total
-
-    def evaluate(self) -> float | None:
-        return steps.evaluate(self.model, self.data.val, self.plan.micro_batch, self.tokenizer.pad_token_id,
-                              self.device, self._autocast, self.ranks)
+    def evaluate(self) -> dict[str, float]:
+        """The method's validation metrics ({} without validation rows); eval_loss among them."""
+        return self.objective.evaluate() or {}
 
     # -- saving ---------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -229,7 +205,8 @@ class Trainer:
         if not self.ranks.main:  # rank 0 writes for the run: every rank holds the same weights and states
             return self.run.checkpoint_path(self.step)
         state = {"step": self.step, **self.stream.state(), **self.guards.keeper.state(), "micro_batch": self.plan.micro_batch,
-                 "grad_accum": self.plan.grad_accum, "trained_tokens": self.trained_tokens, **self.optim.state_dict()}
+                 "grad_accum": self.plan.grad_accum, "trained_tokens": self.trained_tokens, **self.objective.state(),
+                 **self.optim.state_dict()}
         target = checkpoints.write(self.run.checkpoint_path(self.step), self.model, state, self.card.record())
         self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
         self.reporter.event("checkpoint", step=self.step, path=str(target))
@@ -243,6 +220,7 @@ class Trainer:
         self.optim.load_state_dict(state)
         self.stream.load(state)
         self.guards.keeper.load(state)
+        self.objective.load(state)
         self.step = state["step"]
         self.trained_tokens = int(state.get("trained_tokens", 0))
         self.history = [r for r in self.run.metrics() if r.get("step", 0) <= self.step]
@@ -264,10 +242,10 @@ class Trainer:
         rep.event("started", run_dir=str(run.path), total_steps=self.total_steps, step=self.step)
         first_step = self.step
         if first_step == 0:
-            first_eval = self.evaluate()
-            start = {"step": 0, "general_loss": self.guards.general_loss()}
+            first = self.evaluate()
+            first_eval = first.get("eval_loss")
+            start = {"step": 0, "general_loss": self.guards.general_loss(), **first}
             if first_eval is not None:
-                start["eval_loss"] = first_eval
                 self.guards.evaluated(0, first_eval)
             self._log(start)
             self.guards.start(run)
@@ -319,9 +297,9 @@ class Trainer:
                 self.card.watch(record["mem_reserved_bytes"])
             evaluating = self.step % self.plan.eval_every == 0 or self.step == self.total_steps
             if evaluating:
-                self.last_eval = self.evaluate()
-                if self.last_eval is not None:
-                    record["eval_loss"] = self.last_eval
+                evaluation = self.evaluate()
+                record.update(evaluation)
+                self.last_eval = evaluation.get("eval_loss")
                 record["general_loss"] = self.guards.last_general = self.guards.general_loss()
                 self.guards.evaluated(self.step, self.last_eval)
             self._log(record)
