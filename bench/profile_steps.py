@@ -141,6 +141,11 @@ def _profile_child(a) -> dict:
         "seconds_by_category": {k: round(v, 3) for k, v in sorted(per_cat.items(), key=lambda kv: -kv[1])},
         "share_by_category": {k: round(v / busy, 3) for k, v in sorted(per_cat.items(), key=lambda kv: -kv[1])} if busy else {},
         "top_kernels_s": {k: round(v, 4) for k, v in sorted(kernels.items(), key=lambda kv: -kv[1])[:25]},
+        # Where the host's time goes: the operators with the most CPU time of their own (launch
+        # overhead, Python-side bookkeeping), and how many were called per step.
+        "top_host_ops_ms": {e.key[:80]: [round(e.self_cpu_time_total / 1e3 / a.steps, 2), e.count // a.steps]
+                            for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:20]},
+        "host_ops_per_step": sum(e.count for e in prof.key_averages()) // a.steps,
         "host_syncs_per_step": round(syncs / a.steps, 1),
         "gpu_kernels_per_step": round(launches / a.steps),
         **flops,

@@ -12,7 +12,8 @@ allocator: 8 GB -> 7.0 GiB, 12 GB -> 10.5 GiB. Each variant runs in its own proc
   labels = input_ids, the model's own cross-entropy over the full logits;
 - tunedesk: `tunedesk train` with its automatic plan (the card, the data's lengths);
 - packed: the same with --packing (a step's examples laid end to end in rows);
-- packed_dropout0: packed, LoRA dropout 0 (a lever of issue 16);
+- packed_stock / packed_cast / packed_fused / packed_dropout0 / packed_compiled: the
+  speed levers of issue 16 (engine/models/speed.py) one at a time (LEVER_VARIANTS);
 - packed_seed_mem: packed, on a card of only the memory the seed recipe reserved on it
   (TuneDesk plans for whatever budget it is given: same peak, how much faster?).
 Useful tokens are the tokens a step attends to and learns from, padding excluded;
@@ -35,6 +36,15 @@ from bench.child import CAPS, GiB, bench_parser, cap_allocator, child_args, rand
 from bench.synthetic import write_instruction_jsonl
 
 PEAK_FLOPS = 989e12
+# Packed runs with the speed levers (engine/models/speed.py) switched one by one; "packed"
+# has every lever the engine adopts. (flags, environment)
+LEVER_VARIANTS = {
+    "packed_stock": ((), {"TUNEDESK_SLOW_PATHS": "cast,fused"}),  # no lever: the path before issue 16
+    "packed_cast": ((), {"TUNEDESK_SLOW_PATHS": "fused"}),  # only the LoRA input kept in bf16
+    "packed_fused": ((), {"TUNEDESK_SLOW_PATHS": "cast"}),  # only liger's RMSNorm / SwiGLU / RoPE
+    "packed_dropout0": (("--lora-dropout", "0"), {}),  # every lever, and no LoRA dropout
+    "packed_compiled": (("--lora-dropout", "0"), {"TUNEDESK_COMPILE": "1"}),  # ... and torch.compile per layer
+}
 
 
 def seed_child(a) -> dict:
@@ -90,13 +100,14 @@ def _peaks() -> dict:
             "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GiB, 3)}
 
 
-def tunedesk_run(a, cap: float, packing: bool, workdir: Path, extra: tuple[str, ...] = (), tag: str = "") -> dict:
-    """`tunedesk train` (with `extra` flags) on the simulated card; tokens/s from its per-step events."""
+def tunedesk_run(a, cap: float, packing: bool, workdir: Path, extra: tuple[str, ...] = (), tag: str = "",
+                 env: dict | None = None) -> dict:
+    """`tunedesk train` (with `extra` flags and `env`) on the simulated card; tokens/s from its per-step events."""
     name = f"{'packed' if packing else 'tunedesk'}{tag}-{cap}"
     cmd = [sys.executable, "-m", "engine.cli", "train", str(a.data), "--model", str(a.model), "--max-steps",
            str(a.warmup + a.steps + 1), "--eval-every", "100000", "--out", str(workdir), "--name", name, "--json-events",
            "--packing" if packing else "--no-packing", *extra]
-    env = {**os.environ, "TUNEDESK_SIMULATE_VRAM_GB": str(cap), "TUNEDESK_HOME": str(workdir / "home")}
+    env = {**os.environ, "TUNEDESK_SIMULATE_VRAM_GB": str(cap), "TUNEDESK_HOME": str(workdir / "home"), **(env or {})}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     events = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
     progress = {e["step"]: e["elapsed_s"] for e in events if e["event"] == "progress"}
@@ -144,8 +155,9 @@ def main() -> None:
             elif variant == "seed":
                 r = run_child("bench.throughput", "--model", a.model, "--data", a.data, "--cap", cap, "--steps", a.steps,
                               "--warmup", a.warmup)
-            elif variant == "packed_dropout0":  # the lever: LoRA dropout's kernels are in the profile's top ten
-                r = tunedesk_run(a, cap, True, a.workdir, ("--lora-dropout", "0"), "-dropout0")
+            elif variant in LEVER_VARIANTS:
+                flags, env = LEVER_VARIANTS[variant]
+                r = tunedesk_run(a, cap, True, a.workdir, flags, f"-{variant}", env)
             else:
                 r = tunedesk_run(a, cap, variant == "packed", a.workdir)
             if r.get("useful_tokens_per_s"):

@@ -1,0 +1,118 @@
+"""Levers that make a training step faster without changing what it computes (issue 16).
+
+The profile of a packed step on the 1.5B shape (bench/profile_steps.py, bench/README.md)
+found the GPU idle three quarters of the time, waiting for the host to launch some
+11,000 kernels a step, a fifth of its busy time spent casting. Each lever here removes
+kernels; each was measured through `tunedesk train` (bench/throughput.py) before it was
+adopted, and each falls back to the stock PyTorch path where it cannot run.
+
+- `keep_lora_input_dtype`: peft casts every LoRA layer's input to the adapter's fp32
+  before its matrix products; under autocast those products cast it straight back to
+  bf16. Two copies of the layer's input per adapted linear, forward and recompute, for
+  a result that is bit-identical. Skipped while autocast is on; anything outside
+  autocast (fp32 on the CPU, generation) is cast as before.
+- `use_fused_kernels`: liger-kernel's Triton RMSNorm and SwiGLU replace the stock
+  modules of this model instance (Llama, Qwen2/3, Mistral, Gemma and the other shapes
+  liger knows), and its RoPE the rotary function, for CUDA tensors only. Optional: without
+  liger-kernel or Triton (Windows, the CPU, macOS) the stock modules stay.
+
+TUNEDESK_SLOW_PATHS=cast,fused (comma-separated) turns levers off: the benchmarks
+measure each one against the stock path with it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import types
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def _off(lever: str) -> bool:
+    return lever in os.environ.get("TUNEDESK_SLOW_PATHS", "").split(",")
+
+
+def _cast_unless_autocast(self, x, dtype):
+    if x is None or x.dtype == dtype or torch.is_autocast_enabled(x.device.type):
+        return x
+    return x.to(dtype=dtype)
+
+
+def keep_lora_input_dtype(model) -> int:
+    """Every LoRA layer takes its input as it is while autocast is on. Returns the count."""
+    if _off("cast"):
+        return 0
+    n = 0
+    for module in model.modules():
+        if hasattr(module, "lora_A") and hasattr(module, "_cast_input_dtype"):
+            module._cast_input_dtype = types.MethodType(_cast_unless_autocast, module)
+            n += 1
+    return n
+
+
+def fused_kernels_available() -> bool:
+    if _off("fused") or not torch.cuda.is_available():
+        return False
+    try:
+        importlib.import_module("triton")
+        importlib.import_module("liger_kernel.transformers.monkey_patch")
+    except Exception:  # not installed, or a Triton that does not load on this driver
+        return False
+    return True
+
+
+def _rope_on_cuda_only(stock, fused):
+    def apply_rotary_pos_emb(q, k, cos, sin, *args, **kwargs):
+        if q.is_cuda:
+            return fused(q, k, cos, sin, *args, **kwargs)
+        return stock(q, k, cos, sin, *args, **kwargs)
+
+    apply_rotary_pos_emb._tunedesk_stock = stock
+    return apply_rotary_pos_emb
+
+
+def use_fused_kernels(model) -> bool:
+    """liger-kernel's RMSNorm, SwiGLU and RoPE in `model` (a causal LM, before LoRA is
+    attached or after); True if they were applied."""
+    if not fused_kernels_available():
+        return False
+    from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN, _apply_liger_kernel_to_instance
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    model_type = getattr(base.config, "model_type", None)
+    if model_type not in MODEL_TYPE_TO_APPLY_LIGER_FN:
+        return False
+    modeling = importlib.import_module(type(base).__module__)
+    stock_rope = getattr(modeling, "apply_rotary_pos_emb", None)
+    stock_rope = getattr(stock_rope, "_tunedesk_stock", stock_rope)
+    try:
+        # Liger's own losses stay off: TuneDesk's chunked cross-entropy (models/loss.py)
+        # computes the loss from the decoder's hidden states, never calling model.forward.
+        _apply_liger_kernel_to_instance(model=base, rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
+                                        fused_linear_cross_entropy=False)
+    except Exception as e:  # an architecture liger half-knows: the stock modules are still right
+        log.warning("liger-kernel could not patch %s (%s); keeping the stock modules", model_type, e)
+        return False
+    fused_rope = getattr(modeling, "apply_rotary_pos_emb", None)
+    if stock_rope is not None and fused_rope is not stock_rope:
+        # Liger patches the rotary function for the whole module: keep the stock one for
+        # tensors on the CPU (a comparison or export in the same process).
+        modeling.apply_rotary_pos_emb = _rope_on_cuda_only(stock_rope, fused_rope)
+    return True
+
+
+def compile_layers(model) -> int:
+    """Experimental (TUNEDESK_COMPILE=1, measured by the benchmarks, off by default): each
+    decoder layer through torch.compile, so its LoRA, norm and activation kernels fuse and
+    launch as fewer, larger ones. Shapes change with every packed step: dynamic."""
+    if os.environ.get("TUNEDESK_COMPILE") != "1" or not torch.cuda.is_available():
+        return 0
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layers = getattr(base.get_decoder(), "layers", [])
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return len(layers)

@@ -1,0 +1,69 @@
+"""The speed levers (engine/models/speed.py) change how a step runs, never its result."""
+
+import copy
+
+import torch
+
+from engine.config import LoraConfig
+from engine.models import speed
+from engine.models.loading import add_lora
+from engine.models.loss import loss_sum
+
+
+def _tiny_bf16_with_lora(monkeypatch, slow: str):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2)
+    base = LlamaForCausalLM(cfg).to(torch.bfloat16)  # frozen weights in the compute dtype, as on a GPU
+    monkeypatch.setenv("TUNEDESK_SLOW_PATHS", slow)
+    model = add_lora(base, LoraConfig(r=4, alpha=8, dropout=0.0), gradient_checkpointing=True)
+    for n, p in model.named_parameters():
+        if p.requires_grad:  # peft keeps the adapter in fp32; give B values so gradients reach A
+            p.data.normal_(0, 0.05, generator=torch.Generator().manual_seed(hash(n) % 1000))
+    return model
+
+
+def _step(model, ids):
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = loss_sum(model, ids, None, ids)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_lora_input_kept_in_bf16_under_autocast_gives_the_same_loss_and_gradients(monkeypatch):
+    stock = _tiny_bf16_with_lora(monkeypatch, "cast")
+    fast = copy.deepcopy(stock)
+    assert speed.keep_lora_input_dtype(stock) == 0  # switched off: peft's own cast stays
+    monkeypatch.setenv("TUNEDESK_SLOW_PATHS", "")
+    assert speed.keep_lora_input_dtype(fast) == 2 * 7  # every adapted linear of both layers
+    seen = []
+    first_lora = next(m for m in fast.modules() if hasattr(m, "lora_A"))
+    first_lora.lora_A["default"].register_forward_pre_hook(lambda m, args: seen.append(args[0].dtype))
+    ids = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(3))
+    loss_stock, grads_stock = _step(stock, ids)
+    loss_fast, grads_fast = _step(fast, ids)
+    assert seen and set(seen) == {torch.bfloat16}  # no fp32 copy of the input (forward and recompute)
+    assert torch.equal(loss_stock, loss_fast)
+    assert grads_stock.keys() == grads_fast.keys() and grads_fast
+    for n in grads_stock:
+        assert torch.equal(grads_stock[n], grads_fast[n]), n
+
+
+def test_outside_autocast_the_input_is_still_cast_to_the_adapters_dtype(monkeypatch):
+    model = _tiny_bf16_with_lora(monkeypatch, "")
+    model.eval()
+    ids = torch.randint(0, 300, (1, 8))
+    with torch.no_grad():  # bf16 activations into fp32 adapters, no autocast: peft's cast must still happen
+        out = model(input_ids=ids).logits
+    assert torch.isfinite(out.float()).all()
+
+
+def test_fused_kernels_fall_back_to_the_stock_modules_without_cuda(monkeypatch):
+    model = _tiny_bf16_with_lora(monkeypatch, "")
+    norm = type(model.get_base_model().model.norm)
+    assert not speed.fused_kernels_available()  # this machine: no CUDA
+    assert speed.use_fused_kernels(model) is False
+    assert type(model.get_base_model().model.norm) is norm
