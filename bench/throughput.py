@@ -43,7 +43,9 @@ LEVER_VARIANTS = {
     "packed_cast": ((), {"TUNEDESK_SLOW_PATHS": "fused"}),  # only the LoRA input kept in bf16
     "packed_fused": ((), {"TUNEDESK_SLOW_PATHS": "cast"}),  # only liger's RMSNorm / SwiGLU / RoPE
     "packed_dropout0": (("--lora-dropout", "0"), {}),  # every lever, and no LoRA dropout
-    "packed_compiled": (("--lora-dropout", "0"), {"TUNEDESK_COMPILE": "1"}),  # ... and torch.compile per layer
+    "packed_compiled": (("--lora-dropout", "0"), {"TUNEDESK_COMPILE": "1", "TUNEDESK_SLOW_PATHS": "fused"}),  # compile, not liger
+    "packed_unpadded": ((), {"TUNEDESK_PAD_MULTIPLE": "1"}),  # batch widths not rounded (a new shape every step)
+    "packed_no_cudnn": ((), {"TUNEDESK_SDPA": "no-cudnn"}),  # PyTorch's flash attention instead of cuDNN's
 }
 
 

@@ -67,3 +67,24 @@ def test_fused_kernels_fall_back_to_the_stock_modules_without_cuda(monkeypatch):
     assert not speed.fused_kernels_available()  # this machine: no CUDA
     assert speed.use_fused_kernels(model) is False
     assert type(model.get_base_model().model.norm) is norm
+
+
+def test_rounded_batch_widths_add_only_padding_and_never_pass_the_plans_length(monkeypatch):
+    from engine.data.batching import collate_packed, padded_width
+    from engine.data.example import Example
+    from engine.training.stream import step_batches
+
+    assert padded_width(100, None, 64) == 128 and padded_width(100, 110, 64) == 110 and padded_width(128, 512, 64) == 128
+    assert padded_width(100, None, 1) == 100
+    rng = torch.Generator().manual_seed(0)
+    examples = [Example(i, torch.randint(0, 300, (n,), generator=rng).numpy(), (torch.arange(n) > 3).numpy())
+                for i, n in enumerate((30, 17, 41, 9))]
+    exact = step_batches(examples, [[0, 1, 2, 3]], 2, 64, 0, True)
+    rounded = step_batches(examples, [[0, 1, 2, 3]], 2, 64, 0, True, multiple=64)
+    assert [b["input_ids"].shape[1] for b in exact] == [58] and [b["input_ids"].shape[1] for b in rounded] == [64]
+    model = _tiny_bf16_with_lora(monkeypatch, "").float()
+    model.eval()
+    with torch.no_grad():
+        a = loss_sum(model, exact[0]["input_ids"], None, exact[0]["labels"], exact[0]["position_ids"])
+        b = loss_sum(model, rounded[0]["input_ids"], None, rounded[0]["labels"], rounded[0]["position_ids"])
+    assert torch.allclose(a, b, rtol=1e-5) and collate_packed([[examples[3]]], 0, 16, 64)["input_ids"].shape[1] == 16

@@ -18,6 +18,7 @@ never a target (it would be predicted from the previous example's last token).
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Sequence
 
@@ -27,6 +28,18 @@ from .example import Example
 from .render import IGNORE
 
 WINDOW_GROUPS = 64
+# On a GPU, batch widths are rounded up to a multiple of this many tokens (never past the
+# plan's length): the GPU libraries plan each new shape on the host (cuBLAS's heuristics,
+# cuDNN's attention graphs: ~3 ms per new shape on an H200, bench/README.md), and packed
+# steps made a new width nearly every step. The extra positions are padding: no loss, no
+# attention from real tokens. The CPU has no such planning, so it gets no rounding.
+# TUNEDESK_PAD_MULTIPLE=1 turns it off (the benchmarks measure it).
+GPU_PAD_MULTIPLE = int(os.environ.get("TUNEDESK_PAD_MULTIPLE", "64"))
+
+
+def padded_width(width: int, cap: int | None = None, multiple: int = 1) -> int:
+    rounded = -(-width // multiple) * multiple
+    return max(width, min(rounded, cap)) if cap else rounded
 
 
 def epoch_order(examples: Sequence[Example], group: int, seed: int, epoch: int) -> list[int]:
@@ -48,11 +61,12 @@ def eval_batches(examples: Sequence[Example], micro_batch: int) -> list[list[int
     return [order[i : i + micro_batch] for i in range(0, len(order), micro_batch)]
 
 
-def collate(examples: Sequence[Example], pad_id: int):
-    """Right-padded tensors: input_ids, attention_mask, labels (IGNORE on padding)."""
+def collate(examples: Sequence[Example], pad_id: int, cap: int | None = None, multiple: int = 1):
+    """Right-padded tensors: input_ids, attention_mask, labels (IGNORE on padding), as wide
+    as the longest example rounded up to `multiple` (at most `cap`)."""
     import torch
 
-    width = max(len(e) for e in examples)
+    width = padded_width(max(len(e) for e in examples), cap, multiple)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
@@ -81,12 +95,12 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return rows
 
 
-def collate_packed(rows: Sequence[Sequence[Example]], pad_id: int):
+def collate_packed(rows: Sequence[Sequence[Example]], pad_id: int, cap: int | None = None, multiple: int = 1):
     """Rows of packed examples: input_ids, position_ids, labels, and attention_mask (1 on
     real tokens: for counting; the model gets None and attends by position ids)."""
     import torch
 
-    width = max(sum(len(e) for e in row) for row in rows)
+    width = padded_width(max(sum(len(e) for e in row) for row in rows), cap, multiple)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)

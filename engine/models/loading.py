@@ -187,8 +187,9 @@ def add_lora(model, lora: LoraConfig, *, gradient_checkpointing: bool, lean: boo
         bias="none",
     )
     model = get_peft_model(model, peft_cfg)
-    from .speed import compile_layers, keep_lora_input_dtype, use_fused_kernels
+    from .speed import choose_attention_kernels, compile_layers, keep_lora_input_dtype, use_fused_kernels
 
+    choose_attention_kernels()
     keep_lora_input_dtype(model)
     use_fused_kernels(model)  # before lean memory, whose MLP tiles wrap whatever forward the MLP has
     compile_layers(model)

@@ -116,3 +116,11 @@ def compile_layers(model) -> int:
     for layer in layers:
         layer.compile(dynamic=True)
     return len(layers)
+
+
+def choose_attention_kernels() -> None:
+    """Measured candidate (TUNEDESK_SDPA=no-cudnn): PyTorch picks cuDNN's attention on
+    Hopper GPUs, whose host-side graph building costs ~3 ms per new shape; its flash kernel
+    has none. Consumer cards (Ampere, Ada) never get cuDNN's kernel here."""
+    if os.environ.get("TUNEDESK_SDPA") == "no-cudnn" and torch.cuda.is_available():
+        torch.backends.cuda.enable_cudnn_sdp(False)

@@ -66,11 +66,11 @@ class DataStream:
 
 
 def step_batches(examples: list, idx: list[list[int]], micro_batch: int, seq_len: int, pad_id: int,
-                 packing: bool) -> list[dict[str, torch.Tensor]]:
+                 packing: bool, multiple: int = 1) -> list[dict[str, torch.Tensor]]:
     """A step's micro-batches: one example per row, or packed into rows of up to seq_len
     tokens in micro-batches of micro_batch rows (the planned shape, with less padding)."""
     if not packing:
-        return [collate([examples[i] for i in b], pad_id) for b in idx if b]
+        return [collate([examples[i] for i in b], pad_id, seq_len, multiple) for b in idx if b]
     chosen = [examples[i] for b in idx for i in b]
     rows = [[chosen[i] for i in r] for r in pack_rows([len(e) for e in chosen], seq_len)]
-    return [collate_packed(rows[k : k + micro_batch], pad_id) for k in range(0, len(rows), micro_batch)]
+    return [collate_packed(rows[k : k + micro_batch], pad_id, seq_len, multiple) for k in range(0, len(rows), micro_batch)]

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import torch
 
+from ...data.batching import GPU_PAD_MULTIPLE
 from ...errors import FitError
 from ...models.loss import batch_loss_sum, count_trained
 from .. import steps
 from ..stream import step_batches
 from .base import Objective
+
+
+def pad_multiple(device: torch.device) -> int:
+    """Batch widths round up to this (engine/data/batching.py: GPU libraries plan per shape)."""
+    return GPU_PAD_MULTIPLE if device.type == "cuda" else 1
 
 
 class SupervisedObjective(Objective):
@@ -18,7 +24,7 @@ class SupervisedObjective(Objective):
         t = self.t
         p, ranks = t.plan, t.ranks
         batches = step_batches(t.data.train, idx[ranks.rank :: ranks.world], p.micro_batch, p.seq_len,
-                               t.tokenizer.pad_token_id, t.cfg.train.packing)
+                               t.tokenizer.pad_token_id, t.cfg.train.packing, pad_multiple(t.device))
         trained, tokens = map(int, ranks.total(sum(count_trained(b["labels"]) for b in batches),
                                                sum(int(b["attention_mask"].sum()) for b in batches)))
         if trained == 0:  # never report success for a step that learned nothing
