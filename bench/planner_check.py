@@ -101,7 +101,7 @@ def _recorded(r: dict, k: str, default=False):
 def _row(name, card, cap, p, m) -> dict:
     row = {
         "preset": name, "card_gb": card, "cap_gib": cap, "budget_gib": round(p.budget_bytes / GiB, 3),
-        **{k: getattr(p, k) for k in KEYS},
+        **{k: getattr(p, k) for k in KEYS}, "fused_kernels": p.fused_kernels,
         "predicted_gib": round(p.estimate_bytes / GiB, 3), "breakdown": p.breakdown, "suggestion": p.suggestion,
     }
     if m:
@@ -122,7 +122,8 @@ def _row(name, card, cap, p, m) -> dict:
 
 RESULTS = Path(__file__).parent / "results" / "planner_check"
 # The runs of record, newest first (the first row of a preset x card wins).
-RECORD = ["planner_check_refit_a.json", "planner_check_refit_b.json", "planner_check_refit_14b.json",  # 4-bit refit, H200
+RECORD = ["planner_check_fast.json",  # the speed levers of issue 16 (fused kernels, no fp32 LoRA inputs), H200
+          "planner_check_refit_a.json", "planner_check_refit_b.json", "planner_check_refit_14b.json",  # 4-bit refit, H200
           "planner_check_embram.json", "planner_check_embram14b.json", "planner_check_embram_dsllm.json",
           "planner_check_small2a.json", "planner_check_small2b.json", "planner_check_qwen7b.json",
           "planner_check_rest.json", "planner_check_small.json"]
@@ -141,7 +142,9 @@ def report(files: list[Path], out: Path | None = None) -> bool:
             merged[name, card] = {**merged[r["measured_as"], card], "preset": name, "measured_as": r["measured_as"]}
     rows, problems = [], []
     for (name, card), r in sorted(merged.items()):
-        p = plan(model_info.from_preset(name), budget_bytes=budget_from_cap(int(CAPS[card] * GiB)), lengths=lengths)
+        # The GPU machine's path, wherever the report runs: liger's kernels load there.
+        p = plan(model_info.from_preset(name), budget_bytes=budget_from_cap(int(CAPS[card] * GiB)), lengths=lengths,
+                 fused_kernels=True)
         # Rows from before lean memory lack its key; a refusal is compared only as a refusal.
         changed = [k for k in KEYS if getattr(p, k) != _recorded(r, k)] if (p.fits or r["fits"]) else []
         r = {**r, "predicted_gib": round(p.estimate_bytes / GiB, 3), "breakdown": p.breakdown}

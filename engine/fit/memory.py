@@ -66,6 +66,16 @@ MASK_BYTES = 5.0
 # tokens needed 0.66-0.70 of the unquantized activation term); 0.8 keeps the estimate
 # on the high side (+3 to +11% of calibration).
 QUANT_CKPT_ACT = 0.8
+# Since issue 16 no LoRA layer copies its input to fp32 under autocast (engine/models/speed.py),
+# quantized or not; unquantized checkpointed steps measured 0.83 of the old term
+# (bench/results/levers/, the 1.5B shape): PLAIN_CKPT_ACT.
+PLAIN_CKPT_ACT = 0.85
+# With liger's RMSNorm / SwiGLU / RoPE too (StepShape.fused_kernels), measured through the
+# planner on the 1.5B and Qwen2.5-3B shapes at 8 / 12 / 24 GB (bench/results/planner_check/
+# planner_check_fast.json): checkpointed steps held 0.58-0.70 of the stock activation
+# term (4-bit and unquantized alike), steps without checkpointing 0.755-0.763. Rounded up.
+FUSED_CKPT_ACT = 0.72
+FUSED_ACT = 0.8
 FRAG = 0.05
 WORKSPACE = 320 * 1024**2
 # The CPU (fp32): the GPU's per-token terms hold at fp32 (bench/cpu_ram.py: the demo model
@@ -90,6 +100,7 @@ class StepShape:
     optimizer: str = "adamw"  # adamw | adamw_8bit
     embeddings_on_cpu: bool = False  # the input embedding table stays in RAM (untied models)
     lean: bool = False  # lean memory (with checkpointing): engine/models/lean.py
+    fused_kernels: bool = False  # liger's RMSNorm / SwiGLU / RoPE (engine/models/speed.py)
 
 
 def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
@@ -113,9 +124,9 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
         activations = tokens * (LEAN_H * m.hidden_size + lean_i * m.intermediate_size) * s.dtype_bytes / 2
     elif s.gradient_checkpointing:
         activations = m.layers * tokens * B_H * m.hidden_size * s.dtype_bytes / 2 + RECOMPUTE * per_block
-        activations *= QUANT_CKPT_ACT if s.quantization != "none" else 1.0
+        activations *= FUSED_CKPT_ACT if s.fused_kernels else QUANT_CKPT_ACT if s.quantization != "none" else PLAIN_CKPT_ACT
     else:
-        activations = m.layers * per_block
+        activations = m.layers * per_block * (FUSED_ACT if s.fused_kernels else 1.0)
 
     if m.sliding_window and s.seq_len > m.sliding_window:
         activations += s.micro_batch * s.seq_len**2 * MASK_BYTES

@@ -75,6 +75,9 @@ class Plan:
     sized to the data (engine/fit/schedule.py) unless the request set them."""
     data_warning: str = ""
     """A plain warning about the data's size (tiny files), shown with the plan."""
+    fused_kernels: bool = False
+    """liger's fused RMSNorm / SwiGLU / RoPE will run (CUDA, Triton and liger-kernel present):
+    the activation terms are smaller (engine/fit/memory.py)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,7 +103,7 @@ class Plan:
     def shape(self) -> StepShape:
         return StepShape(self.quantization, 2 if self.device == "cuda" else 4, self.micro_batch, self.seq_len,
                          self.gradient_checkpointing, self.lora_r, self.lora_targets, self.optimizer,
-                         self.embeddings_on_cpu, self.lean_memory)
+                         self.embeddings_on_cpu, self.lean_memory, self.fused_kernels)
 
     def headline(self) -> str:
         """One line for the console and the Train page."""

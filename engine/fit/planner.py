@@ -184,15 +184,21 @@ def plan(
     ram_bytes: int = UNKNOWN_RAM,
     cap_bytes: int | None = None,
     tails: np.ndarray | None = None,
+    fused_kernels: bool | None = None,
 ) -> Plan:
-    """A plan for a CUDA card with `budget_bytes` usable, or a CPU plan (RAM) when None."""
+    """A plan for a CUDA card with `budget_bytes` usable, or a CPU plan (RAM) when None.
+    fused_kernels: whether liger's kernels will run (None: whether they can here)."""
     force = force or {}
+    if fused_kernels is None:
+        from ..models.speed import fused_kernels_available
+
+        fused_kernels = budget_bytes is not None and fused_kernels_available()
     context = m.context_length or 1 << 17
     longest = _up(max(MIN_SEQ, min(int(lengths.max()), context))) if lengths is not None and len(lengths) else min(1024, context)
     need = min(force.get("seq_len", longest), context)
     cpu = budget_bytes is None
     budget = int(ram_bytes * (1 - CPU_HEADROOM)) if cpu else budget_bytes
-    search = _Search(m, budget, ram_bytes, effective_batch, lora_r, force, cpu)
+    search = _Search(m, budget, ram_bytes, effective_batch, lora_r, force, cpu, fused_kernels and not cpu)
     found = search.first_fit(need)
     if found is None and "seq_len" not in force:
         shorter = search.longest_fit(need)
@@ -215,8 +221,9 @@ def plan(
 class _Search:
     """Shapes for one model, budget and request; `fits` is the one test of a shape."""
 
-    def __init__(self, m, budget, ram, effective, lora_r, force, cpu) -> None:
+    def __init__(self, m, budget, ram, effective, lora_r, force, cpu, fused=False) -> None:
         self.m, self.budget, self.ram, self.effective, self.lora_r, self.force, self.cpu = m, budget, ram, effective, lora_r, force, cpu
+        self.fused = fused
 
     def rows(self):
         if self.cpu:  # fp32 on the CPU; checkpointing is the one memory lever there
@@ -229,7 +236,7 @@ class _Search:
                 "none" if self.cpu else self.force.get("quantization", quant), 4 if self.cpu else 2, 1, 0, ckpt,
                 max(4, self.lora_r // rank_div), optimizer="adamw" if self.cpu else self.force.get("optimizer", optim),
                 embeddings_on_cpu=not self.cpu and self.force.get("embeddings_on_cpu", cpu_embed and not self.m.tied_embeddings),
-                lean=not self.cpu and bool(self.force.get("lean_memory", lean)) and ckpt)
+                lean=not self.cpu and bool(self.force.get("lean_memory", lean)) and ckpt, fused_kernels=self.fused)
 
     def batches(self) -> list[int]:
         # Any size, not only powers of two: the largest that fits uses the card best.
@@ -364,7 +371,7 @@ def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested
         embeddings_on_cpu=s.embeddings_on_cpu, lean_memory=s.lean, long_rows="truncate", bf16=bf16,
         budget_bytes=0 if cpu else int(budget), cap_bytes=0 if cpu else int(cap or budget / (1 - SAFETY)),
         ram_budget_bytes=int(ram), estimate_bytes=0 if cpu else total, ram_estimate_bytes=int(ram_need),
-        breakdown={} if cpu else parts, reasons=reasons, suggestion=suggestion,
+        breakdown={} if cpu else parts, reasons=reasons, suggestion=suggestion, fused_kernels=s.fused_kernels,
     )
 
 
