@@ -124,7 +124,9 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
         activations = tokens * (LEAN_H * m.hidden_size + lean_i * m.intermediate_size) * s.dtype_bytes / 2
     elif s.gradient_checkpointing:
         activations = m.layers * tokens * B_H * m.hidden_size * s.dtype_bytes / 2 + RECOMPUTE * per_block
-        activations *= FUSED_CKPT_ACT if s.fused_kernels else QUANT_CKPT_ACT if s.quantization != "none" else PLAIN_CKPT_ACT
+        # (fp32 on the CPU: no autocast, nothing was ever cast there)
+        activations *= (FUSED_CKPT_ACT if s.fused_kernels else QUANT_CKPT_ACT if s.quantization != "none"
+                        else PLAIN_CKPT_ACT if s.dtype_bytes == 2 else 1.0)
     else:
         activations = m.layers * per_block * (FUSED_ACT if s.fused_kernels else 1.0)
 
