@@ -55,7 +55,9 @@ def keep_lora_input_dtype(model) -> int:
 
 
 def fused_kernels_available() -> bool:
-    if _off("fused") or not torch.cuda.is_available():
+    # Ampere or newer (RTX 30xx, 40xx, 50xx): the cards liger is tested on; Triton's kernels
+    # fail at their first launch, not at import, on the oldest ones (GTX 10xx).
+    if _off("fused") or not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 0):
         return False
     try:
         importlib.import_module("triton")
