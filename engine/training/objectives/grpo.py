@@ -32,7 +32,7 @@ from .base import Objective
 from .sampling import Completion, sample, sequences
 
 EPS = 1e-4  # TRL's: a group whose answers all scored alike has no advantage, not a division by zero
-SHOWN = 4  # generations per "generations" event (the window shows a sample, not the whole step)
+SHOWN = 8  # generations per "generations" event: one prompt's group (compared with each other), at most this many
 EVAL_PROMPTS = 8  # validation prompts answered greedily at each evaluation
 
 
@@ -133,7 +133,8 @@ class GRPOObjective(Objective):
             out[f"reward_{name}"] = statistics.fmean(s[name] for s in scores) / world
         if self.kl > 0:
             out["kl"] = kl / max(1, n) / world
-        self._show("train", [(ex[c.prompt], c, s) for ex, cc, ss in rolled for c, s in zip(cc, ss)][:SHOWN], self.t.data.train)
+        ex, cc, ss = rolled[0]
+        self._show("train", [(ex[c.prompt], c, s) for c, s in zip(cc, ss) if c.prompt == 0][:SHOWN], self.t.data.train)
         return out
 
     def _show(self, split: str, items, data) -> None:
