@@ -12,7 +12,7 @@ import pytest
 import torch
 from grpo_task import write_additions
 
-from engine.config import ModelConfig, RunConfig
+from engine.config import RunConfig
 from engine.data import prepare
 from engine.data.render import generation_prompt
 from engine.errors import DataError
