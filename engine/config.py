@@ -313,6 +313,9 @@ class RunConfig:
             (t.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, not '{t.device}'"),
             (t.gpus >= 1, "gpus must be at least 1"),
             *method_checks(self.method),
+            (not (self.method.name == "grpo" and d.max_seq_len and d.max_seq_len < self.method.completion_tokens + 64),
+             f"sequence length {d.max_seq_len} leaves no room for a prompt beside GRPO's "
+             f"{self.method.completion_tokens}-token answers: use at least {self.method.completion_tokens + 64}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -73,3 +73,12 @@ def test_a_bad_reward_is_refused_at_validation_in_plain_words(spec, words):
         cfg.validate()
     cfg.method.name = "sft"  # only GRPO reads rewards
     cfg.validate()
+
+
+def test_grpo_needs_room_for_a_prompt_beside_its_answers():
+    cfg = RunConfig()
+    cfg.data.path, cfg.method.name, cfg.method.completion_tokens, cfg.data.max_seq_len = "x.jsonl", "grpo", 256, 300
+    with pytest.raises(ConfigError, match="sequence length 300 leaves no room for a prompt beside GRPO's 256-token"):
+        cfg.validate()
+    cfg.data.max_seq_len = 320
+    cfg.validate()

@@ -129,10 +129,12 @@ def user_settings(cfg) -> dict[str, Any]:
 
 
 def effective_batch(cfg, cuda: bool, train_rows: int | None = None) -> int:
-    """Examples per optimizer step: the user's, else 16 on a GPU and 4 on the CPU; never
-    more than the training rows, so every epoch is at least one step."""
+    """Examples per optimizer step: the user's, else 16 on a GPU and 4 on the CPU (GRPO's
+    prompts: 4 and 2); never more than the training rows, so every epoch is at least one step."""
     t = cfg.train
-    n = t.effective_batch or (t.micro_batch * t.grad_accum if t.micro_batch and t.grad_accum else (16 if cuda else 4))
+    # GRPO's examples are prompts, each sampled G times: 4 prompts (16 answers at G = 4) per step on a GPU.
+    default = (4 if cuda else 2) if cfg.method.name == "grpo" else (16 if cuda else 4)
+    n = t.effective_batch or (t.micro_batch * t.grad_accum if t.micro_batch and t.grad_accum else default)
     return max(1, min(n, train_rows)) if train_rows else n
 
 
