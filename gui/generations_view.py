@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.training.objectives.grpo import question
+
 COLUMNS = ("Reward", "Answer", "Question", "Reference")
 
 
@@ -66,12 +68,3 @@ class GenerationsView(QWidget):
         self.table.setRowCount(0)
         self.hide()
 
-
-ROLE_WORDS = {"system", "user", "assistant", "<think>", ""}
-
-
-def question(prompt: str) -> str:
-    """The prompt's last line of content: the template's text ends with the user's question
-    and the assistant's role word (the whole prompt is in the cell's tooltip)."""
-    lines = [x.strip() for x in prompt.splitlines() if x.strip().lower() not in ROLE_WORDS]
-    return lines[-1] if lines else prompt.strip()

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 
 def main() -> int:
@@ -35,6 +35,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="folder for the data and the run (default: a temporary one)")
     a = ap.parse_args()
     from grpo_task import write_additions
+
+    from engine.training.objectives.grpo import question  # the prompt's question, as the Train page shows it
 
     out = a.out or Path(tempfile.mkdtemp(prefix="grpo-demo-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +60,7 @@ def main() -> int:
     def show(title: str, g: dict) -> None:
         print(f"\n{title} (step {g['step']}):")
         for s in g["samples"]:
-            print(f"  [{s['reward']:.2f}] {s['prompt'].splitlines()[-1][:60]!r} -> {s['completion']!r}")
+            print(f"  [{s['reward']:.2f}] {question(s['prompt'])[:60]!r} -> {s['completion']!r}  (reference {s['reference']})")
 
     show("Validation, greedy, before training", evals[0])
     show("Validation, greedy, after training", evals[-1])

@@ -1,7 +1,7 @@
 """The Train page's GRPO answers (gui/generations_view.py): hidden for other methods, filled
 from the controller's "generations" signal, cleared when a new run starts."""
 
-from gui.generations_view import question
+from engine.training.objectives.grpo import question
 
 EVENT = {"step": 3, "split": "train", "samples": [
     {"row": 4, "prompt": "system\nYou are a helpful AI assistant.\nuser\nWhat is 14 + 22? Reply with the number only.\nassistant",

@@ -235,3 +235,13 @@ def prompt_text(tokenizer, ids, chars: int = 300) -> str:
     """The end of a prompt as text, template markers removed (what the window shows)."""
     text = tokenizer.decode([int(x) for x in ids], skip_special_tokens=True).strip()
     return text if len(text) <= chars else "…" + text[-chars:]
+
+
+ROLE_WORDS = {"system", "user", "assistant", "<think>", ""}
+
+
+def question(prompt: str) -> str:
+    """A prompt's last line of content (what the window and the demo show of it): the
+    template's text ends with the user's question and the assistant's role word."""
+    lines = [x.strip() for x in prompt.splitlines() if x.strip().lower() not in ROLE_WORDS]
+    return lines[-1] if lines else prompt.strip()
