@@ -50,8 +50,9 @@ class GRPOObjective(Objective):
         self.references: dict[int, str] = trainer.data.references
         self._opened: dict[int, bool] = {}
         if trainer.cfg.train.early_stop and trainer.data.val:
+            n = min(EVAL_PROMPTS, len(trainer.data.val))
             trainer.reporter.status(f"GRPO: no early stopping; the adapter is the last step's (the validation reward, "
-                                    f"from {min(EVAL_PROMPTS, len(trainer.data.val))} greedy answers, is plotted)")
+                                    f"from {n} greedy answer{'s' if n > 1 else ''}, is plotted)")
 
     @property
     def group(self) -> int:
@@ -217,8 +218,9 @@ class GRPOObjective(Objective):
         a, b = r["first_steps"], r["last_steps"]
         parts = ", ".join(f"{n} {a[f'reward_{n}']:.2f} -> {b[f'reward_{n}']:.2f}" for n in self.rewards)
         val = (f"; validation {r['eval_first']:.2f} -> {r['eval_last']:.2f}" if r["eval_first"] is not None else "")
+        k = r["steps_averaged"]
         self.t.reporter.status(f"Rewards: mean {a['reward_mean']:.2f} -> {b['reward_mean']:.2f} of {len(self.rewards)} "
-                               f"(first and last {r['steps_averaged']} steps; {parts}){val}")
+                               f"({'first and last step' if k == 1 else f'first and last {k} steps'}; {parts}){val}")
 
 
 def advantages(rewards_: list[float], group: int) -> list[float]:
