@@ -57,22 +57,23 @@ def test_token_logps_are_the_answer_tokens_cross_entropy(tiny_model_folder):
 def test_prompts_are_the_generation_prompt_and_references_the_final_answers(demo_tokenizer, tmp_path):
     rows = [{"Question": "What is 2 + 3?", "Complex_CoT": "Two and three make five.", "Response": "5"},
             {"Question": "Name the red planet.", "Complex_CoT": "The fourth planet looks red.", "Response": "Mars"},
-            {"Question": "Say nothing.", "Complex_CoT": "Nothing to say.", "Response": " "}]
+            {"Question": "Say nothing.", "Complex_CoT": "Nothing to say.", "Response": " "},
+            {"Question": "Think only.", "Complex_CoT": "Hmm.", "Response": "<think>x</think>"}]
     path = tmp_path / "cot.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     cfg = grpo_cfg(path)
     cfg.data.val_share, cfg.data.reasoning = 0.0, "keep"
     data = method_data(cfg, prepare(cfg.data, demo_tokenizer), demo_tokenizer)
-    by_row = {e.row: e for e in data.train}
+    first = next(e for e in data.train if e.row == 1)
     want = demo_tokenizer(generation_prompt(demo_tokenizer, [{"role": "user", "content": "What is 2 + 3?"}]),
                           add_special_tokens=False)["input_ids"]
-    first = min(by_row)
-    assert [int(x) for x in by_row[first].input_ids] == want and not by_row[first].trained.any()
-    refs = sorted(data.references.values())
-    assert refs[0].startswith("<think>") and refs[0].endswith("</think>\n\nMars") or refs[0].endswith("5")
-    assert {r.rsplit("</think>", 1)[-1].strip() for r in refs} == {"5", "Mars"}
-    plan_in = data.plan_inputs()
-    assert list(plan_in["prompts"]) == [len(e) for e in data.whole_train]  # a prompt alone: all of it is prompt
+    assert [int(x) for x in first.input_ids] == want and not first.trained.any()
+    # The reference is the trained answer as rendered (the thought inline: reasoning=keep); the rewards take its end.
+    assert data.references == {1: "<think>\nTwo and three make five.\n</think>\n\n5",
+                               2: "<think>\nThe fourth planet looks red.\n</think>\n\nMars"}
+    assert [(p.row, p.reason) for p in data.skipped][-1] == (
+        4, "no reference answer to check the sampled answers against (its answer is empty after the chain of thought)")
+    assert list(data.plan_inputs()["prompts"]) == [len(e) for e in data.whole_train]  # a prompt alone: all of it
 
 
 def test_a_file_without_prompts_is_refused_in_plain_words(demo_tokenizer, tmp_path):
