@@ -180,6 +180,9 @@ class MethodConfig:
     """GRPO: reward functions, summed: match (the final answer equals the reference, numbers
     compared as numbers), format (<think>…</think> then an answer), length:MIN-MAX (tokens),
     regex:PATTERN (the answer matches)."""
+    temperature: float = 1.0
+    """GRPO: sampling temperature of the answers (TRL's default 1.0; lower: answers nearer the
+    greedy one, for a small model more often right, so its groups have more to learn from)."""
 
 
 def parse_reward(spec: str) -> tuple[str, Any]:
@@ -231,6 +234,7 @@ def method_checks(m: MethodConfig) -> list[tuple[bool, str]]:
         (m.group >= 2, f"GRPO's group of {m.group} must be at least 2 answers per prompt"),
         (m.completion_tokens >= 1, "completion tokens must be at least 1"),
         (m.kl >= 0, f"KL weight {m.kl} must not be negative"),
+        (0 < m.temperature <= 2, f"GRPO's sampling temperature {m.temperature} must be above 0 and at most 2"),
         (not problem, problem),
     ]
 

@@ -52,6 +52,8 @@ def test_token_logps_are_the_answer_tokens_cross_entropy(tiny_model_folder):
         lp = token_logps(model, ids, labels)
         assert lp.shape == (4 + 4,) and (lp < 0).all()
         assert float(-lp.sum()) == pytest.approx(float(loss_sum(model, ids, None, labels)), rel=1e-5)
+        hot = token_logps(model, ids, labels, temperature=2.0)  # the sampled distribution: logits / temperature
+    assert float(hot.mean()) != pytest.approx(float(lp.mean()))
 
 
 def test_prompts_are_the_generation_prompt_and_references_the_final_answers(demo_tokenizer, tmp_path):

@@ -44,6 +44,7 @@ class GRPOObjective(Objective):
         m = trainer.cfg.method
         self.rewards = rewards.build(m.rewards)
         self.kl = float(m.kl)
+        self.temperature = float(m.temperature)
         self.stops = stop_ids(trainer.tokenizer)
         tok = trainer.tokenizer
         self.pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -83,9 +84,9 @@ class GRPOObjective(Objective):
             ref = None
             if self.kl > 0:
                 with torch.no_grad(), t.model.disable_adapter(), t._autocast():
-                    ref = token_logps(t.model, ids.to(t.device), labels)
+                    ref = token_logps(t.model, ids.to(t.device), labels, self.temperature)
             with t._autocast():
-                logp = token_logps(t.model, ids.to(t.device), labels)
+                logp = token_logps(t.model, ids.to(t.device), labels, self.temperature)
             loss = -(torch.exp(logp - logp.detach()) * per_token).sum()
             if ref is not None:
                 k3 = torch.exp(ref - logp) - (ref - logp) - 1
@@ -100,7 +101,8 @@ class GRPOObjective(Objective):
         t = self.t
         prompts = [self._prompt(i) for i in examples]
         with t._autocast():
-            cs = sample(t.model, t.tokenizer, prompts, self.group, t.plan.completion_tokens, self.stops, t.device)
+            cs = sample(t.model, t.tokenizer, prompts, self.group, t.plan.completion_tokens, self.stops, t.device,
+                        temperature=self.temperature)
         return examples, cs, [self._score(t.data.train[examples[c.prompt]], c) for c in cs]
 
     def _prompt(self, i: int, data=None) -> list[int]:
@@ -189,9 +191,9 @@ class GRPOObjective(Objective):
             t.model.train()
             if self.kl > 0:
                 with torch.no_grad(), t.model.disable_adapter(), t._autocast():
-                    token_logps(t.model, ids.to(t.device), labels)
+                    token_logps(t.model, ids.to(t.device), labels, self.temperature)
             with t._autocast():
-                logp = token_logps(t.model, ids.to(t.device), labels)
+                logp = token_logps(t.model, ids.to(t.device), labels, self.temperature)
             (-logp.sum() / max(1, logp.numel())).backward()
         finally:
             t.model.zero_grad(set_to_none=True)

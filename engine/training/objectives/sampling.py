@@ -35,7 +35,7 @@ class Completion:
 
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[list[int]], group: int, max_new: int, stops: list[int], device,
-           *, greedy: bool = False, min_new: int = 0) -> list[Completion]:
+           *, greedy: bool = False, min_new: int = 0, temperature: float = 1.0) -> list[Completion]:
     """`group` answers to each prompt (prompt-major: prompt 0's answers first); the model's
     mode is restored. min_new forces full-length answers (the calibration probe)."""
     was_training = model.training
@@ -45,7 +45,7 @@ def sample(model, tokenizer, prompts: list[list[int]], group: int, max_new: int,
     ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     settings = ({"do_sample": False, "temperature": None, "top_p": None, "top_k": None} if greedy else
-                {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 50})  # transformers' defaults, stated
+                {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0})  # the whole distribution
     try:
         gen = model.generate(input_ids=ids.repeat_interleave(group, 0), attention_mask=mask.repeat_interleave(group, 0),
                              max_new_tokens=max_new, min_new_tokens=min_new or None, pad_token_id=pad,
