@@ -1,10 +1,15 @@
 """GRPO end to end on the demo model, on the CPU, through `tunedesk train --method grpo`:
-two-digit additions ("Reply with the number only."), rewards match (the sum is right)
-and length:1-8 (a short answer). Prints the greedy validation answers before and after,
+two-digit additions ("Reply with the number only.") with the length reward length:1-8
+(an answer of at most 8 tokens). Prints the greedy validation answers before and after,
 the sampled answers of the first and last steps, and the rewards step by step. Exits 0
 when the mean reward of the last steps beats that of the first ones.
 
-    python scripts/grpo_demo.py [--rows 60] [--steps 24] [--reward match,length:1-8] [--out DIR]
+    python scripts/grpo_demo.py [--rows 60] [--steps 24] [--reward length:1-8] [--temperature T] [--out DIR]
+
+The 135M demo model gets about 5 in 6 sums right greedily but few when sampling, and does
+not learn arithmetic in a few dozen steps: with `--reward match,length:1-8` the length part
+wins and the answers shrink to a bare number that is wrong (GRPO optimizes the rewards it
+is given: a lesson in choosing them, shown on the Train page as it happens).
 
 About 5 minutes on 2 free CPU cores (15 on a shared, loaded one; OMP_NUM_THREADS=1
 helps there).
@@ -28,7 +33,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=60)
     ap.add_argument("--steps", type=int, default=24)
-    ap.add_argument("--reward", default="match,length:1-8")
+    ap.add_argument("--reward", default="length:1-8")
+    ap.add_argument("--temperature", default="1.0")
     ap.add_argument("--group", default="4")
     ap.add_argument("--completion-tokens", default="16")
     ap.add_argument("--lr", default="2e-3")
@@ -42,7 +48,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = write_additions(out / "additions.jsonl", n=a.rows)
     cmd = [sys.executable, "-m", "engine.cli", "train", str(data), "--method", "grpo", "--reward", a.reward,
-           "--group", a.group, "--completion-tokens", a.completion_tokens, "--max-steps", str(a.steps), "--lr", a.lr,
+           "--group", a.group, "--completion-tokens", a.completion_tokens, "--temperature", a.temperature, "--max-steps", str(a.steps), "--lr", a.lr,
            "--effective-batch", "2", "--eval-every", str(a.steps // 2), "--val-share", "0.1", "--out", str(out),
            "--name", "grpo-demo", "--json-events"]
     print("$", " ".join(cmd[1:]), flush=True)
