@@ -7,6 +7,7 @@ one place where values are checked, so the CLI and the GUI report the same messa
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,18 +180,62 @@ class MethodConfig:
     """GRPO: reward functions, summed: match (the final answer equals the reference, numbers
     compared as numbers), format (<think>…</think> then an answer), length:MIN-MAX (tokens),
     regex:PATTERN (the answer matches)."""
+    temperature: float = 1.0
+    """GRPO: sampling temperature of the answers (TRL's default 1.0; lower: answers nearer the
+    greedy one, for a small model more often right, so its groups have more to learn from)."""
+
+
+def parse_reward(spec: str) -> tuple[str, Any]:
+    """A reward's kind and its argument: ('length', (MIN, MAX)), ('regex', compiled pattern),
+    ('match' | 'format', None). The one parser: validation refuses with its message, and
+    engine/training/rewards.py builds the functions from what it returns."""
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in REWARDS:
+        raise ConfigError(f"unknown reward '{spec}': use {', '.join(REWARDS)} (e.g. match,format,length:20-200)")
+    if kind == "length":
+        lo, dash, hi = arg.partition("-")
+        if not (dash and lo.strip().isdigit() and hi.strip().isdigit() and 0 <= int(lo) <= int(hi) and int(hi) > 0):
+            raise ConfigError(f"the length reward needs its bounds in tokens as length:MIN-MAX (e.g. length:20-200), "
+                              f"not '{spec}'")
+        return kind, (int(lo), int(hi))
+    if kind == "regex":
+        if not arg:
+            raise ConfigError("the regex reward needs a pattern after the colon, e.g. regex:^[0-9]+$")
+        try:
+            return kind, re.compile(arg)
+        except re.error as e:
+            raise ConfigError(f"the regex reward's pattern '{arg}' is not a valid regular expression ({e}); "
+                              "fix it or leave the regex reward out") from None
+    if arg:
+        raise ConfigError(f"the {kind} reward takes no setting ('{spec}'): write just '{kind}'")
+    return kind, None
+
+
+def _reward_problem(m: MethodConfig) -> str:
+    """The first reward that cannot be used, in parse_reward's words ('' when all can)."""
+    if m.name != "grpo":  # only GRPO reads the rewards: a DPO run is not refused for them
+        return ""
+    if not m.rewards:
+        return f"GRPO needs at least one reward: {', '.join(REWARDS)}"
+    for spec in m.rewards:
+        try:
+            parse_reward(spec)
+        except ConfigError as e:
+            return str(e)
+    return ""
 
 
 def method_checks(m: MethodConfig) -> list[tuple[bool, str]]:
-    kinds = [r.split(":", 1)[0] for r in m.rewards]
+    problem = _reward_problem(m)
     return [
         (m.name in METHODS, f"method must be one of {', '.join(METHODS)}, not '{m.name}'"),
         (m.beta > 0, f"beta {m.beta} must be positive"),
         (m.group >= 2, f"GRPO's group of {m.group} must be at least 2 answers per prompt"),
         (m.completion_tokens >= 1, "completion tokens must be at least 1"),
         (m.kl >= 0, f"KL weight {m.kl} must not be negative"),
-        (bool(m.rewards) and all(k in REWARDS for k in kinds),
-         f"rewards must be among {', '.join(REWARDS)}, not {', '.join(m.rewards) or 'none'}"),
+        (0 < m.temperature <= 2, f"GRPO's sampling temperature {m.temperature} must be above 0 and at most 2"),
+        (not problem, problem),
     ]
 
 
@@ -272,6 +317,9 @@ class RunConfig:
             (t.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, not '{t.device}'"),
             (t.gpus >= 1, "gpus must be at least 1"),
             *method_checks(self.method),
+            (not (self.method.name == "grpo" and d.max_seq_len and d.max_seq_len < self.method.completion_tokens + 64),
+             f"sequence length {d.max_seq_len} leaves no room for a prompt beside GRPO's "
+             f"{self.method.completion_tokens}-token answers: use at least {self.method.completion_tokens + 64}"),
         ]
         for ok, message in checks:
             if not ok:

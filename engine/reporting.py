@@ -14,6 +14,9 @@ them, and the GUI forwards them as Qt signals. Event kinds and their fields:
 - ``oom_recovery`` cause ('out of memory' | 'calibration'), text, step, and the new plan's
                 micro_batch, grad_accum, gradient_checkpointing, lean_memory, seq_len
 - ``finished``  run_dir, status ('finished' | 'stopped' | 'failed'), summary (with 'error' when failed)
+- ``generations`` GRPO: step, split ('train': a few of the step's sampled answers; 'eval': the
+                greedy validation answers), samples: [{row, prompt (its end, as text), completion,
+                ended, tokens, reward, parts {reward name: score}, reference}]
 """
 
 from __future__ import annotations
@@ -108,22 +111,28 @@ class ConsoleReporter(Reporter):
         elif kind == "progress" and self._bar is not None:
             self._bar.n = data["step"]
             post = {"epoch": f"{data['epoch']:.2f}", "tok/s": f"{data['tokens_per_s']:.0f}"}
-            if "loss" in self._last:
+            if "reward_mean" in self._last:
+                post["reward"] = f"{self._last['reward_mean']:.2f}"
+            elif "loss" in self._last:
                 post["loss"] = f"{self._last['loss']:.3f}"
             if "eval_loss" in self._last:
                 post["eval"] = f"{self._last['eval_loss']:.3f}"
             self._bar.set_postfix(post, refresh=False)
             self._bar.refresh()
         elif kind == "metrics":
-            self._last.update({k: v for k, v in data.items() if k in ("loss", "eval_loss")})
+            self._last.update({k: v for k, v in data.items() if k in ("loss", "eval_loss", "reward_mean")})
             if "eval_loss" in data:
                 self._write(f"step {data['step']}: eval loss {loss_text(data['eval_loss'])}")
+            elif "eval_reward_mean" in data:  # GRPO: the validation answers' mean reward
+                self._write(f"step {data['step']}: validation reward {loss_text(data['eval_reward_mean'])}")
         elif kind == "finished":
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
             s = data.get("summary", {})
             error = f" ({s['error']})" if s.get("error") else ""
-            print(f"{data['status']}{error}: {s.get('steps')} steps in {s.get('duration_s', 0):.0f} s, "
-                  f"train loss {loss_text(s.get('train_loss'))}, eval loss {loss_text(s.get('eval_loss'))} "
+            r = s.get("rewards")
+            figures = (f"mean reward {r['first_steps']['reward_mean']:.2f} -> {r['last_steps']['reward_mean']:.2f}" if r else
+                       f"train loss {loss_text(s.get('train_loss'))}, eval loss {loss_text(s.get('eval_loss'))}")
+            print(f"{data['status']}{error}: {s.get('steps')} steps in {s.get('duration_s', 0):.0f} s, {figures} "
                   f"-> {data['run_dir']}", file=self.result, flush=True)

@@ -23,7 +23,7 @@ from .tasks import Job, Tasks
 log = logs.get("train")
 KEY = "train"
 SIGNALS = {"status": "status", "warning": "warning", "started": "started", "progress": "progress", "metrics": "metrics",
-           "finished": "finished", "oom_recovery": "oom_recovered"}  # engine event -> TrainController signal
+           "finished": "finished", "oom_recovery": "oom_recovered", "generations": "generations"}  # engine event -> signal
 
 
 class _JobReporter(Reporter):
@@ -133,6 +133,7 @@ class TrainController(QObject):
     warning = Signal(str)
     oom_recovered = Signal(object)  # {text, step, micro_batch, grad_accum, ...}
     finished = Signal(object)  # {run_dir, status, summary}
+    generations = Signal(object)  # GRPO: {step, split, samples} (engine/reporting.py)
     failed = Signal(str, str)  # message, details
     model_ready = Signal(object)  # engine.chat.ChatSession over the trained model, still in memory
     starting = Signal()  # before a training loads anything: time to free what the last one left

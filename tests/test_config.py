@@ -61,7 +61,7 @@ def test_method_settings_round_trip_and_are_checked():
     again = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again.method.name == "grpo" and again.method.rewards == ["match", "length:10-200"]
     for field, value, words in (("name", "ppo", "method must be one of"), ("group", 1, "at least 2"),
-                                ("rewards", ["match", "vibes"], "rewards must be among")):
+                                ("rewards", ["match", "vibes"], "unknown reward .vibes.")):
         bad = RunConfig.from_dict(cfg.to_dict())
         setattr(bad.method, field, value)
         with pytest.raises(ConfigError, match=words):

@@ -20,6 +20,8 @@ def add(p: argparse.ArgumentParser) -> None:
     g.add_argument("--completion-tokens", type=int, default=None,
                    help=f"grpo: the longest sampled answer, in tokens (default {d.completion_tokens})")
     g.add_argument("--kl", type=float, default=None, help=f"grpo: pull towards the base model (default {d.kl}: none)")
+    g.add_argument("--temperature", type=float, default=None,
+                   help=f"grpo: sampling temperature of the answers (default {d.temperature})")
     g.add_argument("--reward", default=None, metavar="R[,R…]",
                    help="grpo: rewards to add up: match (the final answer equals the row's), format (<think>…</think> "
                         "then an answer), length:MIN-MAX (tokens), regex:PATTERN (default match)")
@@ -28,7 +30,7 @@ def add(p: argparse.ArgumentParser) -> None:
 def apply(cfg, a: argparse.Namespace) -> None:
     m = cfg.method
     for field, value in (("name", a.method), ("beta", a.beta), ("group", a.group),
-                         ("completion_tokens", a.completion_tokens), ("kl", a.kl)):
+                         ("completion_tokens", a.completion_tokens), ("kl", a.kl), ("temperature", a.temperature)):
         if value is not None:
             setattr(m, field, value)
     if a.reward is not None:

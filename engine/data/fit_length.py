@@ -107,6 +107,12 @@ def tail_length(e: Example) -> int:
     return len(e) - (s if s is not None else 0)
 
 
+def prompt_length(e: Example) -> int:
+    """Tokens before the last answer (all of them when nothing is trained: a prompt alone)."""
+    s = _last_span_start(e.trained)
+    return len(e) if s is None else s
+
+
 def _too_long(e: Example, limit: int, why: str = "") -> RowProblem:
     return RowProblem(e.row, f"too long: {len(e)} tokens > {limit} (the plan's sequence length){why}", "too long")
 

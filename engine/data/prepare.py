@@ -31,7 +31,7 @@ from ..config import DataConfig
 from ..errors import DataError
 from . import tool_form
 from .example import Example
-from .fit_length import TRUNCATE, LengthFit, fit_to_length, tail_length
+from .fit_length import TRUNCATE, LengthFit, fit_to_length, prompt_length, tail_length
 from .formats import NAMES
 from .formats.base import RowError
 from .mapping_hint import mapping_hint
@@ -87,6 +87,8 @@ class PreparedData:
     whole_val: list[Example] = field(default_factory=list)
     length_fit: LengthFit | None = None
     """What fitting the rows to the run's length did (truncated, split, skipped)."""
+    references: dict[int, str] = field(default_factory=dict)
+    """GRPO (engine/data/prompts.py): each row's reference answer, by row; the rows are its prompts."""
 
     def __post_init__(self) -> None:
         self.whole_train, self.whole_val = list(self.train), list(self.val)
@@ -103,7 +105,9 @@ class PreparedData:
             lengths = np.minimum(lengths, TEXT_PLAN_TOKENS)
         tails = np.zeros(len(self.whole_train), np.int64) if text else np.array(
             [tail_length(e) for e in self.whole_train], dtype=np.int64)
-        return {"lengths": lengths, "tails": tails, "train_rows": len(self.whole_train)}
+        # GRPO plans for each prompt plus its sampled answer (engine/data/prompts.py).
+        prompts = np.array([prompt_length(e) for e in self.whole_train + self.whole_val], dtype=np.int64)
+        return {"lengths": lengths, "tails": tails, "train_rows": len(self.whole_train), "prompts": prompts}
 
     def fit_length(self, limit: int, policy: str = TRUNCATE) -> LengthFit:
         """Fit every row to `limit` tokens (from the whole rows, so a shorter limit after

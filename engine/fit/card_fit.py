@@ -25,7 +25,8 @@ from .planner import CPU_HEADROOM, MAX_LOST_SHARE
 PLAN_FILE = "plan.json"  # in the run folder and in each checkpoint: the plan the run had reached there
 GROWTH_ALLOWANCE = 0.02  # of the cap: what the steps may add over calibration (optimizer, eval)
 CPU_CALIBRATE_SHARE = 0.5  # a CPU plan estimated past this share of its RAM budget is measured first
-WATCHED_STEPS = 5  # reserved memory of the first steps is kept in plan.json, against calibration
+WATCHED_STEPS = 5
+MIN_COMPLETION = 32  # GRPO: shorter sampled answers than this leave a reasoning model no room to answer  # reserved memory of the first steps is kept in plan.json, against calibration
 
 
 class CardFit:
@@ -110,8 +111,9 @@ class CardFit:
 
     # -- rows ---------------------------------------------------------------------------
     def fit_rows(self, limit: int) -> None:
-        """Fit the rows to `limit` tokens; stop before training if that would lose too much."""
-        fit = self.data.fit_length(limit, self.plan.long_rows)
+        """Fit the rows to `limit` tokens; stop before training if that would lose too much.
+        GRPO's rows are prompts: they get what the sampled answer leaves of the length."""
+        fit = self.data.fit_length(limit - self.plan.completion_tokens, self.plan.long_rows)
         if fit.sentence():
             self.reporter.warning(fit.sentence())
         if not self.data.train:
@@ -217,8 +219,9 @@ class CardFit:
 
         Order (bench/README.md, "Levers"): halve the micro-batch (doubling accumulation);
         at micro-batch 1 turn gradient checkpointing on (-3.1x the 7B's step memory),
-        then, on a GPU, lean memory (-1.45 GiB at 8,192 tokens, if its RAM fits); only
-        then shorten the rows (truncated, the answer kept), by a quarter at a time."""
+        then, on a GPU, lean memory (-1.45 GiB at 8,192 tokens, if its RAM fits); GRPO then
+        samples shorter answers (a quarter shorter, down to MIN_COMPLETION: the prompts stay
+        whole); only then shorten the rows (truncated, the answer kept), by a quarter at a time."""
         p = self.plan
         if p.micro_batch > 1:
             mb = p.micro_batch // 2
@@ -230,7 +233,11 @@ class CardFit:
         lean = {"lean_memory": True, "lora_dropout": 0.0}
         if p.device == "cuda" and not p.lean_memory and ram_bytes(self.info, p.replace(**lean).shape()) <= p.ram_budget_bytes:
             return lean, "lean memory turned on at micro-batch 1 (activations in RAM, no LoRA dropout)"
-        new = max(64, int(p.seq_len * 0.75) // 8 * 8)
+        if p.completion_tokens > MIN_COMPLETION:
+            c = max(MIN_COMPLETION, int(p.completion_tokens * 0.75) // 8 * 8)
+            return ({"completion_tokens": c, "seq_len": p.seq_len - (p.completion_tokens - c)},
+                    f"sampled answers shortened to {c} tokens at 1 prompt per pass")
+        new = max(64 + p.completion_tokens, int(p.seq_len * 0.75) // 8 * 8)
         if new >= p.seq_len:
             raise FitError(self.too_long(p.seq_len, "even the shortest step does not fit"))
         return {"seq_len": new}, f"rows shortened to {new:,} tokens"

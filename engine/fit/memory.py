@@ -18,6 +18,14 @@ activations  tokens T = micro_batch x seq_len. Without checkpointing each of L b
              the recomputed block, (LEAN_H h + LEAN_I i) bytes per token.
 logits       one chunk of the chunked linear cross-entropy (engine/models/loss.py: never the
              full T x vocab logits) + the final hidden states and their trained-row copy.
+generation   GRPO only (engine/training/objectives/grpo.py): sampling G answers per prompt
+             holds a KV cache of layers x 2 x kv_heads x head_dim x dtype bytes per token for
+             micro_batch x G x seq_len tokens, the prefill's one block of activations and a
+             row of logits per sequence. It is freed before the training pass (the same
+             allocator blocks are reused), so the peak is the larger of the two phases: this
+             term is what generation needs beyond the pass (mostly 0: the pass over G
+             sequences of prompt + answer with gradients holds more). The pass itself is
+             the SFT terms above for micro_batch x G sequences of seq_len tokens.
 overhead     allocator slack (FRAG of the transient terms) + cuBLAS/cuDNN workspaces.
              The embedding table in RAM costs nothing here: it is looked up on the CPU
              (engine/models/loading.py look_up_in_ram), not copied to the GPU per forward.
@@ -101,6 +109,13 @@ class StepShape:
     embeddings_on_cpu: bool = False  # the input embedding table stays in RAM (untied models)
     lean: bool = False  # lean memory (with checkpointing): engine/models/lean.py
     fused_kernels: bool = False  # liger's RMSNorm / SwiGLU / RoPE (engine/models/speed.py)
+    group: int = 1  # sequences per example: GRPO's G sampled answers per prompt
+    completion: int = 0  # GRPO: tokens sampled per answer (0: no generation), within seq_len
+
+
+def kv_cache_bytes(m: ModelInfo, tokens: int, dtype_bytes: int) -> int:
+    """A generation's KV cache: keys and values of every layer for `tokens` tokens."""
+    return int(tokens * m.layers * 2 * m.kv_heads * m.head_dim * dtype_bytes)
 
 
 def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
@@ -113,12 +128,12 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
 
     lora = m.lora_params(s.lora_r, s.lora_targets) * (4 + 4 + (2 if s.optimizer == "adamw_8bit" else 8))
 
-    tokens = s.micro_batch * s.seq_len
+    tokens = s.micro_batch * s.group * s.seq_len
     a_i = A_I if m.gated_mlp else A_I * PLAIN_MLP
     lean_i = LEAN_I if m.gated_mlp else LEAN_I * PLAIN_MLP
     per_block = tokens * (A_H * m.hidden_size + a_i * m.intermediate_size) * s.dtype_bytes / 2
     if s.gradient_checkpointing and s.lean and s.seq_len > MLP_TILE > 0:
-        tile = s.micro_batch * MLP_TILE
+        tile = s.micro_batch * s.group * MLP_TILE
         activations = (tokens * LEAN_TILED_H * m.hidden_size + tile * lean_i * m.intermediate_size) * s.dtype_bytes / 2
     elif s.gradient_checkpointing and s.lean:
         activations = tokens * (LEAN_H * m.hidden_size + lean_i * m.intermediate_size) * s.dtype_bytes / 2
@@ -131,12 +146,27 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
         activations = m.layers * per_block * (FUSED_ACT if s.fused_kernels else 1.0)
 
     if m.sliding_window and s.seq_len > m.sliding_window:
-        activations += s.micro_batch * s.seq_len**2 * MASK_BYTES
+        activations += s.micro_batch * s.group * s.seq_len**2 * MASK_BYTES
     # Chunked linear cross-entropy: one chunk of logits at a time, plus the final hidden
     # states and their trained-row copy.
     logits = min(tokens, rows_per_chunk(m.vocab_size)) * m.vocab_size * BYTES_PER_LOGIT + 2 * tokens * m.hidden_size * s.dtype_bytes
-    overhead = FRAG * (activations + logits) + WORKSPACE
-    return {k: int(v) for k, v in dict(weights=weights, lora=lora, activations=activations, logits=logits, overhead=overhead).items()}
+    parts = {"weights": weights, "lora": lora, "activations": activations, "logits": logits}
+    if s.completion:
+        parts["generation"] = max(0, generation_bytes(m, s) - activations - logits)
+    transient = activations + logits + parts.get("generation", 0)
+    parts["overhead"] = FRAG * transient + WORKSPACE
+    return {k: int(v) for k, v in parts.items()}
+
+
+def generation_bytes(m: ModelInfo, s: StepShape) -> int:
+    """What sampling a micro-batch's answers holds at its peak: the KV cache of every sequence
+    at full length, one block's prefill activations (no gradients: nothing is kept), and
+    each sequence's next-token logits (bf16, with the fp32 copies sampling makes)."""
+    rows = s.micro_batch * s.group
+    prompt = max(1, s.seq_len - s.completion)
+    a_i = A_I if m.gated_mlp else A_I * PLAIN_MLP
+    prefill = rows * prompt * (A_H * m.hidden_size + a_i * m.intermediate_size) * s.dtype_bytes / 2
+    return int(kv_cache_bytes(m, rows * s.seq_len, s.dtype_bytes) + prefill + rows * m.vocab_size * (s.dtype_bytes + 8))
 
 
 def cpu_breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
@@ -160,7 +190,8 @@ def ram_bytes(m: ModelInfo, s: StepShape) -> int:
 
 def offloaded_bytes(m: ModelInfo, s: StepShape) -> int:
     """Pinned RAM that lean memory holds: every block's checkpointed input."""
-    return m.layers * s.micro_batch * s.seq_len * m.hidden_size * s.dtype_bytes if s.lean and s.gradient_checkpointing else 0
+    return (m.layers * s.micro_batch * s.group * s.seq_len * m.hidden_size * s.dtype_bytes
+            if s.lean and s.gradient_checkpointing else 0)
 
 
 def peak_bytes(m: ModelInfo, s: StepShape) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..models.model_info import ModelInfo
 from . import schedule
-from .memory import GiB, StepShape, breakdown, cpu_breakdown, ram_bytes
+from .memory import GiB, StepShape, breakdown, cpu_breakdown, generation_bytes, kv_cache_bytes, ram_bytes
 from .plan import (
     CONTEXT_RESERVE,
     SAFETY,
@@ -129,28 +129,40 @@ def user_settings(cfg) -> dict[str, Any]:
 
 
 def effective_batch(cfg, cuda: bool, train_rows: int | None = None) -> int:
-    """Examples per optimizer step: the user's, else 16 on a GPU and 4 on the CPU; never
-    more than the training rows, so every epoch is at least one step."""
+    """Examples per optimizer step: the user's, else 16 on a GPU and 4 on the CPU (GRPO's
+    prompts: 4 and 2); never more than the training rows, so every epoch is at least one step."""
     t = cfg.train
-    n = t.effective_batch or (t.micro_batch * t.grad_accum if t.micro_batch and t.grad_accum else (16 if cuda else 4))
+    # GRPO's examples are prompts, each sampled G times: 4 prompts (16 answers at G = 4) per step on a GPU.
+    default = (4 if cuda else 2) if cfg.method.name == "grpo" else (16 if cuda else 4)
+    n = t.effective_batch or (t.micro_batch * t.grad_accum if t.micro_batch and t.grad_accum else default)
     return max(1, min(n, train_rows)) if train_rows else n
 
 
 def resolve(cfg, m: ModelInfo, target: Target, lengths: np.ndarray | None = None, *, train_rows: int | None = None,
-            tails: np.ndarray | None = None) -> Plan:
+            tails: np.ndarray | None = None, prompts: np.ndarray | None = None) -> Plan:
     """The plan for a request on a target: what the trainer uses and what the window shows.
     The data's part comes from PreparedData.plan_inputs(): lengths, tails (per row, the
-    tokens from its last answer's start: what truncation keeps), train_rows."""
+    tokens from its last answer's start: what truncation keeps), train_rows, prompts (per
+    row, the tokens before its last answer: GRPO plans for each prompt plus its sampled
+    answer, G of them per prompt, whatever the rows' own answers are)."""
     forced = user_settings(cfg)
+    method = cfg.method
+    group = completion = 0
+    if method.name == "grpo":
+        group, completion = method.group, method.completion_tokens
+        base = prompts if prompts is not None else None
+        lengths = None if base is None else base + completion
+        tails = lengths  # the answers are sampled, not read: a shorter length cuts the prompts' starts
     asked_r, rank_why = (cfg.lora.r, schedule.SET_BY_YOU) if cfg.lora.r else schedule.rank(train_rows)
     p = plan(m, budget_bytes=target.budget_bytes, lengths=lengths, tails=tails,
              effective_batch=effective_batch(cfg, target.device == "cuda", train_rows),
-             lora_r=asked_r, bf16=target.bf16, force=forced, ram_bytes=target.ram_bytes, cap_bytes=target.cap_bytes)
+             lora_r=asked_r, bf16=target.bf16, force=forced, ram_bytes=target.ram_bytes, cap_bytes=target.cap_bytes,
+             group=max(1, group), completion=completion)
     dropout = 0.0 if p.lean_memory else cfg.lora.dropout  # lean memory has no LoRA dropout (engine/models/lean.py)
     asked_alpha = cfg.lora.alpha or 2 * asked_r
     alpha = asked_alpha if p.lora_r == asked_r else max(1, round(asked_alpha * p.lora_r / asked_r))
     p = spread(p.replace(lora_alpha=alpha, lora_dropout=dropout, lora_targets=cfg.lora.target_modules,
-                         long_rows=cfg.data.long_rows, user_set=tuple(sorted(forced))), cfg.train.gpus)
+                         long_rows=cfg.data.long_rows, user_set=tuple(sorted(forced)), method=method.name), cfg.train.gpus)
     p = p.replace(grad_accum=cfg.train.grad_accum) if cfg.train.grad_accum and cfg.train.micro_batch else p
     return sized(p, cfg, train_rows, lengths, rank_why)
 
@@ -184,9 +196,12 @@ def plan(
     ram_bytes: int = UNKNOWN_RAM,
     cap_bytes: int | None = None,
     tails: np.ndarray | None = None,
+    group: int = 1,
+    completion: int = 0,
     fused_kernels: bool | None = None,
 ) -> Plan:
     """A plan for a CUDA card with `budget_bytes` usable, or a CPU plan (RAM) when None.
+    GRPO: `group` sequences per example, `completion` of each row's tokens sampled first.
     fused_kernels: whether liger's kernels will run (None: whether they can here)."""
     force = force or {}
     if fused_kernels is None:
@@ -195,10 +210,11 @@ def plan(
         fused_kernels = budget_bytes is not None and fused_kernels_available()
     context = m.context_length or 1 << 17
     longest = _up(max(MIN_SEQ, min(int(lengths.max()), context))) if lengths is not None and len(lengths) else min(1024, context)
+    longest = max(longest, min(context, _up(completion + MIN_SEQ))) if completion else longest
     need = min(force.get("seq_len", longest), context)
     cpu = budget_bytes is None
     budget = int(ram_bytes * (1 - CPU_HEADROOM)) if cpu else budget_bytes
-    search = _Search(m, budget, ram_bytes, effective_batch, lora_r, force, cpu, fused_kernels and not cpu)
+    search = _Search(m, budget, ram_bytes, effective_batch, lora_r, force, cpu, group, completion, fused_kernels and not cpu)
     found = search.first_fit(need)
     if found is None and "seq_len" not in force:
         shorter = search.longest_fit(need)
@@ -209,6 +225,7 @@ def plan(
         why = ("set by you" if "seq_len" in force
                else f"this model's context; {int((lengths > found.seq_len).sum())} longer row(s) are truncated to it"
                if data_max > found.seq_len >= context
+               else f"covers every prompt and a {completion}-token answer" if completion and found.seq_len >= longest
                else "covers every example" if found.seq_len >= longest
                else _truncation_words(lengths, found.seq_len, longest))
         return _make(m, found, budget, ram_bytes, cap_bytes, effective_batch, why, bf16, lora_r, True, "")
@@ -221,9 +238,9 @@ def plan(
 class _Search:
     """Shapes for one model, budget and request; `fits` is the one test of a shape."""
 
-    def __init__(self, m, budget, ram, effective, lora_r, force, cpu, fused=False) -> None:
+    def __init__(self, m, budget, ram, effective, lora_r, force, cpu, group=1, completion=0, fused=False) -> None:
         self.m, self.budget, self.ram, self.effective, self.lora_r, self.force, self.cpu = m, budget, ram, effective, lora_r, force, cpu
-        self.fused = fused
+        self.group, self.completion, self.fused = group, completion, fused
 
     def rows(self):
         if self.cpu:  # fp32 on the CPU; checkpointing is the one memory lever there
@@ -236,7 +253,8 @@ class _Search:
                 "none" if self.cpu else self.force.get("quantization", quant), 4 if self.cpu else 2, 1, 0, ckpt,
                 max(4, self.lora_r // rank_div), optimizer="adamw" if self.cpu else self.force.get("optimizer", optim),
                 embeddings_on_cpu=not self.cpu and self.force.get("embeddings_on_cpu", cpu_embed and not self.m.tied_embeddings),
-                lean=not self.cpu and bool(self.force.get("lean_memory", lean)) and ckpt, fused_kernels=self.fused)
+                lean=not self.cpu and bool(self.force.get("lean_memory", lean)) and ckpt, group=self.group,
+                completion=self.completion, fused_kernels=self.fused)
 
     def batches(self) -> list[int]:
         # Any size, not only powers of two: the largest that fits uses the card best.
@@ -270,7 +288,8 @@ class _Search:
                 lo = mid
             else:
                 hi = mid
-        return lo * LENGTH_STEP if lo * LENGTH_STEP >= MIN_SEQ else None
+        # GRPO: a length that leaves no room for a prompt beside the answer is no length.
+        return lo * LENGTH_STEP if lo * LENGTH_STEP >= MIN_SEQ + self.completion else None
 
     def smallest(self, seq: int) -> StepShape:
         """The shape with the smallest estimate at `seq` (what a refusal shows)."""
@@ -301,7 +320,7 @@ def _memory(m, s: StepShape) -> tuple[dict[str, int], int, int]:
 
 
 # What a recovery can change, and the reason the plan then gives for it.
-RECOVERABLE = ("micro_batch", "grad_accum", "gradient_checkpointing", "lean_memory", "seq_len")
+RECOVERABLE = ("micro_batch", "grad_accum", "gradient_checkpointing", "lean_memory", "seq_len", "completion_tokens")
 
 
 def recovered(m, p: Plan, why: str, **changes: Any) -> Plan:
@@ -336,7 +355,9 @@ def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested
             if s.gradient_checkpointing
             else "Off: the activations fit, so no time is spent recomputing them."
         ),
-        "micro_batch": f"{s.micro_batch} example(s) of up to {s.seq_len} tokens per forward pass is the most that fits.",
+        "micro_batch": (f"{s.micro_batch} prompt(s) per pass, each with {s.group} sampled answers ({s.micro_batch * s.group} "
+                        f"sequences of up to {s.seq_len} tokens), is the most that fits." if s.completion else
+                        f"{s.micro_batch} example(s) of up to {s.seq_len} tokens per forward pass is the most that fits."),
         "grad_accum": (f"{_micro_batches(accumulation(effective, s.micro_batch))} per step "
                        f"{_keep(accumulation(effective, s.micro_batch))} the effective batch at {effective}."),
         "seq_len": f"{s.seq_len} tokens: {seq_why}." if seq_why else f"{s.seq_len} tokens.",
@@ -359,8 +380,11 @@ def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested
             else f"8-bit AdamW states (bitsandbytes) save {parts['lora'] * 0.375 / GiB:.2f} GiB, which this card needs."
         ),
     }
+    if s.completion:
+        reasons["method"] = _grpo_words(m, s, parts)
     if cpu:
-        reasons = {k: reasons[k] for k in ("gradient_checkpointing", "micro_batch", "grad_accum", "seq_len", "lora_r")}
+        keep = ("method", "gradient_checkpointing", "micro_batch", "grad_accum", "seq_len", "lora_r")
+        reasons = {k: reasons[k] for k in keep if k in reasons}
         reasons["device"] = (f"No CUDA GPU: fp32 on the CPU, about {total / GiB:.1f} GiB of the {ram / GiB:.1f} GiB of RAM "
                              "this run may use. Fine for the demo model, very slow for real ones.")
     return Plan(
@@ -371,8 +395,21 @@ def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested
         embeddings_on_cpu=s.embeddings_on_cpu, lean_memory=s.lean, long_rows="truncate", bf16=bf16,
         budget_bytes=0 if cpu else int(budget), cap_bytes=0 if cpu else int(cap or budget / (1 - SAFETY)),
         ram_budget_bytes=int(ram), estimate_bytes=0 if cpu else total, ram_estimate_bytes=int(ram_need),
-        breakdown={} if cpu else parts, reasons=reasons, suggestion=suggestion, fused_kernels=s.fused_kernels,
+        breakdown={} if cpu else parts, reasons=reasons, suggestion=suggestion, group=s.group,
+        completion_tokens=s.completion, fused_kernels=s.fused_kernels,
     )
+
+
+def _grpo_words(m, s: StepShape, parts: dict[str, int]) -> str:
+    """GRPO's two phases in plain words, with the figures the estimate used."""
+    rows = s.micro_batch * s.group
+    kv, gen = kv_cache_bytes(m, rows * s.seq_len, s.dtype_bytes), generation_bytes(m, s)
+    train = parts["activations"] + parts["logits"]
+    which = ("the training pass needs more, so the pass sets the peak" if gen <= train else
+             f"it needs {(gen - train) / GiB:.2f} GiB more than the training pass, counted as 'generation'")
+    return (f"GRPO: {s.group} answers of up to {s.completion} tokens are sampled for each prompt and scored, then the model "
+            f"learns from all {rows} of a pass at once. Sampling holds a {kv / GiB:.2f} GiB KV cache "
+            f"({rows} x {s.seq_len} tokens) and is done before the training pass starts; {which}.")
 
 
 def _suggest(search: _Search, need: int, budget: int, cpu: bool) -> str:

@@ -46,6 +46,30 @@ def chunked_ce_sum(hidden: torch.Tensor, head: torch.nn.Module, targets: torch.T
     return total
 
 
+def _logp_chunk(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: torch.Tensor,
+                temperature: float = 1.0) -> torch.Tensor:
+    return -F.cross_entropy(F.linear(h, weight, bias).float() / temperature, y, reduction="none")
+
+
+def token_logps(model, input_ids: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Log-probability of every token whose label is not IGNORE, given the tokens before it
+    (fp32, row-major order), under the distribution sampled from (logits / temperature, as
+    TRL's GRPO scores its samples): chunked through the head like the loss, so no full
+    logits. Right-padded rows need no attention mask (see batch_loss_sum)."""
+    decoder, head = lm_parts(model)
+    hidden = decoder(input_ids=input_ids).last_hidden_state
+    y = labels[:, 1:].to(hidden.device)
+    keep = y != IGNORE
+    h, y = hidden[:, :-1][keep], y[keep]
+    weight, bias = head.weight, getattr(head, "bias", None)
+    rows = rows_per_chunk(weight.shape[0])
+    parts = []
+    for a in range(0, y.numel(), rows):
+        args = (h[a : a + rows], weight, bias, y[a : a + rows], temperature)
+        parts.append(checkpoint(_logp_chunk, *args, use_reentrant=False) if torch.is_grad_enabled() else _logp_chunk(*args))
+    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+
+
 def lm_parts(model) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(decoder, output head) of a causal LM, through a peft wrapper if there is one."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model

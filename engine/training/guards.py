@@ -22,6 +22,8 @@ EOS_PROMPTS = 4  # validation prompts the tuned model answers at the end
 def replay_share(cfg, data) -> float:
     """The request's share, else the default: on for conversations (plain text trains a
     model to continue documents, where chat replay does not belong)."""
+    if cfg.method.name == "grpo":  # replay trains by imitation; GRPO's rows are prompts, scored by rewards
+        return 0.0
     if cfg.train.replay_share is not None:
         return float(cfg.train.replay_share)
     return 0.0 if data.shape.spec.plain_text else replay.DEFAULT_SHARE
@@ -127,7 +129,7 @@ class Guards:
         room for twice their reference answer."""
         t = self.t
         rows = t.data.val[:EOS_PROMPTS] or t.data.train[:EOS_PROMPTS]
-        rows = [e for e in rows if e.row >= 0]
+        rows = [e for e in rows if e.row >= 0 and e.trained.any()]  # GRPO's prompts carry no answer to size the room by
         if not rows:
             return None
         prompts, limits = [], []

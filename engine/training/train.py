@@ -102,6 +102,7 @@ class Trainer:
             self.tokenizer = load_tokenizer(folder, cfg.model)
             rep.status(f"Reading {Path(cfg.data.path).name}…")
             self.data: PreparedData = prepare(cfg.data, self.tokenizer)
+        self.data = objectives.method_data(cfg, self.data, self.tokenizer)  # GRPO: prompts and references
         from ..models import model_info
 
         self.info = model_info.from_folder(folder)
@@ -175,7 +176,8 @@ class Trainer:
                 lr, grad_norm = self.optim.step()
                 self.step += 1
                 summed = dict(zip(local, self.ranks.total(*local.values())))
-                return {**summed, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": trained}
+                # An objective's own token counts (GRPO's, known once its answers are sampled) win.
+                return {"tokens": tokens, "trained_tokens": trained, **summed, "lr": lr, "grad_norm": grad_norm}
             del batches
             self.stream.rewind(start)  # the same examples again, split finer
             self._recover(f"Out of GPU memory at step {self.step + 1}")
@@ -270,11 +272,12 @@ class Trainer:
             self.save_adapter(self.guards.restore_best())
             if status == "finished":
                 self.guards.finish(run)
-        summary = summarize(self, status, error, first_eval, duration)
+        summary = {**summarize(self, status, error, first_eval, duration), **self.objective.summary()}
         if self.ranks.main:
             run.write_summary(summary)
             run.clear_running()
             self.guards.report(summary)
+            self.objective.report(summary)
         self.ranks.close()  # the run is written: the processes leave their group together
         rep.event("finished", run_dir=str(run.path), status=status, summary=summary)
         if error:

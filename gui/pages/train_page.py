@@ -27,6 +27,7 @@ from engine import paths
 from engine.runs import RunDir
 
 from .. import settings
+from ..generations_view import GenerationsView
 from ..session import Session
 from ..widgets import Banner, duration, page_layout, show_error
 from ..worker import TrainController
@@ -157,6 +158,8 @@ class TrainPage(QWidget):
         grid.setRowStretch(0, 3)
         grid.setRowStretch(1, 2)
         root.addLayout(grid, 1)
+        self.generations = GenerationsView()  # GRPO's sampled answers; hidden for other methods
+        root.addWidget(self.generations)
 
         self.series: dict[str, list] = {}
         self._reset_series()
@@ -180,6 +183,8 @@ class TrainPage(QWidget):
         c.finished.connect(self._on_finished)
         c.failed.connect(self._on_failed)
         c.done.connect(self._on_done)
+        c.generations.connect(self.generations.show_event)
+        c.started.connect(lambda _d: self.generations.clear())
         self._update_out_label()
         self._update_buttons()
 

@@ -19,7 +19,22 @@ def make(trainer) -> Objective:
     name = trainer.cfg.method.name
     if name == "sft":
         return SupervisedObjective(trainer)
+    if name == "grpo":
+        from .grpo import GRPOObjective
+
+        return GRPOObjective(trainer)
     raise ConfigError(f"the {name.upper()} method is not available in this version of TuneDesk")
 
 
-__all__ = ["Objective", "make"]
+def method_data(cfg, data, tokenizer):
+    """The prepared rows as the run's method reads them, before the plan is made: GRPO's
+    prompts and reference answers (engine/data/prompts.py); the others' rows unchanged."""
+    if cfg.method.name != "grpo":
+        return data
+    from ...data.prompts import to_prompts
+    from ..rewards import needs_reference
+
+    return to_prompts(data, tokenizer, need_reference=needs_reference(cfg.method.rewards), path=cfg.data.path)
+
+
+__all__ = ["Objective", "make", "method_data"]

@@ -36,6 +36,13 @@ class Objective:
         """Calibration's step at the plan's largest shape (may raise torch.OutOfMemoryError)."""
         raise NotImplementedError
 
+    def summary(self) -> dict[str, Any]:
+        """The method's own figures for summary.json (e.g. GRPO's rewards at the start and the end)."""
+        return {}
+
+    def report(self, summary: dict[str, Any]) -> None:
+        """The method's closing line(s) through the Reporter (the CLI's and the window's log)."""
+
     def state(self) -> dict[str, Any]:
         return {}
 
