@@ -61,7 +61,13 @@ def load_tokenizer(folder: Path, model_cfg: ModelConfig):
     return tok
 
 
-def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, embedding_module: str = ""):
+def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, embedding_module: str = "",
+               sharded: bool = False):
+    """The base model as planned. `sharded` (FSDP2, engine/training/sharding.py): unquantized
+    weights load into RAM and sharding moves each card's share to it layer by layer (the
+    whole model never sits on one card); 4-bit weights load whole on each card (a quarter of
+    the bf16 size; the planner checks that it fits) and are stored as bf16 words so FSDP
+    can shard them with the rest."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -80,12 +86,15 @@ def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, em
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_use_double_quant=True,
                 bnb_4bit_compute_dtype=placement.dtype,
+                **({"bnb_4bit_quant_storage": torch.bfloat16} if sharded else {}),
             )
         else:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         # Modules placed in RAM are left unquantized (they are only looked up).
         kwargs["quantization_config"].llm_int8_enable_fp32_cpu_offload = bool(model_cfg.embeddings_on_cpu)
-    if placement.device == "cuda":
+    if placement.device == "cuda" and sharded and placement.quantization == "none":
+        pass  # into RAM: fully_shard moves each layer's share to the card
+    elif placement.device == "cuda":
         kwargs["device_map"] = {"": torch.cuda.current_device()}
         if model_cfg.embeddings_on_cpu and embedding_module:
             kwargs["device_map"] = {embedding_module: "cpu", "": torch.cuda.current_device()}
