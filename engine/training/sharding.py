@@ -68,12 +68,17 @@ class ShardedRanks(Ranks):
         """The optimizer's whole state in one process's layout (parameters by number)."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
+        if not optimizer.state:  # before the first step: DCP would make its states with a step at lr 0, and
+            return optimizer.state_dict()  # AdamW's step count (its bias correction) would then be off by one
         full = get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         return _by_number(model, full) if self.main else {}
 
     def load_optimizer(self, model, optimizer, state: dict[str, Any]) -> None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
+        if not state["state"]:  # a checkpoint from before the first step (see optimizer_state)
+            optimizer.load_state_dict(state)
+            return
         set_optimizer_state_dict(model, optimizer, _by_name(model, state), options=StateDictOptions(full_state_dict=True))
 
 
