@@ -82,12 +82,14 @@ def resolve(cfg, m: ModelInfo, target: Target, lengths=None, *, train_rows=None,
     asked = getattr(cfg.train, "shard", None)
     if n <= 1 or asked is False:
         return whole
+    sharded = _sharded(cfg, m, target, lengths, train_rows, tails)
     if asked is None and whole.fits:
         reasons = dict(whole.reasons)
+        hint = (" Sharded, it would fit unquantized (--shard): more exact, slower per step."
+                if whole.quantization != "none" and sharded.fits and sharded.quantization == "none" else "")
         reasons["processes"] = (f"{reasons.get('processes', '')} The whole model fits each card, so it is not sharded: "
-                                "the cards exchange only LoRA's gradients, once per step.").strip()
+                                f"the cards exchange only LoRA's gradients, once per step.{hint}").strip()
         return dataclasses.replace(whole, reasons=reasons)
-    sharded = _sharded(cfg, m, target, lengths, train_rows, tails)
     if asked is None and not sharded.fits:
         reasons = dict(whole.reasons)
         reasons["processes"] = (f"{reasons.get('processes', '')} Sharded over {n} cards it does not fit either: about "
@@ -125,14 +127,15 @@ def load_peak_fits(m: ModelInfo, p: Plan) -> bool:
 def _explained(p: Plan, whole: Plan, m: ModelInfo, n: int, asked: bool | None) -> Plan:
     """`p` (sharded) with the reason in plain words and the per-card figures."""
     cpu = p.device == "cpu"
-    full = _gib(whole.breakdown.get("weights", 0) if not cpu else m.params_total * 4)
+    full = _gib(whole_weights(m, p) if not cpu else m.params_total * 4)  # the whole model, as this plan stores it
     share = per_card(m, n)
     layers = _gib(m.params_linear * (1 / n) * (4 if cpu else _bytes(p)))
     gathered = _gib(m.params_linear * min(1.0, GATHERED_LAYERS / max(1, m.layers)) * (4 if cpu else _bytes(p)))
     root = _gib((share.params_embedding + share.params_lm_head + share.params_norm + share.params_other) * (4 if cpu else 2))
     per = _gib(p.breakdown.get("weights", 0) if not cpu else share.params_total * 4)
-    why = ("you asked for it (--shard)" if asked else
-           f"the whole model does not fit one card ({whole.suggestion or 'over the budget'})")
+    over = (f"{_gib(whole.estimate_bytes)} GiB of {_gib(whole.budget_bytes)}" if not cpu else
+            f"{_gib(whole.ram_estimate_bytes)} GiB of {_gib(whole.ram_budget_bytes)} GiB of RAM")
+    why = "you asked for it (--shard)" if asked else f"the whole model does not fit one card (even its leanest step needs {over})"
     reasons = dict(p.reasons)
     reasons["processes"] = (
         f"Sharded over {n} {'GPUs' if not cpu else 'CPU processes'} (FSDP2): {why}. Each card keeps 1/{n} of the layers' "
