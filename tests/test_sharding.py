@@ -5,10 +5,13 @@ that resumes in one process, and the planner's choice between copying and shardi
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
-from conftest import tunedesk
+from conftest import REPO, tunedesk
 from test_distributed import COMMON, DATA, _close, _losses, _metrics, one_process  # noqa: F401 (a fixture)
 
 from engine.config import RunConfig
@@ -18,18 +21,50 @@ from engine.fit.plan import Plan, Target, budget_from_cap
 from engine.models import model_info
 
 
+# Rank 1 of the sharded run runs out of memory once, in step 3 at micro-batch 2 (before
+# its passes, so rank 0 is left waiting in the first all-gather, as in a real OOM). Loaded
+# through sitecustomize in the ranks only (torchrun sets RANK): the product has no test hook.
+OOM_ONCE = """
+import os
+if os.environ.get("RANK") == "1":
+    import torch
+    from engine.training.objectives import sft
+    real = sft.SupervisedObjective.accumulate
+    def accumulate(self, batches, trained):
+        flag = os.environ["OOM_ONCE_FLAG"]
+        if self.t.step == 2 and batches[0]["input_ids"].shape[0] > 1 and not os.path.exists(flag):
+            open(flag, "w").close()
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated, rank 1 only)")
+        return real(self, batches, trained)
+    sft.SupervisedObjective.accumulate = accumulate
+"""
+
+
 def test_a_sharded_run_makes_the_updates_of_one_process_and_resumes_in_one(one_process, tiny_model_folder, tmp_path):  # noqa: F811
     """Losses, validation losses and trained tokens of 4 steps equal one process's within
-    2e-4 (measured: 1e-7; the sums are only ordered differently). Then the run is cut
-    after its step-2 checkpoint, as a crash would leave it, and resumed in one process:
-    steps 3 and 4 again equal the uninterrupted run's."""
-    r = tunedesk("train", str(DATA), "--model", str(tiny_model_folder), "--out", str(tmp_path), "--name", "sharded",
-                 "--max-steps", "4", "--checkpoint-every", "2", "--gpus", "2", "--shard", *COMMON)
+    2e-4 (measured: 1e-7; the sums are only ordered differently), through an out-of-memory
+    error on one rank in step 3: every rank stops, the launcher restarts the run from its
+    step-2 checkpoint at micro-batch 1 (the same examples per step), nothing hangs. Then
+    the run is cut after that checkpoint, as a crash would leave it, and resumed in one
+    process: steps 3 and 4 again equal the uninterrupted run's."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(OOM_ONCE, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OOM_ONCE_FLAG": str(tmp_path / "oom-raised"), "TUNEDESK_COLLECTIVE_TIMEOUT_S": "120"}
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "train", str(DATA), "--model", str(tiny_model_folder), "--out",
+                        str(tmp_path), "--name", "sharded", "--max-steps", "4", "--checkpoint-every", "2", "--gpus", "2",
+                        "--shard", *COMMON], capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "oom-raised").exists() and "restarting from the last checkpoint" in r.stderr
     run = tmp_path / "sharded"
     plan = json.loads((run / "plan.json").read_text(encoding="utf-8"))
-    assert (plan["sharded"], plan["processes"], plan["micro_batch"], plan["grad_accum"]) == (True, 2, 2, 1)
+    assert (plan["sharded"], plan["processes"], plan["micro_batch"], plan["grad_accum"]) == (True, 2, 1, 2)
+    assert [(x["cause"], x["step"]) for x in plan["recoveries"]] == [("out of memory", 3)]
+    assert "Rank 1 ran out of GPU memory at step 3" in plan["recoveries"][0]["text"]
     assert "Sharded over 2" in plan["reasons"]["processes"]
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "finished" and summary["steps"] == 4 and summary["oom_recoveries"] == 1
     _close(_losses(one_process), _losses(run), range(1, 5))
     assert len([m for m in _metrics(run) if m["step"] == 1]) == 1  # rank 0 alone wrote the metrics
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 STOP_ENV = "TUNEDESK_STOP_FILE"  # set by spread_over: the file whose presence stops every rank
+OOM_FILE = "out_of_memory.json"  # beside the stop file: a sharded run's rank ran out of memory (sharding.ran_out)
 
 
 @dataclass
@@ -207,8 +208,6 @@ def _after_out_of_memory(tmp: Path, argv: list[str], processes: int, attempt: in
     """The command that continues a sharded run after one of its ranks ran out of memory
     (engine/training/sharding.py ran_out left a note), and the note's path; None otherwise.
     From the run's last checkpoint when it has one, else the same command anew."""
-    from .sharding import OOM_FILE
-
     note_file = tmp / OOM_FILE
     if not note_file.is_file():
         return None

@@ -30,9 +30,8 @@ from typing import Any
 
 import torch
 
-from .distributed import STOP_ENV, Ranks
+from .distributed import OOM_FILE, STOP_ENV, Ranks
 
-OOM_FILE = "out_of_memory.json"  # beside the launcher's stop file: which run ran out, under which plan
 OOM_EXIT = 75  # a rank's exit status after it ran out of memory under sharding (EX_TEMPFAIL)
 
 
