@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("resume", help="continue a stopped or interrupted run from its last checkpoint")
     _run_argument(r, "run")
-    r.add_argument("--gpus", type=int, default=1, help="continue on N GPUs (any number: the effective batch is kept)")
+    r.add_argument("--gpus", type=int, default=1, help="continue on N GPUs (any number: the effective batch is kept; "
+                                                       "a sharded run stays sharded on N > 1)")
     r.add_argument("--json-events", action="store_true", help="print one JSON object per event instead of a progress bar")
 
     cmp_ = sub.add_parser("compare", help="the same prompt answered by the base model and the tuned one")

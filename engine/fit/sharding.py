@@ -18,8 +18,12 @@ What a card holds when the model is sharded over N of them (`per_card`):
 - LoRA's weights, gradients and AdamW states: 1/N, plus two layers' gathered;
 - activations and logits: per card exactly as in data-parallel (each card runs its own
   micro-batches through every layer).
-A 4-bit model loads whole on each card before it is sharded (bitsandbytes quantizes as it
-loads onto a card), so its whole 4-bit weights must fit a card too (`load_peak_fits`).
+Sharded plans are unquantized (bf16). QLoRA under FSDP2 does not work with bitsandbytes
+as released: fully_shard chunks each weight into a plain tensor, so a 4-bit weight loses
+its Params4bit class and quantization state (bitsandbytes issues #1424 and #1945, open;
+accelerate #3983: silent wrong losses), and 8-bit weights cannot be sharded at all. A 4-bit
+or 8-bit request with --shard is refused in plain words; without --shard, a model that
+fits one card only in 4 bits runs data-parallel in 4 bits.
 
 `--shard` / `--no-shard` (TrainConfig.shard) override the choice. Plan.sharded records it.
 """
@@ -39,10 +43,14 @@ from .plan import Plan, Target
 
 GATHERED_LAYERS = 2  # the running layer and the prefetched next one
 RESTART_ENV = "TUNEDESK_PLAN_AFTER_OOM"  # set by the launcher: the plan a sharded run ran out of memory under
-# What a sharded plan never uses: the embedding table in RAM and lean memory move tensors
-# between the card and RAM behind FSDP's back, and 8-bit AdamW (bitsandbytes) does not take
-# sharded parameters; with the states sharded N ways it saves little anyway.
-SHARDED_FORCE = {"embeddings_on_cpu": False, "lean_memory": False, "optimizer": "adamw"}
+# What a sharded plan never uses: quantized weights (module docstring), the embedding
+# table in RAM and lean memory (they move tensors between the card and RAM behind FSDP's
+# back), and 8-bit AdamW (bitsandbytes takes no sharded parameters; with the states
+# sharded N ways it saves little anyway).
+SHARDED_FORCE = {"quantization": "none", "embeddings_on_cpu": False, "lean_memory": False, "optimizer": "adamw"}
+QUANT_REFUSED = ("QLoRA cannot be sharded yet: bitsandbytes' 4-bit and 8-bit weights lose their quantization state "
+                 "when FSDP2 shards them (bitsandbytes issues #1424, #1945). Use --no-shard (each card holds the whole "
+                 "4-bit model) or unquantized weights.")
 
 
 @dataclass
@@ -101,27 +109,21 @@ def resolve(cfg, m: ModelInfo, target: Target, lengths=None, *, train_rows=None,
 def _sharded(cfg, m, target, lengths, train_rows, tails) -> Plan:
     """The planner's search with each card's share of the model, and the levers sharding excludes."""
     c = copy.deepcopy(cfg)
-    c.model.embeddings_on_cpu, c.model.lean_memory = False, False
-    user_optimizer = c.train.optimizer
-    c.train.optimizer = "adamw"
+    asked_quant = cfg.model.quantization
+    c.model.embeddings_on_cpu, c.model.lean_memory = SHARDED_FORCE["embeddings_on_cpu"], SHARDED_FORCE["lean_memory"]
+    c.model.quantization, c.train.optimizer = SHARDED_FORCE["quantization"], SHARDED_FORCE["optimizer"]
     p = planner.resolve(c, per_card(m, cfg.train.gpus), target, lengths, train_rows=train_rows, tails=tails)
-    mine = {"embeddings_on_cpu", "lean_memory"} | ({"optimizer"} if user_optimizer is None else set())
-    user_set = tuple(k for k in p.user_set if k not in mine or planner.user_settings(cfg).get(k) is not None)
+    asked = planner.user_settings(cfg)
+    user_set = tuple(k for k in p.user_set if k not in SHARDED_FORCE or k in asked)
     p = p.replace(sharded=True, user_set=user_set)
-    if p.quantization == "4bit" and not load_peak_fits(m, p):
-        p = dataclasses.replace(p, fits=False, suggestion=(
-            f"4-bit weights load whole on each card before they are sharded ({_gib(whole_weights(m, p))} GiB), "
-            f"more than this card's {_gib(p.budget_bytes)} GiB: use bigger cards or a smaller model."))
+    if asked_quant not in (None, "none") and p.device == "cuda":
+        p = dataclasses.replace(p, fits=False, suggestion=QUANT_REFUSED)
     return p
 
 
 def whole_weights(m: ModelInfo, p: Plan) -> int:
+    """The whole model's weights as plan `p` stores them (one card without sharding)."""
     return breakdown(m, StepShape(p.quantization, 2, 1, 64, lora_r=p.lora_r, lora_targets=p.lora_targets))["weights"]
-
-
-def load_peak_fits(m: ModelInfo, p: Plan) -> bool:
-    """A 4-bit sharded model is quantized whole on each card, then sharded: does that fit?"""
-    return p.device != "cuda" or whole_weights(m, p) <= p.budget_bytes
 
 
 def _explained(p: Plan, whole: Plan, m: ModelInfo, n: int, asked: bool | None) -> Plan:
@@ -178,7 +180,7 @@ def failed_plan() -> tuple[Plan, dict] | None:
 
 
 def _bytes(p: Plan) -> float:
-    return {"4bit": 0.5, "8bit": 1.0}.get(p.quantization, 2.0)
+    return 2.0  # bf16: sharded plans are unquantized
 
 
 def _gib(n: float) -> str:

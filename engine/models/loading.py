@@ -63,11 +63,9 @@ def load_tokenizer(folder: Path, model_cfg: ModelConfig):
 
 def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, embedding_module: str = "",
                sharded: bool = False):
-    """The base model as planned. `sharded` (FSDP2, engine/training/sharding.py): unquantized
-    weights load into RAM and sharding moves each card's share to it layer by layer (the
-    whole model never sits on one card); 4-bit weights load whole on each card (a quarter of
-    the bf16 size; the planner checks that it fits) and are stored as bf16 words so FSDP
-    can shard them with the rest."""
+    """The base model as planned. `sharded` (FSDP2, engine/training/sharding.py; always
+    unquantized, engine/fit/sharding.py says why): the weights load into RAM and sharding
+    moves each card's share to it layer by layer, so the whole model never sits on one card."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -86,7 +84,6 @@ def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, em
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_use_double_quant=True,
                 bnb_4bit_compute_dtype=placement.dtype,
-                **({"bnb_4bit_quant_storage": torch.bfloat16} if sharded else {}),
             )
         else:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,12 @@ class ShardedRanks(Ranks):
     """The ranks of a sharded run: the gradient exchange happens inside backward."""
 
     lockstep = True
+    # (run folder or None, plan as a dict, steps done): set by the trainer, for `out_of_memory`
+    context: Callable[[], tuple[Path | None, dict[str, Any], int]] = staticmethod(lambda: (None, {}, 0))
+
+    def out_of_memory(self) -> None:
+        """A pass ran out of memory on this rank: no agreement is possible (`ran_out`)."""
+        ran_out(self, *self.context())
 
     def sum_grads(self, params: list[torch.Tensor]) -> None:
         """Nothing to do: FSDP reduce-scattered (summed) each micro-batch's gradients in backward."""
@@ -86,12 +93,18 @@ def shard(model, ranks: Ranks, cuda: bool) -> ShardedRanks:
     the root. The ranks first take rank 0's LoRA weights, as data-parallel runs do."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+    if any(type(p).__name__ in ("Params4bit", "Int8Params") for p in model.parameters()):
+        from ..errors import ConfigError
+        from ..fit.sharding import QUANT_REFUSED
+
+        raise ConfigError(QUANT_REFUSED)  # fully_shard would drop their quantization state (silently wrong losses)
     ranks.same_params([p for p in model.parameters() if p.requires_grad])
-    # On a GPU the base weights are bf16 (or 4-bit NF4 stored as bf16: loading.py sets
-    # bnb_4bit_quant_storage for sharded plans) and LoRA's fp32: FSDP gathers one dtype per
-    # unit, so parameters travel in bf16 and gradients are reduced in fp32. On the CPU
-    # everything is fp32 already.
+    # On a GPU the base weights are bf16 and LoRA's fp32: FSDP gathers one dtype per unit,
+    # so parameters travel in bf16 and gradients are reduced in fp32. On the CPU everything
+    # is fp32 already.
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if cuda else MixedPrecisionPolicy()
+    if cuda:  # loaded into RAM (loading.py): the output head is not sharded, so it goes to the card whole
+        model.get_base_model().get_output_embeddings().to(torch.device("cuda", torch.cuda.current_device()))
     units = decoder_layers(model)
     for layer in units:
         fully_shard(layer, mp_policy=mp)

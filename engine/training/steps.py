@@ -69,7 +69,13 @@ def evaluate(model, examples: list, batch: int, pad_id: int, device, autocast, r
                 sums[0] += loss
                 sums[1] += count_trained(b["labels"])
 
-    while ranks.any(out_of_memory(run, batch)):
+    def failed(batch: int) -> bool:
+        lost = out_of_memory(run, batch)
+        if lost and ranks.lockstep:  # sharded: the others wait inside a collective (training/sharding.py)
+            ranks.out_of_memory()
+        return lost
+
+    while ranks.any(failed(batch)):
         if batch == 1:
             raise TuneDeskError("out of GPU memory while evaluating one validation example; use a shorter sequence length")
         batch //= 2

@@ -120,6 +120,7 @@ class Trainer:
         self.model = add_lora(base, lora, gradient_checkpointing=p.gradient_checkpointing, lean=p.lean_memory)
         if p.sharded and self.ranks.spread:  # the model does not fit one card: 1/N of it on each (FSDP2)
             self.ranks = sharding.shard(self.model, self.ranks, cuda=self.placement.device == "cuda")
+            self.ranks.context = lambda: (self.run.path if self.run else None, self.plan.to_dict(), self.step)
         self.device = torch.device("cuda", torch.cuda.current_device()) if self.placement.device == "cuda" else torch.device("cpu")
         self.objective = objectives.make(self)  # what a step computes: the run's method
         self.guards = Guards(self)
@@ -175,7 +176,7 @@ class Trainer:
             local: dict[str, float] = {}
             failed = steps.out_of_memory(lambda: local.update(self.objective.accumulate(batches, trained)))
             if failed and self.ranks.lockstep:  # the others wait inside a collective: no agreement is possible
-                sharding.ran_out(self.ranks, self.run.path if self.run else None, self.plan.to_dict(), self.step)
+                self.ranks.out_of_memory()
             if not self.ranks.any(failed):
                 self.ranks.sum_grads(self.optim.params)
                 lr, grad_norm = self.optim.step()
@@ -198,7 +199,10 @@ class Trainer:
 
     def probe(self) -> bool:
         """Calibration's step at the plan's largest shape; False if it ran out of memory."""
-        return not steps.out_of_memory(self.objective.probe, self.plan.micro_batch, self.plan.seq_len)
+        failed = steps.out_of_memory(self.objective.probe, self.plan.micro_batch, self.plan.seq_len)
+        if failed and self.ranks.lockstep:  # sharded: every rank stops, the launcher restarts smaller
+            self.ranks.out_of_memory()
+        return not failed
 
     def evaluate(self) -> dict[str, float]:
         """The method's validation metrics ({} without validation rows); eval_loss among them."""
