@@ -66,7 +66,8 @@ def cmd_plan(a: argparse.Namespace) -> int:
     if p.device == "cpu":
         print(f"{'Fits' if p.fits else 'Does NOT fit'} the RAM: {p.ram_estimate_bytes / GiB:.2f} GiB of {p.ram_budget_bytes / GiB:.2f} GiB")
     else:
-        per_card = f" per card, on each of {p.processes} GPUs" if p.processes > 1 else ""
+        per_card = ("" if p.processes < 2 else f" per card, the model sharded over {p.processes} GPUs" if p.sharded
+                    else f" per card, on each of {p.processes} GPUs")
         print(f"{'Fits' if p.fits else 'Does NOT fit'}: {p.estimate_bytes / GiB:.2f} GiB of {p.budget_bytes / GiB:.2f} GiB budget{per_card}")
     for k, v in p.breakdown.items():
         print(f"  {k:<12} {v / GiB:6.2f} GiB")
