@@ -123,6 +123,11 @@ def test_the_planner_shards_a_model_whose_weights_fit_two_cards_but_not_one():
     assert "sharded over them" in two.headline()
     assert Plan.from_dict(json.loads(json.dumps(two.to_dict()))).sharded  # plan.json keeps the mode
 
+    # Every process loads the whole model into RAM before sharding it: a PC without that RAM is told so.
+    short = Target("cuda", _card(12).budget_bytes, _card(12).cap_bytes, 24 * GiB, bf16=True)
+    tight = sharding.resolve(_request(2, quantization="none"), m, short, LENGTHS, train_rows=200)
+    assert not tight.fits and not tight.sharded and "loads the whole model into RAM" in tight.reasons["processes"]
+
     # --no-shard keeps the copies, and says it does not fit; a checkpoint resumed in one
     # process is a plain plan again, estimated for the whole model.
     assert not sharding.resolve(_request(2, shard=False, quantization="none"), m, _card(12), LENGTHS, train_rows=200).fits

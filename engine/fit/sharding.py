@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from ..models.model_info import ModelInfo
 from . import planner
-from .memory import GiB, StepShape, breakdown
+from .memory import GiB, StepShape, breakdown, ram_bytes
 from .plan import Plan, Target
 
 GATHERED_LAYERS = 2  # the running layer and the prefetched next one
@@ -100,8 +100,10 @@ def resolve(cfg, m: ModelInfo, target: Target, lengths=None, *, train_rows=None,
         return dataclasses.replace(whole, reasons=reasons)
     if asked is None and not sharded.fits:
         reasons = dict(whole.reasons)
-        reasons["processes"] = (f"{reasons.get('processes', '')} Sharded over {n} cards it does not fit either: about "
-                                f"{_gib(sharded.estimate_bytes or sharded.ram_estimate_bytes)} GiB per card.").strip()
+        cards_hold = sharded.device == "cuda" and sharded.estimate_bytes <= sharded.budget_bytes
+        why = (sharded.suggestion if cards_hold else  # the cards would hold it; the RAM would not
+               f"about {_gib(sharded.estimate_bytes or sharded.ram_estimate_bytes)} GiB per card.")
+        reasons["processes"] = f"{reasons.get('processes', '')} Sharded over {n} cards it does not fit either: {why}".strip()
         return dataclasses.replace(whole, reasons=reasons)
     return _explained(sharded, whole, m, n, asked)
 
@@ -118,7 +120,18 @@ def _sharded(cfg, m, target, lengths, train_rows, tails) -> Plan:
     p = p.replace(sharded=True, user_set=user_set)
     if asked_quant not in (None, "none") and p.device == "cuda":
         p = dataclasses.replace(p, fits=False, suggestion=QUANT_REFUSED)
+    elif p.device == "cuda" and loading_ram(m, p, cfg.train.gpus) > target.ram_bytes:
+        p = dataclasses.replace(p, fits=False, suggestion=(
+            f"Sharding loads the whole model into RAM in each of the {cfg.train.gpus} processes before it moves each "
+            f"card's share to it: about {_gib(loading_ram(m, p, cfg.train.gpus))} GiB of RAM, and this PC has "
+            f"{_gib(target.ram_bytes)} GiB to spare. Close other programs, add RAM, or pick a smaller model."))
     return p
+
+
+def loading_ram(m: ModelInfo, p: Plan, n: int) -> int:
+    """RAM while a sharded run loads: every process holds the whole bf16 model for a moment
+    (engine/models/loading.py), beside its own libraries and data."""
+    return int(n * (whole_weights(m, p) + ram_bytes(m, p.shape())))
 
 
 def whole_weights(m: ModelInfo, p: Plan) -> int:
