@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use at most N rows (shuffled with --seed); of a Hub dataset, its first N rows, streamed")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
                    help="auto (default): the GPU when PyTorch can use one, else the CPU")
-    t.add_argument("--gpus", type=int, default=None, help="spread the run over N GPUs, one process each (data-parallel)")
+    t.add_argument("--gpus", type=int, default=None, help="spread the run over N GPUs, one process each")
+    t.add_argument("--shard", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --gpus N: shard the model over the cards (FSDP2), or copy it whole to each (--no-shard); "
+                        "default: sharded only when the model does not fit one card")
     t.add_argument("--seed", type=int, default=None, help="shuffling, split and LoRA initialisation (default 42)")
     t.add_argument("--trust-remote-code", action="store_true", help="allow the model's own Python code to run (only for sources you trust)")
     t.add_argument("--allow-pickle", action="store_true", help="accept .bin/.pt pickle weights (only for sources you trust)")
@@ -86,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("resume", help="continue a stopped or interrupted run from its last checkpoint")
     _run_argument(r, "run")
-    r.add_argument("--gpus", type=int, default=1, help="continue on N GPUs (any number: the effective batch is kept)")
+    r.add_argument("--gpus", type=int, default=1, help="continue on N GPUs (any number: the effective batch is kept; "
+                                                       "a sharded run stays sharded on N > 1)")
     r.add_argument("--json-events", action="store_true", help="print one JSON object per event instead of a progress bar")
 
     cmp_ = sub.add_parser("compare", help="the same prompt answered by the base model and the tuned one")
@@ -132,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--data", default=None, help="dataset file whose token lengths to plan for (as for train)")
     pl.add_argument("--vram", default=None, help="plan for a card of this size, e.g. 8GB or 12GB (default: the GPU's free memory)")
     pl.add_argument("--effective-batch", type=int, default=None, help="examples per optimizer step (default 16 on GPU, 4 on CPU)")
-    pl.add_argument("--gpus", type=int, default=1, help="plan a run spread over N GPUs (each card holds the whole model)")
+    pl.add_argument("--gpus", type=int, default=1, help="plan a run spread over N GPUs")
+    pl.add_argument("--shard", action=argparse.BooleanOptionalAction, default=None,
+                    help="with --gpus N: plan the model sharded over the cards, or whole on each (default: by memory)")
     pl.add_argument("--json", action="store_true")
 
     i = sub.add_parser("inspect", help="show how a dataset file is read, validated and rendered")
@@ -277,6 +283,7 @@ def train_config(a: argparse.Namespace):
         (cfg.model, "quantization", a.quant),
         (cfg.lora, "dropout", a.lora_dropout),
         (cfg.train, "gpus", a.gpus),
+        (cfg.train, "shard", a.shard),
         (cfg.train, "patience", a.patience),
         (cfg.train, "replay_share", a.replay_share),
     ]

@@ -153,7 +153,10 @@ class TrainConfig:
     device: str = "auto"
     """'auto' (CUDA when present), 'cuda' or 'cpu'."""
     gpus: int = 1
-    """GPUs to spread the run over, one process each (data-parallel, planned for the smallest card)."""
+    """GPUs to spread the run over, one process each (planned for the smallest card)."""
+    shard: bool | None = None
+    """With gpus > 1: shard the model over the cards (True), copy it whole to each (False), or
+    let the planner choose by memory (None; engine/fit/sharding.py)."""
 
 
 METHODS = ("sft", "dpo", "orpo", "grpo")

@@ -91,12 +91,14 @@ class RunDir:
     def last_dir(self) -> Path:
         return self.path / LAST
 
-    def write_adapter(self, model, base_model: str, step: int, folder: str = ADAPTER, **note: Any) -> Path:
+    def write_adapter(self, model, base_model: str, step: int, folder: str = ADAPTER, state_dict: dict | None = None,
+                      **note: Any) -> Path:
         """An adapter (peft's files) and what it was trained from, written whole or not at
-        all: the run's (adapter/), the best so far (best/) or the last step's (last/)."""
+        all: the run's (adapter/), the best so far (best/) or the last step's (last/).
+        `state_dict`: the weights gathered from a sharded model (None: the model's own)."""
         target = self.path / folder
         with atomic_dir(target) as tmp:
-            model.save_pretrained(tmp)
+            model.save_pretrained(tmp, **({} if state_dict is None else {"state_dict": state_dict}))
             write_json(tmp / "tunedesk.json", {"base_model": base_model, "step": step, **note})
         return target
 

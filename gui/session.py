@@ -176,10 +176,10 @@ class Session(QObject):
         """The engine planner's plan for the current settings, or None before a model."""
         if self.model is None or not self.ready:
             return None
-        from engine.fit import planner
+        from engine.fit import planner, sharding
 
         data = self.data.plan_inputs() if self.data is not None else {}
-        return planner.resolve(self.cfg, self.model.info, planner.target_for(self.cfg, self.hardware), **data)
+        return sharding.resolve(self.cfg, self.model.info, planner.target_for(self.cfg, self.hardware), **data)
 
     def edited(self) -> None:
         self.config_changed.emit()

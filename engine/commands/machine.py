@@ -37,7 +37,7 @@ def parse_size(text: str) -> int:
 def cmd_plan(a: argparse.Namespace) -> int:
     from .. import models
     from ..config import ModelConfig, RunConfig
-    from ..fit import planner
+    from ..fit import planner, sharding
     from ..fit.memory import GiB
     from ..hardware import probe
     from ..models import model_info, presets
@@ -50,6 +50,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
         info = model_info.from_folder(tok_folder)
     cfg = RunConfig()
     cfg.model.source, cfg.train.effective_batch, cfg.train.gpus = a.model, a.effective_batch, a.gpus
+    cfg.train.shard = a.shard
     cfg.train.vram_gb = parse_size(a.vram) / GiB if a.vram else None
     data_inputs = {}
     if a.data:
@@ -58,14 +59,15 @@ def cmd_plan(a: argparse.Namespace) -> int:
         cfg.data.path = a.data
         data = prepare(cfg.data, load_tokenizer(tok_folder, ModelConfig()))
         data_inputs = data.plan_inputs()
-    p = planner.resolve(cfg, info, planner.target_for(cfg, probe()), **data_inputs)
+    p = sharding.resolve(cfg, info, planner.target_for(cfg, probe()), **data_inputs)
     if a.json:
         print(json.dumps(p.to_dict(), indent=2))
         return 0
     if p.device == "cpu":
         print(f"{'Fits' if p.fits else 'Does NOT fit'} the RAM: {p.ram_estimate_bytes / GiB:.2f} GiB of {p.ram_budget_bytes / GiB:.2f} GiB")
     else:
-        per_card = f" per card, on each of {p.processes} GPUs" if p.processes > 1 else ""
+        per_card = ("" if p.processes < 2 else f" per card, the model sharded over {p.processes} GPUs" if p.sharded
+                    else f" per card, on each of {p.processes} GPUs")
         print(f"{'Fits' if p.fits else 'Does NOT fit'}: {p.estimate_bytes / GiB:.2f} GiB of {p.budget_bytes / GiB:.2f} GiB budget{per_card}")
     for k, v in p.breakdown.items():
         print(f"  {k:<12} {v / GiB:6.2f} GiB")

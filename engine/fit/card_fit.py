@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import FitError, TuneDeskError
-from . import planner
+from . import planner, sharding
 from .memory import GiB, ram_bytes
 from .plan import Plan, accumulation
 from .planner import CPU_HEADROOM, MAX_LOST_SHARE
@@ -61,8 +61,14 @@ class CardFit:
         really has (a checkpoint resumes on another number of GPUs too); then the rows
         are fitted to it."""
         plan = self.share((self._saved(checkpoint) if checkpoint is not None else None) or self._new(cuda))
-        self.plan = planner.spread(plan, processes)
+        self.plan = sharding.spread(plan, processes, self.info)
         self.planned = self.planned or self.plan.to_dict()
+        failed = sharding.failed_plan()  # restarted after a rank of a sharded run ran out of memory
+        if failed is not None:
+            plan, note = failed
+            self.plan = sharding.spread(plan, processes, self.info)
+            self.recover("out of memory", f"Rank {note['rank']} ran out of GPU memory at step {note['step'] + 1} of the "
+                                          "sharded run, which restarted from its last checkpoint", None, note["step"] + 1)
         self.fit_rows(self.plan.seq_len)
         return self.plan
 
@@ -76,7 +82,7 @@ class CardFit:
         hw = probe()
         free = int(torch.cuda.mem_get_info()[0]) if cuda and hw.gpu is None else None
         target = planner.target_for(self.cfg, hw, cuda=cuda, cuda_free_bytes=free)
-        p = planner.resolve(self.cfg, self.info, target, **self.data.plan_inputs())
+        p = sharding.resolve(self.cfg, self.info, target, **self.data.plan_inputs())
         if not p.fits:
             over = (f"estimated {p.estimate_bytes / GiB:.1f} GiB against a budget of {p.budget_bytes / GiB:.1f} GiB"
                     if p.device == "cuda" else
@@ -231,7 +237,7 @@ class CardFit:
         if not p.gradient_checkpointing:
             return {"gradient_checkpointing": True}, "gradient checkpointing turned on at micro-batch 1"
         lean = {"lean_memory": True, "lora_dropout": 0.0}
-        if p.device == "cuda" and not p.lean_memory and ram_bytes(self.info, p.replace(**lean).shape()) <= p.ram_budget_bytes:
+        if p.device == "cuda" and not p.sharded and not p.lean_memory and ram_bytes(self.info, p.replace(**lean).shape()) <= p.ram_budget_bytes:
             return lean, "lean memory turned on at micro-batch 1 (activations in RAM, no LoRA dropout)"
         if p.completion_tokens > MIN_COMPLETION:
             c = max(MIN_COMPLETION, int(p.completion_tokens * 0.75) // 8 * 8)
@@ -252,10 +258,10 @@ class CardFit:
             torch.cuda.empty_cache()
         old = self.plan
         changes, what = self.shrink()
-        self.plan = planner.recovered(self.info, old, what, **changes)
-        if self.plan.gradient_checkpointing and not old.gradient_checkpointing:
-            enable_checkpointing(model)
-        if self.plan.lean_memory and not old.lean_memory:
+        self.plan = planner.recovered(sharding.card_info(self.info, old), old, what, **changes)
+        if model is not None and self.plan.gradient_checkpointing and not old.gradient_checkpointing:
+            enable_checkpointing(model)  # (no model yet: a restart's plan, applied as the model loads)
+        if model is not None and self.plan.lean_memory and not old.lean_memory:
             from ..models.lean import make_lean
 
             make_lean(model)

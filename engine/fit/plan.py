@@ -66,7 +66,10 @@ class Plan:
     suggestion: str = ""
     user_set: tuple[str, ...] = ()
     processes: int = 1
-    """GPUs (one process each) the run is spread over, data-parallel: the figures above are per card."""
+    """GPUs (one process each) the run is spread over: the figures above are per card."""
+    sharded: bool = False
+    """With processes > 1: the model is sharded over the cards (FSDP2: each holds 1/N of the
+    weights and gathers one layer at a time; engine/fit/sharding.py), not copied whole to each."""
     lr: float = 2e-4
     epochs: float = 3.0
     eval_every: int = 10
@@ -122,6 +125,7 @@ class Plan:
                 f"{'on' if self.gradient_checkpointing else 'off'}, up to {self.seq_len} tokens, {self.optimizer}"
                 f"{', lean memory' if self.lean_memory else ''}, LoRA r{self.lora_r}: {memory}"
                 f"{f' on each of {self.processes} GPUs' if self.processes > 1 and self.device == 'cuda' else ''}"
+                f"{' (the model sharded over them)' if self.sharded and self.processes > 1 else ''}"
                 f"{f' in each of {self.processes} processes' if self.processes > 1 and self.device == 'cpu' else ''}")
 
 

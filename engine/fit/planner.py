@@ -95,8 +95,7 @@ def _cards(hw, n: int) -> list:
 def spread(p: Plan, processes: int, why: str = "") -> Plan:
     """`p` run data-parallel over `processes` GPUs: each holds the whole model and trains
     on its share of every step, so the memory figures are per card and accumulation
-    shrinks. Sharding one model across cards (FSDP2) is not built: a model that does not
-    fit one card does not fit a pair here either."""
+    shrinks. A model that does not fit one card is sharded instead (engine/fit/sharding.py)."""
     if processes == p.processes:
         return p
     q = p.replace(processes=processes)

@@ -61,7 +61,11 @@ def load_tokenizer(folder: Path, model_cfg: ModelConfig):
     return tok
 
 
-def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, embedding_module: str = ""):
+def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, embedding_module: str = "",
+               sharded: bool = False):
+    """The base model as planned. `sharded` (FSDP2, engine/training/sharding.py; always
+    unquantized, engine/fit/sharding.py says why): the weights load into RAM and sharding
+    moves each card's share to it layer by layer, so the whole model never sits on one card."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -85,7 +89,9 @@ def load_model(folder: Path, model_cfg: ModelConfig, placement: Placement, *, em
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         # Modules placed in RAM are left unquantized (they are only looked up).
         kwargs["quantization_config"].llm_int8_enable_fp32_cpu_offload = bool(model_cfg.embeddings_on_cpu)
-    if placement.device == "cuda":
+    if placement.device == "cuda" and sharded and placement.quantization == "none":
+        pass  # into RAM: fully_shard moves each layer's share to the card
+    elif placement.device == "cuda":
         kwargs["device_map"] = {"": torch.cuda.current_device()}
         if model_cfg.embeddings_on_cpu and embedding_module:
             kwargs["device_map"] = {embedding_module: "cpu", "": torch.cuda.current_device()}

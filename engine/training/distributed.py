@@ -25,6 +25,7 @@ file) reaches every rank through `any` before each step.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import signal
 import subprocess
@@ -36,6 +37,7 @@ from pathlib import Path
 import torch
 
 STOP_ENV = "TUNEDESK_STOP_FILE"  # set by spread_over: the file whose presence stops every rank
+OOM_FILE = "out_of_memory.json"  # beside the stop file: a sharded run's rank ran out of memory (sharding.ran_out)
 
 
 @dataclass
@@ -51,6 +53,8 @@ class Ranks:
     @property
     def spread(self) -> bool:
         return self.world > 1
+
+    lockstep = False  # sharded runs (engine/training/sharding.py): every forward is a collective
 
     def any(self, flag: bool) -> bool:
         """True on every rank if it is true on any."""
@@ -94,6 +98,23 @@ class Ranks:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
+    # What a checkpoint reads and writes; a sharded run's ranks gather and scatter them
+    # (engine/training/sharding.py ShardedRanks), here each process holds them whole.
+    def adapter_state(self, model) -> dict | None:
+        """None: the model's own save_pretrained reads its weights."""
+        return None
+
+    def load_adapter(self, model, peft_state: dict) -> None:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, peft_state)
+
+    def optimizer_state(self, model, optimizer) -> dict:
+        return optimizer.state_dict()
+
+    def load_optimizer(self, model, optimizer, state: dict) -> None:
+        optimizer.load_state_dict(state)
+
     @contextlib.contextmanager
     def main_first(self):
         """Rank 0 runs the block first (it fills the caches: the converted model, the
@@ -130,7 +151,11 @@ def launched_ranks(cuda: bool) -> Ranks:
     if not torch.distributed.is_initialized():
         if cuda:
             torch.cuda.set_device(ranks.local_rank)
-        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+        # Never wait for ever: a rank that died inside a collective (out of memory in a
+        # sharded pass) leaves the others waiting; torchrun ends them when it sees the
+        # death, and this timeout when it cannot.
+        timeout = datetime.timedelta(seconds=float(os.environ.get("TUNEDESK_COLLECTIVE_TIMEOUT_S", "900")))
+        torch.distributed.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
     return ranks
 
 
@@ -164,19 +189,56 @@ def spread_over(processes: int, argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="tunedesk-") as tmp:
         stop = Path(tmp) / "stop"
         env = {**os.environ, STOP_ENV: str(stop)}
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-               "-m", "engine.cli", *argv]
-        child = subprocess.Popen(cmd, env=env, start_new_session=True)
+        code = _launch(processes, argv, env, stop)
+        from ..fit.sharding import RESTART_ENV
 
-        def on_sigint(_sig, _frame):
-            if stop.exists():
-                child.terminate()
-            stop.touch()
-            print("\nStopping after this step and saving a checkpoint (Ctrl-C again to stop at once)…", file=sys.stderr)
+        for attempt in range(MAX_RESTARTS):  # a sharded run that ran out of memory: again, one step smaller
+            again = _after_out_of_memory(Path(tmp), argv, processes, attempt)
+            if again is None or stop.exists():
+                break
+            argv, env[RESTART_ENV] = again
+            code = _launch(processes, argv, env, stop)
+        return code
 
-        previous = signal.signal(signal.SIGINT, on_sigint)
-        try:
-            code = child.wait()
-            return 130 if code == 0 and stop.exists() else code  # stopped by Ctrl-C, as in one process
-        finally:
-            signal.signal(signal.SIGINT, previous)
+
+MAX_RESTARTS = 6  # a sharded run's restarts after out of memory (each one step smaller): then it fails
+
+
+def _after_out_of_memory(tmp: Path, argv: list[str], processes: int, attempt: int) -> tuple[list[str], str] | None:
+    """The command that continues a sharded run after one of its ranks ran out of memory
+    (engine/training/sharding.py ran_out left a note), and the note's path; None otherwise.
+    From the run's last checkpoint when it has one, else the same command anew."""
+    note_file = tmp / OOM_FILE
+    if not note_file.is_file():
+        return None
+    kept = tmp / f"oom-{attempt}.json"
+    note_file.replace(kept)
+    import json
+
+    run = json.loads(kept.read_text(encoding="utf-8")).get("run")
+    if run and any((Path(run) / "checkpoints").glob("step-*")):
+        events = ["--json-events"] if "--json-events" in argv else []
+        argv = ["resume", run, "--gpus", str(processes), *events]
+    print(f"A rank ran out of GPU memory; restarting {'from the last checkpoint' if run else 'the run'} one step "
+          "smaller…", file=sys.stderr, flush=True)
+    return argv, str(kept)
+
+
+def _launch(processes: int, argv: list[str], env: dict, stop: Path) -> int:
+    """One torchrun of this command; Ctrl-C asks the ranks to stop (see spread_over)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+           "-m", "engine.cli", *argv]
+    child = subprocess.Popen(cmd, env=env, start_new_session=True)
+
+    def on_sigint(_sig, _frame):
+        if stop.exists():
+            child.terminate()
+        stop.touch()
+        print("\nStopping after this step and saving a checkpoint (Ctrl-C again to stop at once)…", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        code = child.wait()
+        return 130 if code == 0 and stop.exists() else code  # stopped by Ctrl-C, as in one process
+    finally:
+        signal.signal(signal.SIGINT, previous)

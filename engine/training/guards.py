@@ -82,8 +82,9 @@ class Guards:
 
     def start(self, run) -> None:
         """The base model's answers to the probe (the adapter is still zero at step 0)."""
-        if self.t.ranks.main:
+        if self.t.ranks.main or self.t.ranks.lockstep:  # sharded: every rank runs the passes, rank 0 writes
             self.base_answers = self.answers()
+        if self.t.ranks.main:
             write_json(run.path / PROBE_JSON, {"base": self.base_answers})
 
     def base_loss(self) -> float | None:
@@ -93,9 +94,11 @@ class Guards:
     def evaluated(self, step: int, loss: float | None) -> None:
         """A new evaluation: a new best is written to best/ (atomic), so a crash keeps it too."""
         t = self.t
-        if loss is None or not self.keeper.update(step, loss) or not t.ranks.main or t.run is None:
+        if loss is None or not self.keeper.update(step, loss) or t.run is None:
             return
-        t.run.write_adapter(t.model, t.cfg.model.source, step, folder="best", eval_loss=loss)
+        weights = t.ranks.adapter_state(t.model)  # every rank of a sharded run gathers
+        if t.ranks.main:
+            t.run.write_adapter(t.model, t.cfg.model.source, step, folder="best", state_dict=weights, eval_loss=loss)
 
     def restore_best(self) -> int | None:
         """Before the run's adapter is written: the last step's weights to last/, and the best
@@ -103,26 +106,27 @@ class Guards:
         t, k = self.t, self.keeper
         if k.best_step is None or k.best_step == t.step or not (t.run.best_dir / "adapter_config.json").is_file():
             return None
+        weights = t.ranks.adapter_state(t.model)
         if t.ranks.main:
-            t.run.write_adapter(t.model, t.cfg.model.source, t.step, folder="last")
-        from peft import set_peft_model_state_dict
+            t.run.write_adapter(t.model, t.cfg.model.source, t.step, folder="last", state_dict=weights)
         from safetensors.torch import load_file
 
-        set_peft_model_state_dict(t.model, load_file(t.run.best_dir / "adapter_model.safetensors", device=str(t.device)))
+        t.ranks.load_adapter(t.model, load_file(t.run.best_dir / "adapter_model.safetensors", device=str(t.device)))
         return k.best_step
 
     # -- the end ----------------------------------------------------------------------------
     def finish(self, run) -> None:
         """The tuned model's probe answers and the EOS check (rank 0)."""
         t = self.t
-        if not t.ranks.main:
+        if not t.ranks.main and not t.ranks.lockstep:
             return
         if self.base_answers is None and (run.path / PROBE_JSON).is_file():  # resumed: the start's answers
             self.base_answers = json.loads((run.path / PROBE_JSON).read_text(encoding="utf-8")).get("base")
         self.final_answers = self.answers()
         self.eos = self.eos_check()
         saved = {"base": self.base_answers, "tuned": self.final_answers, "eos": self.eos}
-        write_json(run.path / PROBE_JSON, saved)
+        if t.ranks.main:
+            write_json(run.path / PROBE_JSON, saved)
 
     def eos_check(self) -> dict[str, Any] | None:
         """Does the tuned model end its answers on its own? A few validation prompts, with

@@ -70,7 +70,8 @@ class Optimization:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_state_dict(self, state: dict[str, Any], load_optimizer=None) -> None:
+        """`load_optimizer(state)`: how the optimizer's part is loaded (a sharded run scatters it)."""
+        (load_optimizer or self.optimizer.load_state_dict)(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])

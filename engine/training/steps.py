@@ -56,13 +56,26 @@ def evaluate(model, examples: list, batch: int, pad_id: int, device, autocast, r
 
     def run(batch: int) -> None:
         sums[:] = [0.0, 0]
-        for idx in eval_batches(examples, batch)[ranks.rank :: ranks.world]:
-            b = collate([examples[i] for i in idx], pad_id)
+        every = eval_batches(examples, batch)
+        mine = every[ranks.rank :: ranks.world]
+        # A sharded model's forward is a collective: every rank makes as many passes as
+        # the rank with the most batches, the extra ones on a batch it does not count.
+        rounds = -(-len(every) // ranks.world) if ranks.lockstep else len(mine)
+        for i in range(rounds):
+            b = collate([examples[j] for j in (mine[i] if i < len(mine) else every[0])], pad_id)
             with autocast():
-                sums[0] += float(batch_loss_sum(model, b, device))
-            sums[1] += count_trained(b["labels"])
+                loss = float(batch_loss_sum(model, b, device))
+            if i < len(mine):
+                sums[0] += loss
+                sums[1] += count_trained(b["labels"])
 
-    while ranks.any(out_of_memory(run, batch)):
+    def failed(batch: int) -> bool:
+        lost = out_of_memory(run, batch)
+        if lost and ranks.lockstep:  # sharded: the others wait inside a collective (training/sharding.py)
+            ranks.out_of_memory()
+        return lost
+
+    while ranks.any(failed(batch)):
         if batch == 1:
             raise TuneDeskError("out of GPU memory while evaluating one validation example; use a shorter sequence length")
         batch //= 2

@@ -43,7 +43,7 @@ from ..models.loading import (
 )
 from ..reporting import Reporter
 from ..runs import RunDir
-from . import checkpoints, objectives, preflight, steps
+from . import checkpoints, objectives, preflight, sharding, steps
 from .distributed import launched_ranks, stop_requested_from_outside
 from .guards import Guards
 from .optim import Optimization
@@ -116,9 +116,12 @@ class Trainer:
         model_cfg = cfg.model.as_planned(p.to_dict())
         self.placement: Placement = choose_placement(model_cfg, cfg.train.device, rep.warning)
         rep.status(f"Loading {models.display_name(cfg.model.source)} on {self.placement.device.upper()}…")
-        base = load_model(folder, model_cfg, self.placement, embedding_module=self.info.embedding_module)
+        base = load_model(folder, model_cfg, self.placement, embedding_module=self.info.embedding_module, sharded=p.sharded)
         lora = LoraConfig(r=p.lora_r, alpha=p.lora_alpha, dropout=p.lora_dropout, target_modules=p.lora_targets)
         self.model = add_lora(base, lora, gradient_checkpointing=p.gradient_checkpointing, lean=p.lean_memory)
+        if p.sharded and self.ranks.spread:  # the model does not fit one card: 1/N of it on each (FSDP2)
+            self.ranks = sharding.shard(self.model, self.ranks, cuda=self.placement.device == "cuda")
+            self.ranks.context = lambda: (self.run.path if self.run else None, self.plan.to_dict(), self.step)
         self.device = torch.device("cuda", torch.cuda.current_device()) if self.placement.device == "cuda" else torch.device("cpu")
         self.objective = objectives.make(self)  # what a step computes: the run's method
         self.guards = Guards(self)
@@ -146,6 +149,8 @@ class Trainer:
             self.guards.save_replay(self.run)
         self.run = RunDir.open(self.ranks.share(str(self.run.path) if self.run else None))
         self._write_plan()
+        if self.ranks.lockstep:  # sharded: a restart after out of memory (sharding.ran_out) always has a checkpoint
+            self.save_checkpoint()
 
     def _write_plan(self) -> None:
         if self.run is not None and self.ranks.main:
@@ -171,6 +176,8 @@ class Trainer:
             batches, trained, tokens = self.objective.step_batches(idx)
             local: dict[str, float] = {}
             failed = steps.out_of_memory(lambda: local.update(self.objective.accumulate(batches, trained)))
+            if failed and self.ranks.lockstep:  # the others wait inside a collective: no agreement is possible
+                self.ranks.out_of_memory()
             if not self.ranks.any(failed):
                 self.ranks.sum_grads(self.optim.params)
                 lr, grad_norm = self.optim.step()
@@ -194,7 +201,10 @@ class Trainer:
 
     def probe(self) -> bool:
         """Calibration's step at the plan's largest shape; False if it ran out of memory."""
-        return not steps.out_of_memory(self.objective.probe, self.plan.micro_batch, self.plan.seq_len)
+        failed = steps.out_of_memory(self.objective.probe, self.plan.micro_batch, self.plan.seq_len)
+        if failed and self.ranks.lockstep:  # sharded: every rank stops, the launcher restarts smaller
+            self.ranks.out_of_memory()
+        return not failed
 
     def evaluate(self) -> dict[str, float]:
         """The method's validation metrics ({} without validation rows); eval_loss among them."""
@@ -204,12 +214,14 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Adapter, optimizer, scheduler, RNG, data position and plan (engine/training/checkpoints.py)."""
         assert self.run is not None
+        # A sharded run's ranks gather the adapter and optimizer states whole, together.
+        adapter, optimizer = self.ranks.adapter_state(self.model), self.ranks.optimizer_state(self.model, self.optim.optimizer)
         if not self.ranks.main:  # rank 0 writes for the run: every rank holds the same weights and states
             return self.run.checkpoint_path(self.step)
         state = {"step": self.step, **self.stream.state(), **self.guards.keeper.state(), "micro_batch": self.plan.micro_batch,
                  "grad_accum": self.plan.grad_accum, "trained_tokens": self.trained_tokens, **self.objective.state(),
-                 **self.optim.state_dict()}
-        target = checkpoints.write(self.run.checkpoint_path(self.step), self.model, state, self.card.record())
+                 **self.optim.state_dict(), "optimizer": optimizer}
+        target = checkpoints.write(self.run.checkpoint_path(self.step), self.model, state, self.card.record(), adapter)
         self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
         self.reporter.event("checkpoint", step=self.step, path=str(target))
         return target
@@ -218,8 +230,8 @@ class Trainer:
         """A checkpoint's adapter, optimizer, scheduler, RNG and data position; the
         metrics logged after it are dropped, since those steps run again."""
         assert self.run is not None
-        state = checkpoints.read(checkpoint, self.model, self.device)
-        self.optim.load_state_dict(state)
+        state = checkpoints.read(checkpoint, self.model, self.device, self.ranks.load_adapter)
+        self.optim.load_state_dict(state, lambda s: self.ranks.load_optimizer(self.model, self.optim.optimizer, s))
         self.stream.load(state)
         self.guards.keeper.load(state)
         self.objective.load(state)
@@ -233,9 +245,10 @@ class Trainer:
     def save_adapter(self, step: int | None = None) -> Path:
         """The run's adapter: the model's weights now, from `step` (the best evaluation's, once restored)."""
         assert self.run is not None
+        weights = self.ranks.adapter_state(self.model)  # gathered by every rank of a sharded run
         if not self.ranks.main:
             return self.run.adapter_dir
-        return self.run.write_adapter(self.model, self.cfg.model.source, self.step if step is None else step)
+        return self.run.write_adapter(self.model, self.cfg.model.source, self.step if step is None else step, state_dict=weights)
 
     # -- the loop -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
