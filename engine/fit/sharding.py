@@ -83,14 +83,14 @@ def card_info(m: ModelInfo, p: Plan) -> ModelInfo:
     return per_card(m, p.processes) if p.sharded else m
 
 
-def resolve(cfg, m: ModelInfo, target: Target, lengths=None, *, train_rows=None, tails=None) -> Plan:
+def resolve(cfg, m: ModelInfo, target: Target, lengths=None, *, train_rows=None, tails=None, prompts=None) -> Plan:
     """planner.resolve, with the choice between data-parallel and sharded for --gpus N."""
     n = cfg.train.gpus
-    whole = planner.resolve(cfg, m, target, lengths, train_rows=train_rows, tails=tails)
+    whole = planner.resolve(cfg, m, target, lengths, train_rows=train_rows, tails=tails, prompts=prompts)
     asked = getattr(cfg.train, "shard", None)
     if n <= 1 or asked is False:
         return whole
-    sharded = _sharded(cfg, m, target, lengths, train_rows, tails)
+    sharded = _sharded(cfg, m, target, lengths, train_rows, tails, prompts)
     if asked is None and whole.fits:
         reasons = dict(whole.reasons)
         hint = (" Sharded, it would fit unquantized (--shard): more exact, slower per step."
@@ -108,13 +108,14 @@ def resolve(cfg, m: ModelInfo, target: Target, lengths=None, *, train_rows=None,
     return _explained(sharded, whole, m, n, asked)
 
 
-def _sharded(cfg, m, target, lengths, train_rows, tails) -> Plan:
+def _sharded(cfg, m, target, lengths, train_rows, tails, prompts=None) -> Plan:
     """The planner's search with each card's share of the model, and the levers sharding excludes."""
     c = copy.deepcopy(cfg)
     asked_quant = cfg.model.quantization
     c.model.embeddings_on_cpu, c.model.lean_memory = SHARDED_FORCE["embeddings_on_cpu"], SHARDED_FORCE["lean_memory"]
     c.model.quantization, c.train.optimizer = SHARDED_FORCE["quantization"], SHARDED_FORCE["optimizer"]
-    p = planner.resolve(c, per_card(m, cfg.train.gpus), target, lengths, train_rows=train_rows, tails=tails)
+    p = planner.resolve(c, per_card(m, cfg.train.gpus), target, lengths, train_rows=train_rows, tails=tails,
+                        prompts=prompts)
     asked = planner.user_settings(cfg)
     user_set = tuple(k for k in p.user_set if k not in SHARDED_FORCE or k in asked)
     p = p.replace(sharded=True, user_set=user_set)
