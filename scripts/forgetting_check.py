@@ -10,7 +10,9 @@ Then each tuned model answers 10 identity questions that are not in the file, an
 forgetting meter's figures come from the run's summary.json / probe.json. Prints and
 writes JSON (default bench/results/forgetting_check.json).
 
-    python scripts/forgetting_check.py [--out DIR] [--only defaults|no-guards] [--json FILE]
+    python scripts/forgetting_check.py [--out DIR] [--only defaults|no-guards|replay40] [--json FILE]
+
+With --only, the other runs' figures already in the JSON file are kept.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ def main() -> int:
     data = identity_data.write(out / "identity.jsonl")
     result = {"model": "demo (SmolLM2-135M-Instruct, CPU)", "data": "scripts/identity_data.py: 100 rows, EN + ZH",
               "margin": GENERAL_MARGIN, "runs": {}}
+    if a.only and Path(a.json).is_file():  # some runs only: the others' figures are kept
+        result["runs"] = {k: v for k, v in json.loads(Path(a.json).read_text(encoding="utf-8"))["runs"].items()
+                          if k in RUNS}
     for name, flags in RUNS.items():
         if a.only and name not in a.only:
             continue

@@ -3,7 +3,9 @@ meter's figures, replay rows mixed in, the EOS check; and the pieces they are ma
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 
 import pytest
 from conftest import tiny_run_config as _cfg
@@ -11,6 +13,7 @@ from conftest import tiny_run_config as _cfg
 from engine.eval import probe
 from engine.reporting import RecordingReporter
 from engine.runs import RunDir, list_runs
+from engine.training import replay
 from engine.training.early_stop import BestKeeper
 from engine.training.replay import rows_needed
 from engine.training.train import Trainer
@@ -43,6 +46,41 @@ def test_probe_scores_and_verdict():
 
 def test_replay_rows_make_the_share_of_the_mix():
     assert rows_needed(0.2, 80) == 20 and rows_needed(0, 80) == 0
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def test_replay_prompts_are_not_the_meters():
+    """The meter must measure what replay did not train: no replay prompt is one of the
+    probe's, and none that reads like one (most of its letters in order) expects its answer."""
+    items = probe.items()
+    entries = replay.entries()
+    assert len(entries) >= 60 and all(p.strip() for p, _ in entries)
+    for prompt, accept in entries:
+        for it in items:
+            assert _plain(prompt) != _plain(it.prompt), prompt
+            if difflib.SequenceMatcher(None, _plain(prompt), _plain(it.prompt)).ratio() >= 0.4:
+                assert not set(accept) & set(it.accept), (prompt, it.prompt)
+
+
+def test_replay_keeps_finished_right_answers_drawn_across_the_set(demo_tokenizer):
+    from engine.eval.generate import Answer
+
+    assert replay.kept(Answer("The capital of Germany is Berlin.", True, 8), ("berlin",))
+    assert not replay.kept(Answer("It is Munich.", True, 4), ("berlin",))  # a mistake is not rehearsed
+    assert not replay.kept(Answer("Berlin, Berlin, Berlin", False, 64), ("berlin",))  # unfinished
+    assert replay.kept(Answer("Rain on the roof.", True, 5), ()) and not replay.kept(Answer("", True, 0), ())
+    convs = [[{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Answer {i}."}]
+             for i in range(10)]
+    drawn = replay.examples(demo_tokenizer, convs, 4, 128)
+    picked = {demo_tokenizer.decode(e.input_ids) for e in drawn}
+    assert len(drawn) == 4 and len(picked) == 4 and picked != {demo_tokenizer.decode(e.input_ids) for e in
+                                                               replay.examples(demo_tokenizer, convs[:4], 4, 128)}
+    assert all(e.row < 0 for e in drawn)
+    every = replay.examples(demo_tokenizer, convs, 25, 128)  # more rows than conversations: each one is in
+    assert len({demo_tokenizer.decode(e.input_ids) for e in every}) == 10
 
 
 def test_early_stop_keeps_the_best_adapter_and_the_meter(tiny_model_folder, tmp_path):

@@ -16,6 +16,7 @@ import torch
 from .. import models
 from ..data.render import ensure_chat_template, generation_prompt
 from ..errors import TuneDeskError
+from ..eval.generate import stop_ids
 from ..models.loading import choose_placement, load_model, load_tokenizer
 from ..runs import RunDir
 
@@ -120,7 +121,9 @@ class ChatSession:
             max_new_tokens=s.max_new_tokens,
             repetition_penalty=s.repetition_penalty,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
+            # One stop rule with the meter, replay and the EOS check: the EOS or the template's
+            # end-of-turn marker, where they differ (a base model's EOS is not its chat turn's end).
+            eos_token_id=stop_ids(self.tokenizer),
             streamer=_Pieces(self.tokenizer, skip_prompt=True, skip_special_tokens=True),
             stopping_criteria=StoppingCriteriaList([_Stop()]),
         )

@@ -1,6 +1,7 @@
 """Short greedy answers to many prompts at once (left-padded batches), and whether each
 ended on its own (end-of-sequence token) before the token limit. Used by the forgetting
-meter, replay and the end-of-training EOS check: cheap enough for a CPU."""
+meter, replay and the end-of-training EOS check: cheap enough for a CPU. stop_ids is the
+one stop rule: chat and Compare (engine/chat) stop on the same tokens."""
 
 from __future__ import annotations
 

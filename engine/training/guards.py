@@ -59,7 +59,7 @@ class Guards:
         self.replay_rows = replay.examples(t.tokenizer, convs, replay.rows_needed(self.share, task_rows), t.plan.seq_len)
         if not self.replay_rows:
             t.reporter.warning(f"Replay is off for this run: the base model finished none of its answers to the general "
-                               f"prompts within {replay.MAX_NEW_TOKENS} tokens")
+                               f"prompts within {replay.MAX_NEW_TOKENS} tokens (or got none of the known answers right)")
             self.share = 0.0
             return
         t.data.train = t.data.train + self.replay_rows
