@@ -59,7 +59,7 @@ def fit_pairs(pairs: list[Pair], limit: int, policy: str) -> LengthFit:
     kept); a pair one of whose sides cannot be kept is left out whole."""
     out: list[Pair] = []
     problems: list[RowProblem] = []
-    counts = dict(rows=0, over=0, context_cut=0, answer_cut=0, split=0, skipped=0, trained_before=0, trained_after=0)
+    counts = {k: 0 for k in ("rows", "over", "context_cut", "answer_cut", "split", "skipped", "trained_before", "trained_after")}
     for p in pairs:
         c, r = fit_to_length([p.chosen], limit, policy), fit_to_length([p.rejected], limit, policy)
         counts["rows"] += 1

@@ -75,6 +75,10 @@ class Plan:
     sized to the data (engine/fit/schedule.py) unless the request set them."""
     data_warning: str = ""
     """A plain warning about the data's size (tiny files), shown with the plan."""
+    method: str = "sft"
+    """The training method (config.MethodConfig.name) the plan was made for."""
+    sequences: int = 1
+    """Sequences per example the method runs (a DPO / ORPO pair: 2): the memory terms count them."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,14 +104,16 @@ class Plan:
     def shape(self) -> StepShape:
         return StepShape(self.quantization, 2 if self.device == "cuda" else 4, self.micro_batch, self.seq_len,
                          self.gradient_checkpointing, self.lora_r, self.lora_targets, self.optimizer,
-                         self.embeddings_on_cpu, self.lean_memory)
+                         self.embeddings_on_cpu, self.lean_memory, self.sequences)
 
     def headline(self) -> str:
         """One line for the console and the Train page."""
         where = ("unquantized" if self.quantization == "none" else self.quantization) + " weights" if self.device == "cuda" else "CPU, fp32"
         memory = (f"about {self.estimate_bytes / GiB:.1f} of {self.budget_bytes / GiB:.1f} GiB" if self.device == "cuda"
                   else f"about {self.ram_estimate_bytes / GiB:.1f} of {self.ram_budget_bytes / GiB:.1f} GiB of RAM")
-        return (f"{where}, micro-batch {self.micro_batch} x {self.grad_accum}, checkpointing "
+        method = f"{self.method.upper()}, " if self.method != "sft" else ""
+        pairs = " pairs" if self.sequences == 2 else ""
+        return (f"{method}{where}, micro-batch {self.micro_batch}{pairs} x {self.grad_accum}, checkpointing "
                 f"{'on' if self.gradient_checkpointing else 'off'}, up to {self.seq_len} tokens, {self.optimizer}"
                 f"{', lean memory' if self.lean_memory else ''}, LoRA r{self.lora_r}: {memory}"
                 f"{f' on each of {self.processes} GPUs' if self.processes > 1 and self.device == 'cuda' else ''}"

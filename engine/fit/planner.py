@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..models.model_info import ModelInfo
-from . import schedule
+from . import methods, schedule
 from .memory import GiB, StepShape, breakdown, cpu_breakdown, ram_bytes
 from .plan import (
     CONTEXT_RESERVE,
@@ -143,9 +143,12 @@ def resolve(cfg, m: ModelInfo, target: Target, lengths: np.ndarray | None = None
     tokens from its last answer's start: what truncation keeps), train_rows."""
     forced = user_settings(cfg)
     asked_r, rank_why = (cfg.lora.r, schedule.SET_BY_YOU) if cfg.lora.r else schedule.rank(train_rows)
+    method = cfg.method.name
     p = plan(m, budget_bytes=target.budget_bytes, lengths=lengths, tails=tails,
              effective_batch=effective_batch(cfg, target.device == "cuda", train_rows),
-             lora_r=asked_r, bf16=target.bf16, force=forced, ram_bytes=target.ram_bytes, cap_bytes=target.cap_bytes)
+             lora_r=asked_r, bf16=target.bf16, force=forced, ram_bytes=target.ram_bytes, cap_bytes=target.cap_bytes,
+             method=method)
+    p = dataclasses.replace(p, reasons={"method": methods.reason(cfg.method), **p.reasons})
     dropout = 0.0 if p.lean_memory else cfg.lora.dropout  # lean memory has no LoRA dropout (engine/models/lean.py)
     asked_alpha = cfg.lora.alpha or 2 * asked_r
     alpha = asked_alpha if p.lora_r == asked_r else max(1, round(asked_alpha * p.lora_r / asked_r))
@@ -184,15 +187,17 @@ def plan(
     ram_bytes: int = UNKNOWN_RAM,
     cap_bytes: int | None = None,
     tails: np.ndarray | None = None,
+    method: str = "sft",
 ) -> Plan:
-    """A plan for a CUDA card with `budget_bytes` usable, or a CPU plan (RAM) when None."""
+    """A plan for a CUDA card with `budget_bytes` usable, or a CPU plan (RAM) when None;
+    `method` says how many sequences an example is (engine/fit/methods.py)."""
     force = force or {}
     context = m.context_length or 1 << 17
     longest = _up(max(MIN_SEQ, min(int(lengths.max()), context))) if lengths is not None and len(lengths) else min(1024, context)
     need = min(force.get("seq_len", longest), context)
     cpu = budget_bytes is None
     budget = int(ram_bytes * (1 - CPU_HEADROOM)) if cpu else budget_bytes
-    search = _Search(m, budget, ram_bytes, effective_batch, lora_r, force, cpu)
+    search = _Search(m, budget, ram_bytes, effective_batch, lora_r, force, cpu, methods.sequences(method))
     found = search.first_fit(need)
     if found is None and "seq_len" not in force:
         shorter = search.longest_fit(need)
@@ -205,18 +210,19 @@ def plan(
                if data_max > found.seq_len >= context
                else "covers every example" if found.seq_len >= longest
                else _truncation_words(lengths, found.seq_len, longest))
-        return _make(m, found, budget, ram_bytes, cap_bytes, effective_batch, why, bf16, lora_r, True, "")
+        return _make(m, found, budget, ram_bytes, cap_bytes, effective_batch, why, bf16, lora_r, True, "", method)
     best = search.smallest(need)
     suggestion = _suggest(search, need, budget, cpu)
     return _make(m, best, budget, ram_bytes, cap_bytes, effective_batch, "set by you" if "seq_len" in force else "",
-                 bf16, lora_r, False, suggestion)
+                 bf16, lora_r, False, suggestion, method)
 
 
 class _Search:
     """Shapes for one model, budget and request; `fits` is the one test of a shape."""
 
-    def __init__(self, m, budget, ram, effective, lora_r, force, cpu) -> None:
+    def __init__(self, m, budget, ram, effective, lora_r, force, cpu, sequences=1) -> None:
         self.m, self.budget, self.ram, self.effective, self.lora_r, self.force, self.cpu = m, budget, ram, effective, lora_r, force, cpu
+        self.sequences = sequences
 
     def rows(self):
         if self.cpu:  # fp32 on the CPU; checkpointing is the one memory lever there
@@ -229,7 +235,7 @@ class _Search:
                 "none" if self.cpu else self.force.get("quantization", quant), 4 if self.cpu else 2, 1, 0, ckpt,
                 max(4, self.lora_r // rank_div), optimizer="adamw" if self.cpu else self.force.get("optimizer", optim),
                 embeddings_on_cpu=not self.cpu and self.force.get("embeddings_on_cpu", cpu_embed and not self.m.tied_embeddings),
-                lean=not self.cpu and bool(self.force.get("lean_memory", lean)) and ckpt)
+                lean=not self.cpu and bool(self.force.get("lean_memory", lean)) and ckpt, sequences=self.sequences)
 
     def batches(self) -> list[int]:
         # Any size, not only powers of two: the largest that fits uses the card best.
@@ -312,7 +318,7 @@ def recovered(m, p: Plan, why: str, **changes: Any) -> Plan:
                                breakdown={} if cpu else parts, reasons=reasons)
 
 
-def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested_r, fits, suggestion) -> Plan:
+def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested_r, fits, suggestion, method="sft") -> Plan:
     cpu = s.dtype_bytes == 4
     parts, total, ram_need = _memory(m, s)
     weights_gib = parts["weights"] / GiB
@@ -329,7 +335,7 @@ def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested
             if s.gradient_checkpointing
             else "Off: the activations fit, so no time is spent recomputing them."
         ),
-        "micro_batch": f"{s.micro_batch} example(s) of up to {s.seq_len} tokens per forward pass is the most that fits.",
+        "micro_batch": f"{methods.unit(method, s.micro_batch)} of up to {s.seq_len} tokens per forward pass is the most that fits.",
         "grad_accum": (f"{_micro_batches(accumulation(effective, s.micro_batch))} per step "
                        f"{_keep(accumulation(effective, s.micro_batch))} the effective batch at {effective}."),
         "seq_len": f"{s.seq_len} tokens: {seq_why}." if seq_why else f"{s.seq_len} tokens.",
@@ -364,7 +370,7 @@ def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested
         embeddings_on_cpu=s.embeddings_on_cpu, lean_memory=s.lean, long_rows="truncate", bf16=bf16,
         budget_bytes=0 if cpu else int(budget), cap_bytes=0 if cpu else int(cap or budget / (1 - SAFETY)),
         ram_budget_bytes=int(ram), estimate_bytes=0 if cpu else total, ram_estimate_bytes=int(ram_need),
-        breakdown={} if cpu else parts, reasons=reasons, suggestion=suggestion,
+        breakdown={} if cpu else parts, reasons=reasons, suggestion=suggestion, method=method, sequences=s.sequences,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ...errors import ConfigError
 from .base import Objective
+from .preference import PreferenceObjective
 from .sft import SupervisedObjective
 
 
@@ -19,6 +20,8 @@ def make(trainer) -> Objective:
     name = trainer.cfg.method.name
     if name == "sft":
         return SupervisedObjective(trainer)
+    if name in ("dpo", "orpo"):
+        return PreferenceObjective(trainer, name)
     raise ConfigError(f"the {name.upper()} method is not available in this version of TuneDesk")
 
 
