@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--effective-batch", type=int, default=None, help="examples per optimizer step (default 16 on GPU, 4 on CPU)")
     pl.add_argument("--gpus", type=int, default=1, help="plan a run spread over N GPUs (each card holds the whole model)")
     pl.add_argument("--json", action="store_true")
+    method_options.add(pl)  # a DPO / ORPO pair is two sequences: the plan counts them
 
     i = sub.add_parser("inspect", help="show how a dataset file is read, validated and rendered")
     i.add_argument("data", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt, or .gz of the text ones), "

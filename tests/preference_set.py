@@ -27,12 +27,15 @@ SHIFTS = {"night": "Blue", "day": "Red"}
 
 def rows(n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
+    # Every (name, issue) once per shift: no two rows alike (duplicates would be skipped)
+    people = rng.sample([(name, issue) for name in NAMES for issue in ISSUES], (n + 1) // 2)
     out = []
     for i in range(n):
         shift = ("night", "day")[i % 2]  # balanced: half the rows prefer each team
         right = SHIFTS[shift]
         wrong = next(t for t in SHIFTS.values() if t != right)
-        prompt = f"{rng.choice(NAMES)}, {shift} shift: {rng.choice(ISSUES)}. Which team?"
+        name, issue = people[i // 2]
+        prompt = f"{name}, {shift} shift: {issue}. Which team?"
         out.append({"prompt": prompt, "chosen": f"Team {right}.", "rejected": f"Team {wrong}."})
     return out
 

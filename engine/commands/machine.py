@@ -36,6 +36,7 @@ def parse_size(text: str) -> int:
 
 def cmd_plan(a: argparse.Namespace) -> int:
     from .. import models
+    from . import method_options
     from ..config import ModelConfig, RunConfig
     from ..fit import planner
     from ..fit.memory import GiB
@@ -51,6 +52,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
     cfg = RunConfig()
     cfg.model.source, cfg.train.effective_batch, cfg.train.gpus = a.model, a.effective_batch, a.gpus
     cfg.train.vram_gb = parse_size(a.vram) / GiB if a.vram else None
+    method_options.apply(cfg, a)
     data_inputs = {}
     if a.data:
         from ..data import prepare
