@@ -1,11 +1,11 @@
 """A small synthetic preference set whose preference is learnable and which the base model
-does not already hold: each row routes a support ticket to a team, and the right team
-follows one rule the prompt states only implicitly (night-shift tickets go to team Blue,
-day-shift tickets to team Red). The chosen answer names the right team, the rejected one
-the other; half the rows prefer Blue, half Red, and both answers have the same words and
-length, so a model that does not know the rule prefers the chosen answer in about half the
-rows. Written for the tests (and `python tests/preference_set.py OUT.jsonl` for screenshots
-and the GPU bench), not taken from anywhere."""
+does not already hold. Each row asks which support team takes a ticket; the chosen answer
+names one of the teams on call (ON_CALL), the rejected one a team that is not (OFF_DUTY).
+The pairing of the two colours is random, both lists hold common and rarer colour words,
+and both answers have the same form and length, so a model that does not know the rota
+finds the chosen answer more likely in about half the rows; learning the rota raises
+that share. Written for the tests (and `python tests/preference_set.py OUT.jsonl [N]` for
+screenshots), not taken from anywhere."""
 
 from __future__ import annotations
 
@@ -20,23 +20,18 @@ ISSUES = [
     "the badge reader beeps", "a backup failed", "the keyboard types twice", "the calendar will not sync",
     "an update hangs", "the projector shows nothing",
 ]
-NAMES = [  # who reports it: noise the rule must ignore
-   "Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lena", "Milo", "Nora"]
-SHIFTS = {"night": "Blue", "day": "Red"}
+NAMES = ["Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lena", "Milo", "Nora"]
+ON_CALL = ["Blue", "Green", "Gold", "Orange", "Silver", "Purple"]
+OFF_DUTY = ["Red", "Black", "White", "Yellow", "Brown", "Pink"]
 
 
 def rows(n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
-    # Every (name, issue) once per shift: no two rows alike (duplicates would be skipped)
-    people = rng.sample([(name, issue) for name in NAMES for issue in ISSUES], (n + 1) // 2)
+    prompts = rng.sample([(name, issue) for name in NAMES for issue in ISSUES], n)  # no two rows alike
     out = []
-    for i in range(n):
-        shift = ("night", "day")[i % 2]  # balanced: half the rows prefer each team
-        right = SHIFTS[shift]
-        wrong = next(t for t in SHIFTS.values() if t != right)
-        name, issue = people[i // 2]
-        prompt = f"{name}, {shift} shift: {issue}. Which team?"
-        out.append({"prompt": prompt, "chosen": f"Team {right}.", "rejected": f"Team {wrong}."})
+    for name, issue in prompts:
+        prompt = f"{name} reports that {issue}. Which team takes the ticket?"
+        out.append({"prompt": prompt, "chosen": f"Team {rng.choice(ON_CALL)}.", "rejected": f"Team {rng.choice(OFF_DUTY)}."})
     return out
 
 

@@ -132,7 +132,8 @@ def test_a_method_that_does_not_suit_the_data(tmp_path):
     assert "SFT trains on each row's chosen answer" in rep.of("warning")[0]["text"]
 
 
-def test_the_synthetic_set_is_balanced_and_unique(tmp_path):
+def test_the_synthetic_set_has_unique_rows_and_on_call_chosen_teams(tmp_path):
     rows = [json.loads(x) for x in write_preference_set(tmp_path / "s.jsonl", 40).read_text().splitlines()]
     assert len({r["prompt"] for r in rows}) == 40
-    assert sum(r["chosen"] == "Team Blue." for r in rows) == 20
+    from preference_set import ON_CALL
+    assert all(r["chosen"][5:-1] in ON_CALL and r["chosen"] != r["rejected"] for r in rows)
