@@ -30,9 +30,8 @@ def main() -> int:
     a = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("TUNEDESK_HOME", tempfile.mkdtemp(prefix="tunedesk-shots-"))
-    from PySide6.QtWidgets import QApplication
-
     from preference_set import write_preference_set
+    from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
     from gui import theme

@@ -36,13 +36,13 @@ def parse_size(text: str) -> int:
 
 def cmd_plan(a: argparse.Namespace) -> int:
     from .. import models
-    from . import method_options
     from ..config import ModelConfig, RunConfig
     from ..fit import planner
     from ..fit.memory import GiB
     from ..hardware import probe
     from ..models import model_info, presets
     from ..models.loading import load_tokenizer
+    from . import method_options
 
     if a.model in presets.names():
         info, tok_folder = model_info.from_preset(a.model), models.resolve("demo")

@@ -115,8 +115,8 @@ def format_text(r: dict[str, Any], *, color: bool = False) -> str:
             lines.append(f"  {a:>7.0f}–{b:<7.0f} {'█' * max(1 if c else 0, round(30 * c / top))} {c}")
     for ex in r["examples"]:
         chosen = "chosen: " if "rejected" in ex else ""
-        lines += ["", f"── row {ex['row']}: {chosen}{ex['tokens']} tokens, {ex['trained']} trained (marked {MARK_START} {MARK_END})"
-                      f"{_parts(ex)} ──"]
+        lines += ["", (f"── row {ex['row']}: {chosen}{ex['tokens']} tokens, {ex['trained']} trained "
+                       f"(marked {MARK_START} {MARK_END}){_parts(ex)} ──")]
         lines.append(ex["marked"].replace(MARK_START, start).replace(MARK_END, end))
         if "rejected" in ex:
             rej = ex["rejected"]
