@@ -5,8 +5,7 @@ answer) before Train is pressed."""
 
 from __future__ import annotations
 
-import html
-
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -55,6 +54,7 @@ class MethodBox(QGroupBox):
                                "with a chosen and a rejected answer; GRPO needs prompts with checkable answers.")
         self.about = QLabel("")
         self.about.setObjectName("hint")
+        self.about.setTextFormat(Qt.TextFormat.PlainText)
         self.about.setWordWrap(True)
         top = QHBoxLayout()
         self.method.setMinimumWidth(330)
@@ -107,6 +107,8 @@ class MethodBox(QGroupBox):
         rl.addWidget(self.regex, 1)
         self.rows = {"beta": self.beta, "group": self.group, "completion": self.completion, "kl": self.kl,
                      "rewards": self.rewards}
+        for w in (self.beta, self.group, self.completion, self.kl):  # a number, not a full-width field
+            w.setMaximumWidth(160)
         for label, key in (("Beta", "beta"), ("Answers per prompt", "group"), ("Completion tokens", "completion"),
                            ("KL weight", "kl"), ("Rewards", "rewards")):
             form.addRow(label, self.rows[key])
@@ -181,7 +183,7 @@ class MethodBox(QGroupBox):
             visible = (key == "beta" and name in PREFERENCE) or (key != "beta" and name == "grpo")
             self.form.setRowVisible(w, visible)
         self.regex.setEnabled(self.r_regex.isChecked())
-        self.about.setText(html.escape(reason(self.session.cfg.method)))
+        self.about.setText(reason(self.session.cfg.method))
         self.check()
 
     def check(self) -> None:

@@ -27,6 +27,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--model", default="demo")
+    ap.add_argument("--no-train", action="store_true", help="only the Data and Plan pages (quick)")
     a = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("TUNEDESK_HOME", tempfile.mkdtemp(prefix="tunedesk-shots-"))
@@ -77,6 +78,9 @@ def main() -> int:
     w.plan_page.max_steps.setValue(a.steps)
     w.plan_page.eval_every.setValue(max(1, a.steps // 3))
     shot("Plan", "8-method-dpo")
+    if a.no_train:
+        w.close()
+        return 0
     w.train()
     wait(lambda: w.train_page.last_status is not None and not w.controller.running, "the training")
     shot("Train", "9-train-dpo")
