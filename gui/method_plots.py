@@ -60,10 +60,15 @@ class MethodPlots(QWidget):
     def _plot_for(self, name: str) -> pg.PlotWidget:
         key = name if name in TITLES else "other"
         if key not in self.plots:
-            title, left = TITLES.get(key, ("Method metrics", "value"))
+            title, left = TITLES.get(key, ("Rewards", "reward"))
             self.plots[key] = _plot(title, left)
-            self.row.addWidget(self.plots[key], 1)
+            order = [*TITLES, "other"]  # the same places whichever metric comes first
+            at = sum(1 for k in self.plots if order.index(k) < order.index(key))
+            self.row.insertWidget(at, self.plots[key], 1)
             self.show()
+        if key == "other" and "reward" not in name:  # anything but rewards (a KL term, …)
+            self.plots[key].setTitle("Method metrics")
+            self.plots[key].setLabel("left", "value")
         return self.plots[key]
 
     def _curve(self, name: str, evaluation: bool) -> pg.PlotDataItem:
