@@ -5,7 +5,7 @@ Runs page naming the method, Compare answering both ways; DPO refused on one-ans
 from __future__ import annotations
 
 from conftest import SAMPLES
-from preference_set import write_preference_set
+from preference_set import rows, write_preference_set
 
 
 def test_dpo_from_the_window(qtbot, window, tmp_path):
@@ -13,8 +13,9 @@ def test_dpo_from_the_window(qtbot, window, tmp_path):
     with qtbot.waitSignal(w.session.data_changed, timeout=60_000):
         w.data_page.open_path(write_preference_set(tmp_path / "tickets.jsonl", 24))
     assert "Preference pairs" in w.data_page.examples_label.text()
-    preview = w.data_page.examples.toHtml()
-    assert "Chosen" in preview and "Rejected" in preview and "Team Blue." in preview and "Team Red." in preview
+    preview, first = w.data_page.examples.toPlainText(), rows(24)[0]  # the preview starts with the file's first row
+    assert "Chosen" in preview and "Rejected" in preview
+    assert preview.index(first["chosen"]) < preview.index(first["rejected"])  # side by side: chosen left
 
     box = w.plan_page.method_box
     w.show_page("Plan")
