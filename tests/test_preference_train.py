@@ -70,7 +70,7 @@ def test_dpo_trains_reports_its_metrics_and_records_its_method(tiny_model_folder
 
 def test_orpo_matches_trls_formula_and_lowers_its_loss(tiny_model_folder, tmp_path):
     rep = RecordingReporter()
-    t = Trainer(_cfg(tiny_model_folder, tmp_path, "orpo", max_steps=10, eval_every=10, lr=1e-2), rep)
+    t = Trainer(_cfg(tiny_model_folder, tmp_path, "orpo", max_steps=20, eval_every=20, lr=1e-2), rep)
     t.setup()
     batch = t.objective.collate(t.data.train[:2])
     with torch.no_grad():
@@ -83,7 +83,7 @@ def test_orpo_matches_trls_formula_and_lowers_its_loss(tiny_model_folder, tmp_pa
     assert torch.allclose(metrics["reward_margin"], t.cfg.method.beta * (ac - ar), atol=1e-6)
     t.fit()
     losses = [m["loss"] for m in rep.of("metrics") if "loss" in m]
-    assert sum(losses[-3:]) / 3 < 0.95 * sum(losses[:3]) / 3, losses  # ~10.7 -> ~10.0 on the tiny random model
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5, losses  # the tiny random model: ~10.6 at the start
 
 
 def test_the_plan_counts_two_sequences_per_pair():
