@@ -8,7 +8,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from conftest import tiny_run_config
+from conftest import tiny_run_config, tunedesk
 from preference_set import write_preference_set
 
 from engine.config import RunConfig
@@ -102,3 +102,22 @@ def test_the_plan_counts_two_sequences_per_pair():
     assert dpo.estimate_bytes <= dpo.budget_bytes and dpo.micro_batch <= sft.micro_batch
     assert "two sequences" in dpo.reasons["method"] and "pairs" in dpo.reasons["micro_batch"]
     assert presets.names()  # the presets this test plans for are there
+
+
+def test_a_stopped_dpo_run_resumes_with_its_method_and_pairs(tiny_model_folder, tmp_path):
+    from conftest import StopAfter
+
+    t = Trainer(_cfg(tiny_model_folder, tmp_path, "dpo", max_steps=4, eval_every=2, lr=5e-3), StopAfter(2))
+    t.setup()
+    assert t.fit()["status"] == "stopped"
+    rep = RecordingReporter()
+    again = Trainer.resume(tmp_path / "tiny", rep)
+    assert again.plan.method == "dpo" and again.step == 2 and again.data.pairs
+    summary = again.fit()
+    assert summary["status"] == "finished" and summary["steps"] == 4
+    assert [m["step"] for m in rep.of("metrics") if "reward_margin" in m] == [3, 4]
+    # Compare on the validation rows: a pair's reference is its chosen answer
+    r = tunedesk("compare", str(tmp_path / "tiny"), "--validation", "2", "--max-new-tokens", "4")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads((tmp_path / "tiny" / "compare" / "validation.json").read_text())["examples"]
+    assert len(rows) == 2 and all(x["reference"].startswith("Team ") and "base_loss" in x for x in rows)
