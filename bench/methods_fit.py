@@ -26,8 +26,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def run(preset_folder: Path, data: Path, flags: tuple[str, ...], cap: float, wor
     cmd = [sys.executable, "-m", "engine.cli", "train", str(data), "--model", str(preset_folder), "--max-steps", str(steps),
            "--eval-every", "100000", "--replay-share", "0", "--out", str(workdir), "--name", name, "--json-events", *flags]
     env = {**os.environ, "TUNEDESK_SIMULATE_VRAM_GB": str(cap), "TUNEDESK_HOME": str(workdir / "home")}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     events = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
     plan_file = workdir / name / "plan.json"
     if not plan_file.is_file():
