@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--shard", action=argparse.BooleanOptionalAction, default=None,
                     help="with --gpus N: plan the model sharded over the cards, or whole on each (default: by memory)")
     pl.add_argument("--json", action="store_true")
+    method_options.add(pl)  # a DPO / ORPO pair is two sequences: the plan counts them
 
     i = sub.add_parser("inspect", help="show how a dataset file is read, validated and rendered")
     i.add_argument("data", help="dataset file (.jsonl, .json, .csv, .tsv, .parquet or .txt, or .gz of the text ones), "

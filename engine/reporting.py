@@ -8,7 +8,9 @@ them, and the GUI forwards them as Qt signals. Event kinds and their fields:
 - ``warning``   text
 - ``progress``  step, total_steps, epoch, tokens_per_s, eta_s, elapsed_s
 - ``metrics``   step, and any of loss, eval_loss, lr, grad_norm, mem_bytes, mem_reserved_bytes,
-                tokens, trained_tokens
+                tokens, trained_tokens, and a method's own (engine/training/objectives/): DPO / ORPO's
+                reward_margin, pref_accuracy, chosen_reward, rejected_reward, eval_pref_accuracy,
+                eval_reward_margin; GRPO's reward_mean, reward_<name>
 - ``started``   run_dir, total_steps, step (0, or the checkpoint's step when resumed)
 - ``checkpoint`` step, path
 - ``oom_recovery`` cause ('out of memory' | 'calibration'), text, step, and the new plan's
@@ -122,7 +124,9 @@ class ConsoleReporter(Reporter):
         elif kind == "metrics":
             self._last.update({k: v for k, v in data.items() if k in ("loss", "eval_loss", "reward_mean")})
             if "eval_loss" in data:
-                self._write(f"step {data['step']}: eval loss {loss_text(data['eval_loss'])}")
+                extra = "".join(f", {k[5:].replace('_', ' ')} {data[k]:.3f}" for k in sorted(data)
+                                if k.startswith("eval_") and k != "eval_loss" and isinstance(data[k], float))
+                self._write(f"step {data['step']}: eval loss {loss_text(data['eval_loss'])}{extra}")
             elif "eval_reward_mean" in data:  # GRPO: the validation answers' mean reward
                 self._write(f"step {data['step']}: validation reward {loss_text(data['eval_reward_mean'])}")
         elif kind == "finished":

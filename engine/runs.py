@@ -249,6 +249,7 @@ def list_runs(parent: str | Path | None = None) -> list[dict[str, Any]]:
             "created": (folder / DATA_REPORT if (folder / DATA_REPORT).is_file() else folder / CONFIG).stat().st_mtime,
             "model": cfg.model.source,
             "dataset": Path(cfg.data.path).name,
+            "method": cfg.method.name,
             "status": run.status(),
             "steps": summary.get("steps", losses[-1]["step"] if losses else 0),
             "total_steps": summary.get("total_steps"),

@@ -8,6 +8,7 @@ import html
 from itertools import pairwise
 
 TRAINED_STYLE = "background-color: rgba(34, 197, 94, 0.28);"
+REJECTED_STYLE = "background-color: rgba(239, 68, 68, 0.24);"  # a preference row's rejected answer: made less likely
 # kind -> (tag, tag colour, the part's own style). Translucent fills read on light and dark palettes.
 PARTS = {
     "tools": ("tool schemas", "#2563eb", "background-color: rgba(59, 130, 246, 0.16);"),
@@ -28,7 +29,7 @@ def legend(kinds) -> str:
         " — calls are trained (highlighted); schemas and results are context</p>" if "call" in kinds else "</p>")
 
 
-def highlighted_html(text: str, spans, parts=()) -> str:
+def highlighted_html(text: str, spans, parts=(), trained_style: str = TRAINED_STYLE) -> str:
     """The example as HTML: trained `spans` highlighted, tool `parts` ([start, end, kind]) coloured and tagged."""
     cuts = sorted({0, len(text), *(x for s in spans for x in s[:2]), *(x for p in parts for x in p[:2])})
     out = []
@@ -36,7 +37,7 @@ def highlighted_html(text: str, spans, parts=()) -> str:
         inside = [p for p in parts if p[0] <= a and b <= p[1]]
         kind = min(inside, key=lambda p: p[1] - p[0])[2] if inside else None  # the innermost part
         out += [tag(p[2]) for p in parts if p[0] == a]
-        style = (TRAINED_STYLE if any(s <= a and b <= e for s, e in spans) else "") + (PARTS[kind][2] if kind else "")
+        style = (trained_style if any(s <= a and b <= e for s, e in spans) else "") + (PARTS[kind][2] if kind else "")
         piece = html.escape(text[a:b])
         out.append(f'<span style="{style}">{piece}</span>' if style else piece)
     return "<pre style='white-space: pre-wrap; font-family: monospace;'>" + "".join(out) + "</pre>"
@@ -47,3 +48,21 @@ def example_html(ex: dict) -> str:
     parts = ex.get("parts") or []
     head = f"<p><b>Row {ex['row']}</b> — {ex['tokens']} tokens, {ex['trained']} trained</p>"
     return head + (legend({p[2] for p in parts}) if parts else "") + highlighted_html(ex["text"], ex["spans"], parts)
+
+
+def pair_html(ex: dict) -> str:
+    """A preference row (DPO, ORPO): the chosen and the rejected rendering side by side, each
+    answer highlighted (the chosen in green, the rejected in red)."""
+    rej = ex["rejected"]
+    head = (f"<p><b>Row {ex['row']}</b> — chosen {ex['tokens']} tokens ({ex['trained']} trained), rejected "
+            f"{rej['tokens']} tokens ({rej['trained']} trained); the prompt is the same on both sides</p>")
+    cell = "<td width='50%' valign='top' style='padding: 0 6px;'>"
+    return (head + "<table width='100%' cellspacing='0'><tr>"
+            + cell + "<b style='color:#15803d'>Chosen</b>" + highlighted_html(ex["text"], ex["spans"]) + "</td>"
+            + cell + "<b style='color:#b91c1c'>Rejected</b>"
+            + highlighted_html(rej["text"], rej["spans"], trained_style=REJECTED_STYLE) + "</td></tr></table>")
+
+
+def row_html(ex: dict) -> str:
+    """Any example of an inspect report: a preference pair side by side, else one rendering."""
+    return pair_html(ex) if "rejected" in ex else example_html(ex)

@@ -43,3 +43,23 @@ def test_attention_flops_with_grouped_query_heads_count_the_repeated_heads():
     fwd = next(f for op, f in _gqa_attention_formulas().items() if "backward" not in str(op))
     q, kv = (2, 8, 128, 64), (2, 2, 128, 64)
     assert fwd(q, kv, kv) == fcm.sdpa_flop_count(q, q, q) > 0
+
+
+def test_methods_fit_data_are_preference_pairs_and_its_summary_reads_a_run(tmp_path):
+    from bench.methods_fit import METHODS, summarize, write_preference_jsonl
+    from engine.config import DataConfig
+    from engine.data.prepare import resolve_shape
+
+    path = write_preference_jsonl(tmp_path / "p.jsonl", n=20)
+    assert resolve_shape(DataConfig(path=str(path)), []).format == "preference"
+    assert "grpo" in METHODS and METHODS["dpo"][0][:2] == ("--method", "dpo")
+    GiB = 1024**3
+    events = [{"event": "progress", "step": s, "elapsed_s": 2.0 * s} for s in (1, 2, 3)]
+    events += [{"event": "metrics", "step": s, "tokens": 1000} for s in (1, 2, 3)]
+    events.append({"event": "finished", "status": "finished", "summary": {"status": "finished", "oom_recoveries": 0}})
+    plan = {"method": "dpo", "sequences": 2, "estimate_bytes": 11 * GiB // 2, "calibration": {"measured_reserved": 5 * GiB},
+            "recoveries": [], "steps_reserved": [5 * GiB]}
+    r = summarize(events, plan)
+    assert r["ok"] and r["tokens_per_s"] == 500.0 and r["estimate_error"] == 0.1 and r["within_tolerance"]
+    assert not summarize(events, {**plan, "estimate_bytes": 6 * GiB})["within_tolerance"]  # +20%
+    assert not summarize(events[:-1], plan)["ok"]

@@ -11,6 +11,7 @@ import torch
 from ..atomic import write_json, write_text
 from ..data import prepare
 from ..data.batching import collate
+from ..data.example import answered
 from ..eval.generate import last_answer_start
 from ..models.loss import batch_loss_sum, count_trained
 from . import ChatSession, GenerationSettings
@@ -23,7 +24,7 @@ def validation_compare(session: ChatSession, *, n: int = 8, settings: Generation
     """Answer the first `n` validation rows with the base and the tuned model."""
     cfg, _ = session.run.read_config()
     data = prepare(cfg.data, session.tokenizer)
-    examples = data.val[:n]
+    examples = [answered(e) for e in data.val[:n]]  # a preference row's reference is its chosen answer
     rows = []
     for i, e in enumerate(examples):
         start = last_answer_start(e.trained)

@@ -42,6 +42,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
     from ..hardware import probe
     from ..models import model_info, presets
     from ..models.loading import load_tokenizer
+    from . import method_options
 
     if a.model in presets.names():
         info, tok_folder = model_info.from_preset(a.model), models.resolve("demo")
@@ -52,6 +53,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
     cfg.model.source, cfg.train.effective_batch, cfg.train.gpus = a.model, a.effective_batch, a.gpus
     cfg.train.shard = a.shard
     cfg.train.vram_gb = parse_size(a.vram) / GiB if a.vram else None
+    method_options.apply(cfg, a)
     data_inputs = {}
     if a.data:
         from ..data import prepare

@@ -29,14 +29,14 @@ from .. import paths
 from ..atomic import atomic_dir
 from ..config import DataConfig
 from ..errors import DataError
-from . import tool_form
-from .example import Example
+from . import pairs, tool_form
+from .example import Example, Pair
 from .fit_length import TRUNCATE, LengthFit, fit_to_length, prompt_length, tail_length
 from .formats import NAMES
 from .formats.base import RowError
 from .mapping_hint import mapping_hint
 from .readers import RowProblem, iter_records, parquet_class_names
-from .render import IGNORE, ensure_chat_template, reasoning_policy, render
+from .render import IGNORE, ensure_chat_template, reasoning_policy
 from .shapes import Shape, detect, detect_one, to_conversation
 from .tool_parts import tool_parts
 
@@ -59,9 +59,20 @@ class Tokenized:
     rows: np.ndarray
     meta: dict[str, Any]
 
-    def example(self, i: int) -> Example:
-        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-        return Example(int(self.rows[i]), self.ids[a:b], self.trained[a:b])
+    def sequence(self, k: int, row: int) -> Example:
+        a, b = int(self.offsets[k]), int(self.offsets[k + 1])
+        return Example(row, self.ids[a:b], self.trained[a:b])
+
+    def example(self, i: int) -> Example | Pair:
+        row = int(self.rows[i])
+        if self.meta.get("pairs"):  # a preference row: its chosen sequence, then its rejected one (data/pairs.py)
+            return Pair(row, self.sequence(2 * i, row), self.sequence(2 * i + 1, row))
+        return self.sequence(i, row)
+
+    def lengths(self) -> np.ndarray:
+        """Tokens per row; a pair's longer sequence (what a padded batch and the plan hold)."""
+        d = np.diff(self.offsets)
+        return pairs.longest(d) if self.meta.get("pairs") else d
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -70,8 +81,8 @@ class Tokenized:
 @dataclass
 class PreparedData:
     shape: Shape
-    train: list[Example]
-    val: list[Example]
+    train: list[Example | Pair]
+    val: list[Example | Pair]
     rows: int
     skipped: list[RowProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -83,8 +94,8 @@ class PreparedData:
     lengths: np.ndarray | None = None
     """Token lengths of every kept row, whole (what the planner sizes the run for)."""
     from_cache: bool = False
-    whole_train: list[Example] = field(default_factory=list)
-    whole_val: list[Example] = field(default_factory=list)
+    whole_train: list[Example | Pair] = field(default_factory=list)
+    whole_val: list[Example | Pair] = field(default_factory=list)
     length_fit: LengthFit | None = None
     """What fitting the rows to the run's length did (truncated, split, skipped)."""
     references: dict[int, str] = field(default_factory=dict)
@@ -93,6 +104,16 @@ class PreparedData:
     def __post_init__(self) -> None:
         self.whole_train, self.whole_val = list(self.train), list(self.val)
         self._read_skipped = list(self.skipped)  # what reading the file skipped; fitting adds its own
+
+    @property
+    def pairs(self) -> bool:
+        """Preference rows (a chosen and a rejected answer each): `Pair`s, not `Example`s."""
+        return bool(self.whole_train or self.whole_val) and isinstance((self.whole_train or self.whole_val)[0], Pair)
+
+    def use_chosen(self) -> None:
+        """Train by imitation on a preference file: each row's chosen answer becomes its example."""
+        self.train, self.val = pairs.chosen_only(self.train), pairs.chosen_only(self.val)
+        self.whole_train, self.whole_val = pairs.chosen_only(self.whole_train), pairs.chosen_only(self.whole_val)
 
     def plan_inputs(self) -> dict[str, Any]:
         """What the planner sizes a run for (planner.resolve's keywords): the rows' lengths
@@ -103,7 +124,7 @@ class PreparedData:
         text = self.shape.spec.plain_text
         if lengths is not None and text:
             lengths = np.minimum(lengths, TEXT_PLAN_TOKENS)
-        tails = np.zeros(len(self.whole_train), np.int64) if text else np.array(
+        tails = np.zeros(len(self.whole_train), np.int64) if text else pairs.tails(self.whole_train) if self.pairs else np.array(
             [tail_length(e) for e in self.whole_train], dtype=np.int64)
         # GRPO plans for each prompt plus its sampled answer (engine/data/prompts.py).
         prompts = np.array([prompt_length(e) for e in self.whole_train + self.whole_val], dtype=np.int64)
@@ -113,8 +134,11 @@ class PreparedData:
         """Fit every row to `limit` tokens (from the whole rows, so a shorter limit after
         an out-of-memory error starts from the same data): train and validation alike."""
         text = self.shape.spec.plain_text
-        train = fit_to_length(self.whole_train, limit, policy, split_text=text)
-        val = fit_to_length(self.whole_val, limit, policy, split_text=text)
+        if self.pairs:  # each side fitted as a chat row; a pair is kept or left out whole
+            train, val = pairs.fit_pairs(self.whole_train, limit, policy), pairs.fit_pairs(self.whole_val, limit, policy)
+        else:
+            train = fit_to_length(self.whole_train, limit, policy, split_text=text)
+            val = fit_to_length(self.whole_val, limit, policy, split_text=text)
         self.train, self.val = train.examples, val.examples
         self.skipped = self._read_skipped + train.problems + val.problems
         self.length_fit = train.merged(val)
@@ -295,22 +319,23 @@ def tokenize_file(cfg: DataConfig, shape: Shape, tokenizer, notes: list[str]) ->
             continue
         with_reasoning += any(m.get("reasoning") for m in conv)
         with_tools += any(m["role"] == "tools" or m.get("tool_calls") for m in conv)
-        try:
-            r = render(tokenizer, conv, reasoning=cfg.reasoning)
+        try:  # a preference row renders twice: its chosen answer, then its rejected one (data/pairs.py)
+            rendered = pairs.render_row(tokenizer, conv, cfg.reasoning)
         except Exception as e:  # templates raise on role orders they do not accept
             skipped.append(RowProblem(row, f"the chat template cannot render this row ({str(e)[:200]})", "template"))
             continue
-        row_ids = np.asarray(r.input_ids, dtype=np.int32)
-        row_mask = np.asarray(r.labels, dtype=np.int64) != IGNORE
-        if not row_mask.any():
-            skipped.append(RowProblem(row, "no answer tokens to train on", "empty field"))
+        row_ids = [np.asarray(r.input_ids, dtype=np.int32) for r in rendered]
+        row_mask = [np.asarray(r.labels, dtype=np.int64) != IGNORE for r in rendered]
+        if not all(m.any() for m in row_mask):
+            side = " of the rejected answer" if row_mask[0].any() else ""
+            skipped.append(RowProblem(row, f"no answer tokens{side} to train on", "empty field"))
             continue
         if len(samples) < 3:
-            samples.append({"row": row, "text": r.text, "spans": r.trained_spans, "tokens": len(row_ids), "trained": int(row_mask.sum()),
-                            "parts": tool_parts(tokenizer, conv, r.text, reasoning=cfg.reasoning)})
-        if len(row_ids) > 1:
-            ids.append(row_ids)
-            masks.append(row_mask)
+            samples.append(pairs.sample(row, rendered, row_mask,
+                                        tool_parts(tokenizer, conv, rendered[0].text, reasoning=cfg.reasoning)))
+        if all(len(x) > 1 for x in row_ids):
+            ids += row_ids
+            masks += row_mask
             rows.append(row)
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     if ids:
@@ -322,6 +347,7 @@ def tokenize_file(cfg: DataConfig, shape: Shape, tokenizer, notes: list[str]) ->
         "notes": notes,
         "with_reasoning": with_reasoning,
         "with_tools": with_tools,
+        "pairs": shape.spec.preference,
     }
     return Tokenized(
         np.concatenate(ids) if ids else np.zeros(0, np.int32),
@@ -422,7 +448,7 @@ def prepare(cfg: DataConfig, tokenizer, *, shape: Shape | None = None) -> Prepar
         template_is_own=template_is_own,
         samples=tok.meta["samples"],
         reasoning=reasoning,
-        lengths=np.diff(tok.offsets)[order],
+        lengths=tok.lengths()[order],
         from_cache=from_cache,
     )
     if cfg.max_seq_len:  # the user's own length: applied here, so inspect shows it too

@@ -4,7 +4,9 @@ The JSON form is a stable interface (documented in the README):
     file, format, mapping, [labels, instruction, numbered: the labeled format's], rows, kept, train, val, skipped [{row, reason}],
     skipped_by_kind {kind: count}, notes [str], reasoning, model,
     examples [{row, text, marked, spans [[start, end] of trained characters], tokens, trained,
-               parts [[start, end, kind] of tool schemas / calls / results; kind: tools | call | result]}],
+               parts [[start, end, kind] of tool schemas / calls / results; kind: tools | call | result],
+               [rejected {text, marked, spans, tokens, trained}: a preference row's rejected answer; the row's
+               own text is its chosen one]}],
     lengths {min, p50, p95, max, mean, histogram {edges, counts}},
     tokens_per_epoch, trained_tokens_per_epoch
 """
@@ -59,14 +61,19 @@ def describe(data: PreparedData, path: str, *, model_name: str = "") -> dict[str
         **report,
         "model": model_name,
         "examples": [
-            {"row": s["row"], "text": s["text"], "marked": mark(s["text"], s["spans"]), "spans": [list(x) for x in s["spans"]],
-             "tokens": s["tokens"], "trained": s["trained"], "parts": s.get("parts", [])}
+            {"row": s["row"], **_side(s), "parts": s.get("parts", []),
+             **({"rejected": _side(s["rejected"])} if "rejected" in s else {})}
             for s in data.samples
         ],
         "lengths": length_stats(data.lengths),
         "tokens_per_epoch": int(sum(len(e) for e in data.train)),
         "trained_tokens_per_epoch": int(sum(int(e.trained.sum()) for e in data.train)),
     }
+
+
+def _side(s: dict[str, Any]) -> dict[str, Any]:
+    return {"text": s["text"], "marked": mark(s["text"], s["spans"]), "spans": [list(x) for x in s["spans"]],
+            "tokens": s["tokens"], "trained": s["trained"]}
 
 
 def _parts(ex: dict[str, Any]) -> str:
@@ -107,6 +114,12 @@ def format_text(r: dict[str, Any], *, color: bool = False) -> str:
         for c, a, b in zip(counts, edges, edges[1:]):
             lines.append(f"  {a:>7.0f}–{b:<7.0f} {'█' * max(1 if c else 0, round(30 * c / top))} {c}")
     for ex in r["examples"]:
-        lines += ["", f"── row {ex['row']}: {ex['tokens']} tokens, {ex['trained']} trained (marked {MARK_START} {MARK_END}){_parts(ex)} ──"]
+        chosen = "chosen: " if "rejected" in ex else ""
+        lines += ["", (f"── row {ex['row']}: {chosen}{ex['tokens']} tokens, {ex['trained']} trained "
+                       f"(marked {MARK_START} {MARK_END}){_parts(ex)} ──")]
         lines.append(ex["marked"].replace(MARK_START, start).replace(MARK_END, end))
+        if "rejected" in ex:
+            rej = ex["rejected"]
+            lines += [f"── row {ex['row']}: rejected: {rej['tokens']} tokens, {rej['trained']} trained ──",
+                      rej["marked"].replace(MARK_START, start).replace(MARK_END, end)]
     return "\n".join(lines)

@@ -137,7 +137,7 @@ class CardFit:
 
     def too_long(self, limit: int, what: str) -> str:
         """The one sentence of a run that cannot keep its rows: the figures and the options."""
-        longest = max((len(e) for e in self.data.whole_train), default=0)
+        longest = max((getattr(e, "longest", len(e)) for e in self.data.whole_train), default=0)  # a pair: its longer side
         where = "this card" if self.plan is not None and self.plan.device == "cuda" else "this computer's memory"
         return (f"at most {limit:,} tokens per row fit {where}, and the longest row has {longest:,}: {what}. "
                 "Options: shorter rows (or a shorter sequence length), 4-bit weights, a smaller model, or a bigger card.")

@@ -10,7 +10,7 @@ weights      (the input embedding table is left out when it is kept in RAM: a lo
              compute dtype (bitsandbytes never quantizes them, and TuneDesk makes no
              fp32 copies of them).
 lora_state   LoRA params x (4 B fp32 weight + 4 B grad + optimizer: 8 B AdamW, 2 B 8-bit).
-activations  tokens T = micro_batch x seq_len. Without checkpointing each of L blocks
+activations  tokens T = micro_batch x sequences x seq_len (a preference pair is 2 sequences). Without checkpointing each of L blocks
              keeps ~ (A_H h + A_I i) bytes per token (SDPA attention: linear in T, no T²
              score matrix); with checkpointing only each block's input (B h) is kept,
              plus one block recomputed during backward. Lean memory (engine/models/lean.py)
@@ -109,6 +109,7 @@ class StepShape:
     embeddings_on_cpu: bool = False  # the input embedding table stays in RAM (untied models)
     lean: bool = False  # lean memory (with checkpointing): engine/models/lean.py
     fused_kernels: bool = False  # liger's RMSNorm / SwiGLU / RoPE (engine/models/speed.py)
+    sequences: int = 1  # sequences per example: 2 for a preference pair (engine/fit/methods.py)
     group: int = 1  # sequences per example: GRPO's G sampled answers per prompt
     completion: int = 0  # GRPO: tokens sampled per answer (0: no generation), within seq_len
 
@@ -128,12 +129,13 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
 
     lora = m.lora_params(s.lora_r, s.lora_targets) * (4 + 4 + (2 if s.optimizer == "adamw_8bit" else 8))
 
-    tokens = s.micro_batch * s.group * s.seq_len
+    rows = s.micro_batch * s.group * s.sequences  # GRPO's G answers per prompt; a preference pair is two rows
+    tokens = rows * s.seq_len
     a_i = A_I if m.gated_mlp else A_I * PLAIN_MLP
     lean_i = LEAN_I if m.gated_mlp else LEAN_I * PLAIN_MLP
     per_block = tokens * (A_H * m.hidden_size + a_i * m.intermediate_size) * s.dtype_bytes / 2
     if s.gradient_checkpointing and s.lean and s.seq_len > MLP_TILE > 0:
-        tile = s.micro_batch * s.group * MLP_TILE
+        tile = rows * MLP_TILE
         activations = (tokens * LEAN_TILED_H * m.hidden_size + tile * lean_i * m.intermediate_size) * s.dtype_bytes / 2
     elif s.gradient_checkpointing and s.lean:
         activations = tokens * (LEAN_H * m.hidden_size + lean_i * m.intermediate_size) * s.dtype_bytes / 2
@@ -146,7 +148,7 @@ def breakdown(m: ModelInfo, s: StepShape) -> dict[str, int]:
         activations = m.layers * per_block * (FUSED_ACT if s.fused_kernels else 1.0)
 
     if m.sliding_window and s.seq_len > m.sliding_window:
-        activations += s.micro_batch * s.group * s.seq_len**2 * MASK_BYTES
+        activations += rows * s.seq_len**2 * MASK_BYTES
     # Chunked linear cross-entropy: one chunk of logits at a time, plus the final hidden
     # states and their trained-row copy.
     logits = min(tokens, rows_per_chunk(m.vocab_size)) * m.vocab_size * BYTES_PER_LOGIT + 2 * tokens * m.hidden_size * s.dtype_bytes
@@ -190,7 +192,7 @@ def ram_bytes(m: ModelInfo, s: StepShape) -> int:
 
 def offloaded_bytes(m: ModelInfo, s: StepShape) -> int:
     """Pinned RAM that lean memory holds: every block's checkpointed input."""
-    return (m.layers * s.micro_batch * s.group * s.seq_len * m.hidden_size * s.dtype_bytes
+    return (m.layers * s.micro_batch * s.group * s.sequences * s.seq_len * m.hidden_size * s.dtype_bytes
             if s.lean and s.gradient_checkpointing else 0)
 
 

@@ -87,6 +87,8 @@ class Plan:
     """GRPO: answers sampled per prompt; micro_batch counts prompts, each pass holds micro_batch x group sequences."""
     completion_tokens: int = 0
     """GRPO: the longest sampled answer; seq_len is the longest prompt plus this."""
+    sequences: int = 1
+    """Sequences per example the method runs (a DPO / ORPO pair: 2): the memory terms count them."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,15 +115,17 @@ class Plan:
         return StepShape(self.quantization, 2 if self.device == "cuda" else 4, self.micro_batch, self.seq_len,
                          self.gradient_checkpointing, self.lora_r, self.lora_targets, self.optimizer,
                          self.embeddings_on_cpu, self.lean_memory, group=self.group, completion=self.completion_tokens,
-                         fused_kernels=self.fused_kernels)
+                         fused_kernels=self.fused_kernels, sequences=self.sequences)
 
     def headline(self) -> str:
         """One line for the console and the Train page."""
         where = ("unquantized" if self.quantization == "none" else self.quantization) + " weights" if self.device == "cuda" else "CPU, fp32"
         memory = (f"about {self.estimate_bytes / GiB:.1f} of {self.budget_bytes / GiB:.1f} GiB" if self.device == "cuda"
                   else f"about {self.ram_estimate_bytes / GiB:.1f} of {self.ram_budget_bytes / GiB:.1f} GiB of RAM")
-        grpo = f"GRPO, {self.group} answers of up to {self.completion_tokens} tokens per prompt, " if self.method == "grpo" else ""
-        return (f"{grpo}{where}, micro-batch {self.micro_batch} x {self.grad_accum}, checkpointing "
+        method = (f"GRPO, {self.group} answers of up to {self.completion_tokens} tokens per prompt, " if self.method == "grpo"
+                  else f"{self.method.upper()}, " if self.method != "sft" else "")
+        pairs = " pairs" if self.sequences == 2 else ""
+        return (f"{method}{where}, micro-batch {self.micro_batch}{pairs} x {self.grad_accum}, checkpointing "
                 f"{'on' if self.gradient_checkpointing else 'off'}, up to {self.seq_len} tokens, {self.optimizer}"
                 f"{', lean memory' if self.lean_memory else ''}, LoRA r{self.lora_r}: {memory}"
                 f"{f' on each of {self.processes} GPUs' if self.processes > 1 and self.device == 'cuda' else ''}"

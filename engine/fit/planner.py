@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..models.model_info import ModelInfo
-from . import schedule
+from . import methods, schedule
 from .memory import GiB, StepShape, breakdown, cpu_breakdown, generation_bytes, kv_cache_bytes, ram_bytes
 from .plan import (
     CONTEXT_RESERVE,
@@ -156,12 +156,13 @@ def resolve(cfg, m: ModelInfo, target: Target, lengths: np.ndarray | None = None
     p = plan(m, budget_bytes=target.budget_bytes, lengths=lengths, tails=tails,
              effective_batch=effective_batch(cfg, target.device == "cuda", train_rows),
              lora_r=asked_r, bf16=target.bf16, force=forced, ram_bytes=target.ram_bytes, cap_bytes=target.cap_bytes,
-             group=max(1, group), completion=completion)
+             group=max(1, group), completion=completion, method=cfg.method.name)
+    p = dataclasses.replace(p, reasons={"method": methods.reason(cfg.method), **p.reasons})
     dropout = 0.0 if p.lean_memory else cfg.lora.dropout  # lean memory has no LoRA dropout (engine/models/lean.py)
     asked_alpha = cfg.lora.alpha or 2 * asked_r
     alpha = asked_alpha if p.lora_r == asked_r else max(1, round(asked_alpha * p.lora_r / asked_r))
     p = spread(p.replace(lora_alpha=alpha, lora_dropout=dropout, lora_targets=cfg.lora.target_modules,
-                         long_rows=cfg.data.long_rows, user_set=tuple(sorted(forced)), method=method.name), cfg.train.gpus)
+                         long_rows=cfg.data.long_rows, user_set=tuple(sorted(forced)), method=cfg.method.name), cfg.train.gpus)
     p = p.replace(grad_accum=cfg.train.grad_accum) if cfg.train.grad_accum and cfg.train.micro_batch else p
     return sized(p, cfg, train_rows, lengths, rank_why)
 
@@ -198,9 +199,11 @@ def plan(
     group: int = 1,
     completion: int = 0,
     fused_kernels: bool | None = None,
+    method: str = "sft",
 ) -> Plan:
     """A plan for a CUDA card with `budget_bytes` usable, or a CPU plan (RAM) when None.
-    GRPO: `group` sequences per example, `completion` of each row's tokens sampled first.
+    GRPO: `group` sequences per example, `completion` of each row's tokens sampled first;
+    `method` says how many sequences an example is (engine/fit/methods.py).
     fused_kernels: whether liger's kernels will run (None: whether they can here)."""
     force = force or {}
     if fused_kernels is None:
@@ -213,7 +216,8 @@ def plan(
     need = min(force.get("seq_len", longest), context)
     cpu = budget_bytes is None
     budget = int(ram_bytes * (1 - CPU_HEADROOM)) if cpu else budget_bytes
-    search = _Search(m, budget, ram_bytes, effective_batch, lora_r, force, cpu, group, completion, fused_kernels and not cpu)
+    search = _Search(m, budget, ram_bytes, effective_batch, lora_r, force, cpu, group, completion, fused_kernels and not cpu,
+                     methods.sequences(method))
     found = search.first_fit(need)
     if found is None and "seq_len" not in force:
         shorter = search.longest_fit(need)
@@ -227,19 +231,19 @@ def plan(
                else f"covers every prompt and a {completion}-token answer" if completion and found.seq_len >= longest
                else "covers every example" if found.seq_len >= longest
                else _truncation_words(lengths, found.seq_len, longest))
-        return _make(m, found, budget, ram_bytes, cap_bytes, effective_batch, why, bf16, lora_r, True, "")
+        return _make(m, found, budget, ram_bytes, cap_bytes, effective_batch, why, bf16, lora_r, True, "", method)
     best = search.smallest(need)
     suggestion = _suggest(search, need, budget, cpu)
     return _make(m, best, budget, ram_bytes, cap_bytes, effective_batch, "set by you" if "seq_len" in force else "",
-                 bf16, lora_r, False, suggestion)
+                 bf16, lora_r, False, suggestion, method)
 
 
 class _Search:
     """Shapes for one model, budget and request; `fits` is the one test of a shape."""
 
-    def __init__(self, m, budget, ram, effective, lora_r, force, cpu, group=1, completion=0, fused=False) -> None:
+    def __init__(self, m, budget, ram, effective, lora_r, force, cpu, group=1, completion=0, fused=False, sequences=1) -> None:
         self.m, self.budget, self.ram, self.effective, self.lora_r, self.force, self.cpu = m, budget, ram, effective, lora_r, force, cpu
-        self.group, self.completion, self.fused = group, completion, fused
+        self.group, self.completion, self.fused, self.sequences = group, completion, fused, sequences
 
     def rows(self):
         if self.cpu:  # fp32 on the CPU; checkpointing is the one memory lever there
@@ -253,7 +257,7 @@ class _Search:
                 max(4, self.lora_r // rank_div), optimizer="adamw" if self.cpu else self.force.get("optimizer", optim),
                 embeddings_on_cpu=not self.cpu and self.force.get("embeddings_on_cpu", cpu_embed and not self.m.tied_embeddings),
                 lean=not self.cpu and bool(self.force.get("lean_memory", lean)) and ckpt, group=self.group,
-                completion=self.completion, fused_kernels=self.fused)
+                completion=self.completion, fused_kernels=self.fused, sequences=self.sequences)
 
     def batches(self) -> list[int]:
         # Any size, not only powers of two: the largest that fits uses the card best.
@@ -337,7 +341,7 @@ def recovered(m, p: Plan, why: str, **changes: Any) -> Plan:
                                breakdown={} if cpu else parts, reasons=reasons)
 
 
-def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested_r, fits, suggestion) -> Plan:
+def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested_r, fits, suggestion, method="sft") -> Plan:
     cpu = s.dtype_bytes == 4
     parts, total, ram_need = _memory(m, s)
     weights_gib = parts["weights"] / GiB
@@ -356,7 +360,7 @@ def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested
         ),
         "micro_batch": (f"{s.micro_batch} prompt(s) per pass, each with {s.group} sampled answers ({s.micro_batch * s.group} "
                         f"sequences of up to {s.seq_len} tokens), is the most that fits." if s.completion else
-                        f"{s.micro_batch} example(s) of up to {s.seq_len} tokens per forward pass is the most that fits."),
+                        f"{methods.unit(method, s.micro_batch)} of up to {s.seq_len} tokens per forward pass is the most that fits."),
         "grad_accum": (f"{_micro_batches(accumulation(effective, s.micro_batch))} per step "
                        f"{_keep(accumulation(effective, s.micro_batch))} the effective batch at {effective}."),
         "seq_len": f"{s.seq_len} tokens: {seq_why}." if seq_why else f"{s.seq_len} tokens.",
@@ -395,7 +399,7 @@ def _make(m, s: StepShape, budget, ram, cap, effective, seq_why, bf16, requested
         budget_bytes=0 if cpu else int(budget), cap_bytes=0 if cpu else int(cap or budget / (1 - SAFETY)),
         ram_budget_bytes=int(ram), estimate_bytes=0 if cpu else total, ram_estimate_bytes=int(ram_need),
         breakdown={} if cpu else parts, reasons=reasons, suggestion=suggestion, group=s.group,
-        completion_tokens=s.completion, fused_kernels=s.fused_kernels,
+        completion_tokens=s.completion, fused_kernels=s.fused_kernels, method=method, sequences=s.sequences,
     )
 
 

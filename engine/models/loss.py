@@ -102,3 +102,30 @@ def batch_loss_sum(model, batch: dict[str, torch.Tensor], device) -> torch.Tenso
 
 def count_trained(labels: torch.Tensor) -> int:
     return int((labels[:, 1:] != IGNORE).sum())
+
+
+def _ce_tokens(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(F.linear(h, weight, bias).float(), y, reduction="none")
+
+
+def sequence_logps(model, batch: dict[str, torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed log-probability of each row's trained tokens [rows], trained tokens per row [rows])
+    of a right-padded collated batch: the per-sequence form of loss_sum that preference
+    methods compare, through the same chunked head (one chunk of logits at a time, recomputed
+    in the backward pass)."""
+    decoder, head = lm_parts(model)
+    ids = batch["input_ids"].to(device)
+    hidden = decoder(input_ids=ids, attention_mask=None).last_hidden_state
+    y = batch["labels"][:, 1:].to(hidden.device)
+    keep = y != IGNORE
+    rows = keep.nonzero()[:, 0]
+    h, t = hidden[:, :-1][keep], y[keep]
+    weight, bias = head.weight, getattr(head, "bias", None)
+    step = rows_per_chunk(weight.shape[0])
+    parts = []
+    for a in range(0, t.numel(), step):
+        args = (h[a : a + step], weight, bias, t[a : a + step])
+        parts.append(checkpoint(_ce_tokens, *args, use_reentrant=False) if torch.is_grad_enabled() else _ce_tokens(*args))
+    ce = torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+    logps = torch.zeros(ids.shape[0], dtype=torch.float32, device=hidden.device).index_add(0, rows, -ce)
+    return logps, keep.sum(1)

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from ..atomic import write_json
+from ..data.example import answered
 from ..eval import probe
 from ..eval.generate import greedy, last_answer_start
 from . import replay, steps
@@ -22,7 +23,8 @@ EOS_PROMPTS = 4  # validation prompts the tuned model answers at the end
 def replay_share(cfg, data) -> float:
     """The request's share, else the default: on for conversations (plain text trains a
     model to continue documents, where chat replay does not belong)."""
-    if cfg.method.name == "grpo":  # replay trains by imitation; GRPO's rows are prompts, scored by rewards
+    if cfg.method.name == "grpo" or data.pairs:  # replay rows are answers to imitate: GRPO scores prompts'
+        # sampled answers by rewards, and a preference method learns from pairs only
         return 0.0
     if cfg.train.replay_share is not None:
         return float(cfg.train.replay_share)
@@ -132,7 +134,7 @@ class Guards:
         """Does the tuned model end its answers on its own? A few validation prompts, with
         room for twice their reference answer."""
         t = self.t
-        rows = t.data.val[:EOS_PROMPTS] or t.data.train[:EOS_PROMPTS]
+        rows = [answered(e) for e in t.data.val[:EOS_PROMPTS] or t.data.train[:EOS_PROMPTS]]  # a pair: its chosen answer
         rows = [e for e in rows if e.row >= 0 and e.trained.any()]  # GRPO's prompts carry no answer to size the room by
         if not rows:
             return None

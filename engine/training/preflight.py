@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import DataError, ModelError
 
 FEW_ROWS = 20  # fewer training rows than this: the run will mostly memorize them
 
@@ -40,3 +40,27 @@ def check_data(data, val_share: float, reporter) -> None:
                          "A persona or a format is learned reliably from about 100 varied rows.")
     if not data.val and val_share > 0:
         reporter.warning("too few rows for a validation split: no validation loss will be reported")
+
+
+PREFERENCE_METHODS = ("dpo", "orpo")
+
+
+def method_problem(method: str, data, source: str) -> str:
+    """Why `method` cannot train on `data` (one sentence for the user), or ''."""
+    if method in PREFERENCE_METHODS and not data.pairs:
+        return (f"{source}: {method.upper()} learns from a chosen and a rejected answer per row, and this file's rows "
+                f"({data.shape.spec.label}) have one answer each. Use a preference file (fields prompt / chosen / "
+                "rejected, or chosen / rejected dialogues), or the SFT method for this file.")
+    return ""
+
+
+def check_method(method: str, data, source: str, reporter) -> None:
+    """Refuse a preference method on rows without pairs; a preference file under a method
+    that imitates answers (SFT, GRPO's reference answers) trains on its chosen answers."""
+    problem = method_problem(method, data, source)
+    if problem:
+        raise DataError(problem)
+    if data.pairs and method not in PREFERENCE_METHODS:
+        data.use_chosen()
+        reporter.warning(f"{source} holds preference pairs: {method.upper()} trains on each row's chosen answer and leaves "
+                         "the rejected one out; choose DPO or ORPO to learn from both.")

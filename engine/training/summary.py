@@ -35,5 +35,20 @@ def summarize(t, status: str, error: str | None, first_eval, duration: float) ->
         "quantization": t.placement.quantization,
         "oom_recoveries": t.card.oom_events,
         "model_folder": str(t.model_folder),
+        "method": t.cfg.method.name,
+        **method_evaluations(t.history),
         **t.guards.summary(),
     }
+
+
+def method_evaluations(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """A method's own validation figures beside the loss (eval_pref_accuracy, …): the last
+    evaluation's, and the first's as <name>_start, so a run says how far it moved them."""
+    evals = [h for h in history if "eval_loss" in h]
+    names = sorted({k for h in evals for k in h if k.startswith("eval_") and k != "eval_loss"})
+    out: dict[str, Any] = {}
+    for name in names:
+        values = [h[name] for h in evals if h.get(name) is not None]
+        if values:
+            out[name], out[f"{name}_start"] = values[-1], values[0]
+    return out

@@ -30,6 +30,7 @@ import torch
 from .. import models
 from ..config import LoraConfig, RunConfig
 from ..data import PreparedData, prepare
+from ..data.prepare import source_name
 from ..errors import FitError, TuneDeskError
 from ..fit.card_fit import CardFit
 from ..fit.plan import Plan
@@ -102,6 +103,8 @@ class Trainer:
             self.tokenizer = load_tokenizer(folder, cfg.model)
             rep.status(f"Reading {Path(cfg.data.path).name}…")
             self.data: PreparedData = prepare(cfg.data, self.tokenizer)
+        # DPO / ORPO need pairs; a preference file under SFT trains on its chosen answers
+        preflight.check_method(cfg.method.name, self.data, source_name(cfg.data), rep)
         self.data = objectives.method_data(cfg, self.data, self.tokenizer)  # GRPO: prompts and references
         from ..models import model_info
 

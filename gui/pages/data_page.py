@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 
 from engine.data import formats
 
-from ..example_view import example_html
+from ..example_view import row_html
 from ..session import FIRST_SAMPLE, SAMPLES, Session
 from ..tasks import Tasks
 from ..widgets import Banner, page_layout
@@ -30,6 +30,10 @@ FORMATS = [("Detected automatically", None)] + [(f.label, f.name) for f in forma
 HUB_KEY = "hub"
 HUB_ROWS = 1000  # the Hub field's default: the tutorials take a subset, and streaming it is quick
 LABELED = "labeled"
+EXAMPLES_LABEL = ("Rendered examples — <span style='background: rgba(34,197,94,.28)'>highlighted</span> "
+                  "text is what the model learns to write")
+PAIRS_LABEL = ("Preference pairs — DPO / ORPO make the <span style='background: rgba(34,197,94,.28)'>chosen</span> "
+               "answer more likely than the <span style='background: rgba(239,68,68,.24)'>rejected</span> one")
 
 
 
@@ -116,8 +120,8 @@ class DataPage(QWidget):
         right = QWidget()
         rl = QGridLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(QLabel("Rendered examples — <span style='background: rgba(34,197,94,.28)'>highlighted</span> "
-                            "text is what the model learns to write"), 0, 0)
+        self.examples_label = QLabel(EXAMPLES_LABEL)
+        rl.addWidget(self.examples_label, 0, 0)
         self.examples = QTextBrowser()
         rl.addWidget(self.examples, 1, 0)
         self.hist = pg.PlotWidget()
@@ -324,7 +328,9 @@ class DataPage(QWidget):
             if self.session.first_run and Path(r["file"]).name == FIRST_SAMPLE:
                 text = f"{self.welcome} {text}"
             self.banner.show_message("ok", text)
-        self.examples.setHtml("<hr>".join(example_html(ex) for ex in r["examples"]))
+        pairs = any("rejected" in ex for ex in r["examples"])
+        self.examples_label.setText(PAIRS_LABEL if pairs else EXAMPLES_LABEL)
+        self.examples.setHtml("<hr>".join(row_html(ex) for ex in r["examples"]))
         self.hist.clear()
         if L:
             edges, counts = L["histogram"]["edges"], L["histogram"]["counts"]

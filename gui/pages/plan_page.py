@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from engine.fit.schedule import SET_BY_YOU
 
 from .. import theme
+from ..method_box import MethodBox
 from ..session import Session
 from ..widgets import Banner, MemoryBar, gib, page_layout
 
@@ -95,6 +96,9 @@ class PlanPage(QWidget):
         self.banner = Banner()
         ml.addWidget(self.banner)
         root.addWidget(mem_box)
+
+        self.method_box = MethodBox(session)  # how the model learns: SFT, DPO, ORPO, GRPO and their settings
+        root.addWidget(self.method_box)
 
         box = QGroupBox("Settings")
         self.form = QFormLayout(box)
@@ -209,6 +213,7 @@ class PlanPage(QWidget):
         finally:
             for w in widgets:
                 w.blockSignals(False)
+        self.method_box.load()
         self.refresh()
 
     def _set_fields(self) -> None:

@@ -32,7 +32,7 @@ from ..session import Session
 from ..tasks import Tasks
 from ..widgets import Banner, duration, page_layout
 
-COLUMNS = [("name", "Run"), ("created", "Date"), ("model", "Model"), ("dataset", "Dataset"), ("status", "Status"),
+COLUMNS = [("name", "Run"), ("created", "Date"), ("model", "Model"), ("dataset", "Dataset"), ("method", "Method"), ("status", "Status"),
            ("steps", "Steps"), ("rows_used", "Rows"), ("trained_tokens", "Trained tokens"), ("train_loss", "Train loss"),
            ("eval_loss", "Eval loss"), ("best", "Best (the adapter)"), ("general", "General ability"),
            ("duration_s", "Duration")]
@@ -46,6 +46,8 @@ def _cell(key: str, value) -> str:
         return time.strftime("%Y-%m-%d %H:%M", time.localtime(value))
     if key in ("train_loss", "eval_loss"):
         return f"{value:.3f}"
+    if key == "method":
+        return str(value).upper()
     if key == "duration_s":
         return duration(value)
     if key == "general":
@@ -167,6 +169,10 @@ class RunsPage(QWidget):
             lines.append(f"The adapter: step {summary['best_step']}'s, the best validation loss "
                          f"({summary['best_eval_loss']:.3f})" + (", stopped early" if summary.get("stopped_early") else "")
                          + ("; the last step's is in last/" if run.adapter_step("last") != summary["best_step"] else ""))
+        if summary.get("eval_pref_accuracy") is not None:
+            lines.append(f"{summary.get('method', '').upper()}: the tuned model prefers the chosen answer in "
+                         f"{summary['eval_pref_accuracy']:.0%} of the validation pairs (from "
+                         f"{summary['eval_pref_accuracy_start']:.0%} at the start)")
         if summary.get("replay_rows"):
             lines.append(f"Replay: {summary['replay_rows']} answers of the base model, {summary['replay_share']:.0%} of the mix")
         probe = summary.get("probe") or {}

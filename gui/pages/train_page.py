@@ -28,6 +28,7 @@ from engine.runs import RunDir
 
 from .. import settings
 from ..generations_view import GenerationsView
+from ..method_plots import MethodPlots
 from ..session import Session
 from ..widgets import Banner, duration, page_layout, show_error
 from ..worker import TrainController
@@ -157,6 +158,11 @@ class TrainPage(QWidget):
         grid.setColumnStretch(2, 1)
         grid.setRowStretch(0, 3)
         grid.setRowStretch(1, 2)
+        # A method's own metrics (DPO / ORPO's reward margin and preference accuracy, GRPO's
+        # rewards): a row of plots of their own, shown once the run reports any.
+        self.method_plots = MethodPlots()
+        grid.addWidget(self.method_plots, 2, 0, 1, 3)
+        grid.setRowStretch(2, 2)
         root.addLayout(grid, 1)
         self.generations = GenerationsView()  # GRPO's sampled answers; hidden for other methods
         root.addWidget(self.generations)
@@ -197,6 +203,10 @@ class TrainPage(QWidget):
             return "Choose a dataset first (on the Data page)."
         if not self.session.ready:
             return "The training engine is still loading."
+        if self.session.data is not None:  # DPO / ORPO on rows without a rejected answer: say so before loading anything
+            from engine.training.preflight import method_problem
+
+            return method_problem(self.session.cfg.method.name, self.session.data, Path(self.session.cfg.data.path).name)
         return ""
 
     def start(self) -> bool:
@@ -263,6 +273,7 @@ class TrainPage(QWidget):
         if not keep:
             self.series = {k: [] for k in ("loss_x", "loss", "eval_x", "eval", "lr_x", "lr", "mem_x", "mem", "util_x", "util",
                                            "general_x", "general")}
+            self.method_plots.clear()
         self._dirty = True
 
     def _on_started(self, d: dict) -> None:
@@ -294,6 +305,7 @@ class TrainPage(QWidget):
         if "mem_bytes" in d:
             s["mem_x"].append(step)
             s["mem"].append(d["mem_bytes"] / 2**30)
+        self.method_plots.add(d)
         self._dirty = True
 
     def _sample_util(self) -> None:
@@ -364,6 +376,7 @@ class TrainPage(QWidget):
             self.mem_plot.setYRange(0, max(s["mem"]) * 1.1, padding=0)
         self.mem_plot.setTitle("GPU memory (peak)" if self.session.hardware and self.session.hardware.gpu else "Process memory (RAM)")
         self.util_curve.setData(s["util_x"], s["util"])
+        self.method_plots.redraw()
         gpu = bool(self.session.hardware and self.session.hardware.gpu)
         if self.util_plot.isVisibleTo(self) != gpu:
             self.util_plot.setVisible(gpu)

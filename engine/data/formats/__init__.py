@@ -7,15 +7,19 @@ engine.data.formats` prints it; tests/test_registries.py checks the README again
 
 The order is detection's precedence: a record is given the first format that recognises
 it, so a list of messages wins over field names, and alpaca's instruction/output over
-the question/answer names; a text with a label is labeled data, not plain text.
+the question/answer names; a text with a label is labeled data, not plain text; a row with a
+chosen and a rejected answer is a preference pair before anything else.
 """
 
 from __future__ import annotations
 
-from . import alpaca, labeled, messages, pair, sharegpt, text
+from . import alpaca, labeled, messages, pair, preference, preference_chat, preference_dialogue, sharegpt, text
 from .base import DataFormat
 
 FORMATS: list[DataFormat] = [
+    preference_chat.FORMAT,
+    preference.FORMAT,
+    preference_dialogue.FORMAT,
     messages.FORMAT,
     sharegpt.FORMAT,
     alpaca.FORMAT,

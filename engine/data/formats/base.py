@@ -72,6 +72,9 @@ class DataFormat:
     """For a format whose rows need something of the whole dataset (the labeled format: the
     label names): (mapping, every record, the user's settings) -> (the keyword options
     `convert` gets, notes for the user); raises ValueError with the reason."""
+    preference: bool = False
+    """Each row holds a chosen and a rejected answer (DPO, ORPO): its conversation's last
+    assistant message carries the rejected one as "rejected" (formats/preference.py)."""
 
 
 def first(keys: Mapping, names) -> str | None:

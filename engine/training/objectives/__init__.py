@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ...errors import ConfigError
 from .base import Objective
+from .preference import PreferenceObjective
 from .sft import SupervisedObjective
 
 
@@ -23,6 +24,8 @@ def make(trainer) -> Objective:
         from .grpo import GRPOObjective
 
         return GRPOObjective(trainer)
+    if name in ("dpo", "orpo"):
+        return PreferenceObjective(trainer, name)
     raise ConfigError(f"the {name.upper()} method is not available in this version of TuneDesk")
 
 
