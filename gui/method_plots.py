@@ -9,6 +9,8 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
+from .plots import plot_widget, smooth
+
 # What the Train page plots elsewhere, or that is no metric of the method's.
 STANDARD = {"step", "epoch", "loss", "lr", "grad_norm", "tokens", "trained_tokens", "mem_bytes", "mem_reserved_bytes",
             "eval_loss", "general_loss"}
@@ -17,25 +19,6 @@ TITLES = {"reward_margin": ("Reward margin (chosen − rejected)", "margin"),
 PERCENT = {"pref_accuracy"}
 COLORS = ["#3b82f6", "#ef4444", "#22c55e", "#a855f7", "#f59e0b", "#0ea5e9", "#64748b", "#ec4899"]
 SMOOTHING = 0.6
-
-
-def _smooth(values: list[float]) -> list[float]:
-    out, s = [], None
-    for v in values:
-        s = v if s is None else SMOOTHING * s + (1 - SMOOTHING) * v
-        out.append(s)
-    return out
-
-
-def _plot(title: str, left: str) -> pg.PlotWidget:
-    w = pg.PlotWidget(title=title)
-    w.setLabel("left", left)
-    w.setLabel("bottom", "step")
-    w.showGrid(x=True, y=True, alpha=0.2)
-    w.setMenuEnabled(False)
-    w.setMinimumHeight(150)
-    w.addLegend(offset=(-10, 10))
-    return w
 
 
 class MethodPlots(QWidget):
@@ -61,7 +44,7 @@ class MethodPlots(QWidget):
         key = name if name in TITLES else "other"
         if key not in self.plots:
             title, left = TITLES.get(key, ("Rewards", "reward"))
-            self.plots[key] = _plot(title, left)
+            self.plots[key] = plot_widget(title, left, legend=True)
             order = [*TITLES, "other"]  # the same places whichever metric comes first
             at = sum(1 for k in self.plots if order.index(k) < order.index(key))
             self.row.insertWidget(at, self.plots[key], 1)
@@ -97,7 +80,7 @@ class MethodPlots(QWidget):
     def redraw(self) -> None:
         for key, curve in self.curves.items():
             xs, ys = self.series.get(key, ([], []))
-            curve.setData(xs, ys if key.startswith("eval_") else _smooth(ys))
+            curve.setData(xs, ys if key.startswith("eval_") else smooth(ys, SMOOTHING))
 
     def points(self) -> dict[str, int]:
         """How many points each metric's series holds (tests, screenshots)."""

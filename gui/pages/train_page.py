@@ -29,20 +29,14 @@ from engine.runs import RunDir
 from .. import settings
 from ..generations_view import GenerationsView
 from ..method_plots import MethodPlots
+from ..plots import plot_widget as _plot
+from ..plots import smooth
 from ..session import Session
 from ..widgets import Banner, duration, page_layout, show_error
 from ..worker import TrainController
 
 SMOOTHING = 0.9  # exponential moving average of the training loss
 REDRAW_MS = 200  # plots and labels are redrawn at most this often, however fast steps come
-
-
-def smooth(values: list[float], alpha: float = SMOOTHING) -> list[float]:
-    out, avg = [], None
-    for v in values:
-        avg = v if avg is None else alpha * avg + (1 - alpha) * v
-        out.append(avg)
-    return out
 
 
 def _change(values: list[float]) -> list[float]:
@@ -64,16 +58,6 @@ def guard_words(s: dict) -> str:
     if headline(s):
         parts.append(headline(s))
     return ("; ".join(parts) + ".") if parts else "The adapter is in the run folder."
-
-
-def _plot(title_text: str, left: str) -> pg.PlotWidget:
-    w = pg.PlotWidget(title=title_text)
-    w.setLabel("left", left)
-    w.setLabel("bottom", "step")
-    w.showGrid(x=True, y=True, alpha=0.2)
-    w.setMenuEnabled(False)
-    w.setMinimumHeight(150)
-    return w
 
 
 class TrainPage(QWidget):
@@ -366,7 +350,7 @@ class TrainPage(QWidget):
         self._dirty = False
         s = self.series
         self.raw_curve.setData(s["loss_x"], s["loss"])
-        self.smooth_curve.setData(s["loss_x"], smooth(s["loss"]))
+        self.smooth_curve.setData(s["loss_x"], smooth(s["loss"], SMOOTHING))
         self.eval_curve.setData(s["eval_x"], s["eval"])
         self.task_curve.setData(s["eval_x"], _change(s["eval"]))
         self.general_curve.setData(s.get("general_x", []), _change(s.get("general", [])))
