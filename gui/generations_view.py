@@ -16,8 +16,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.training.objectives.grpo import question
-
 COLUMNS = ("Reward", "Answer", "Question", "Reference")
 
 
@@ -44,6 +42,8 @@ class GenerationsView(QWidget):
 
     def show_event(self, d: dict) -> None:
         """A "generations" event: {step, split, samples: [{prompt, completion, reward, parts, reference, ended, tokens}]}."""
+        from engine.training.objectives.grpo import question  # torch loads behind the window
+
         samples = d.get("samples") or []
         if not samples:
             return
