@@ -15,7 +15,7 @@ from .plots import plot_widget, smooth
 STANDARD = {"step", "epoch", "loss", "lr", "grad_norm", "tokens", "trained_tokens", "mem_bytes", "mem_reserved_bytes",
             "eval_loss", "general_loss"}
 TITLES = {"reward_margin": ("Reward margin (chosen − rejected)", "margin"),
-          "pref_accuracy": ("Preference accuracy: chosen more likely", "%")}
+          "pref_accuracy": ("Preference accuracy", "% chosen more likely")}
 PERCENT = {"pref_accuracy"}
 COLORS = ["#3b82f6", "#ef4444", "#22c55e", "#a855f7", "#f59e0b", "#0ea5e9", "#64748b", "#ec4899"]
 SMOOTHING = 0.6
