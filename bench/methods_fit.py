@@ -1,9 +1,10 @@
-"""Training methods on 7B / 8B shapes on 8 GB and 12 GB cards (GPU machine, issue 20):
-does the planner's estimate for DPO (and GRPO, once built) hold against calibration, with
-no out-of-memory, and how fast does it train?
+"""Preference methods on 7B / 8B shapes on 8 GB and 12 GB cards (GPU machine, issue 20):
+does the planner's estimate for DPO (or ORPO) hold against calibration, with no
+out-of-memory, and how fast does it train? GRPO samples before it trains, so it has its
+own script and data: bench/grpo_fit.py.
 
     python3 -m bench.methods_fit --tokenizer .gpu/tok --out bench/results/methods_fit/methods_fit.json \\
-        [--presets deepseek-r1-distill-qwen-7b,llama-3.1-8b] [--cards 8,12] [--methods dpo] [--steps 8]
+        [--presets deepseek-r1-distill-qwen-7b,llama-3.1-8b] [--cards 8,12] [--methods dpo,orpo] [--steps 8]
 
 Each (preset, card, method) is one `tunedesk train FILE --method …` in its own process,
 the planner choosing everything, on the preset's architecture with random weights
@@ -15,9 +16,6 @@ Per run the JSON holds the plan's estimate against calibration's measured peak (
 optimizer states included: engine/fit/card_fit.py), whether it is within ±15%, the
 out-of-memory recoveries, the first steps' reserved memory and tokens/s over the steps
 after the first (the evaluations are off).
-
-GRPO's slot: METHODS["grpo"] holds its flags and its data writer; it stays None (skipped,
-said so in the JSON) until the GRPO engine is merged.
 """
 
 from __future__ import annotations
@@ -53,13 +51,10 @@ def write_preference_jsonl(path, n: int = 400, seed: int = 0) -> Path:
     return Path(path)
 
 
-# method -> (its `tunedesk train` flags, its data writer); None: not available yet.
-METHODS: dict[str, tuple[tuple[str, ...], Callable[..., Path]] | None] = {
+# method -> (its `tunedesk train` flags, its data writer)
+METHODS: dict[str, tuple[tuple[str, ...], Callable[..., Path]]] = {
     "dpo": (("--method", "dpo", "--beta", "0.1"), write_preference_jsonl),
-    # GRPO (the grpo engineer fills this slot): e.g. (("--method", "grpo", "--group", "4",
-    # "--completion-tokens", "256", "--reward", "match"), write_grpo_jsonl) with prompts and
-    # reference answers; `summarize` reads the same events and plan.json.
-    "grpo": None,
+    "orpo": (("--method", "orpo", "--beta", "0.1"), write_preference_jsonl),
 }
 
 
@@ -115,18 +110,14 @@ def run(preset_folder: Path, data: Path, flags: tuple[str, ...], cap: float, wor
 
 def main() -> None:
     ap = bench_parser("deepseek-r1-distill-qwen-7b,llama-3.1-8b", cards="8,12", workdir="/tmp/methods_fit")
-    ap.add_argument("--methods", default="dpo,grpo")
+    ap.add_argument("--methods", default="dpo", help=f"comma-separated, of {', '.join(METHODS)}")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--rows", type=int, default=200)
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"tolerance": TOLERANCE, "runs": []}
     for method in a.methods.split(","):
-        spec = METHODS.get(method)
-        if spec is None:
-            result["runs"].append({"method": method, "ok": False, "skipped": "not available in this build"})
-            continue
-        flags, writer = spec
+        flags, writer = METHODS[method]
         data = writer(a.workdir / f"{method}.jsonl", a.rows)
         for preset in a.presets.split(","):
             folder = random_model(preset, a.workdir, a.tokenizer)
@@ -136,7 +127,7 @@ def main() -> None:
                 result["runs"].append({"method": method, "preset": preset, "card_gb": card, "cap_gib": CAPS[card], **r})
                 save_json(a.out, result)
                 print(json.dumps(result["runs"][-1]), flush=True)
-    runs = [r for r in result["runs"] if "skipped" not in r]
+    runs = result["runs"]
     result["all_fit"] = bool(runs) and all(r["ok"] and r["oom_recoveries"] == 0 for r in runs)
     result["all_within_tolerance"] = bool(runs) and all(r.get("within_tolerance") for r in runs)
     save_json(a.out, result)
