@@ -198,6 +198,20 @@ def test_pack_rows_fills_rows_first_fit_decreasing():
     assert all(sum([500, 300, 900, 200, 100, 1000][i] for i in r) <= 1000 for r in rows)
 
 
+def test_pack_evenly_spreads_the_same_number_of_rows_narrower():
+    """First-fit leaves the last row short, and a micro-batch is as wide as its fullest row:
+    spread evenly, the rows are as many, every example is in one, and the widest is narrower."""
+    from engine.data.batching import pack_evenly, pack_rows
+
+    lengths = [800, 700, 600, 400, 100]
+    ffd, even = pack_rows(lengths, 2048), pack_evenly(lengths, 2048, 64)
+    assert sorted(sum(lengths[i] for i in r) for r in ffd) == [600, 2000]
+    assert len(even) == 2 and sorted(i for r in even for i in r) == list(range(len(lengths)))
+    assert max(sum(lengths[i] for i in r) for r in even) <= 1408  # half the tokens, rounded to 64, + one step
+    assert pack_evenly([900, 30], 2048, 64) == [[0, 1]]  # one row: nothing to spread
+    assert len(pack_evenly([2048, 2048, 10], 2048, 64)) == len(pack_rows([2048, 2048, 10], 2048))  # full rows stay
+
+
 def test_a_resumed_run_keeps_the_shortened_length_of_an_oom_recovery(tiny_model_folder, tmp_path):
     """Recovery at micro-batch 1 with checkpointing shortens the rows (truncating them,
     every row still trained); the shortened plan is kept with the checkpoint, so resuming

@@ -9,8 +9,8 @@ that flat order, so halving the micro-batch (out-of-memory recovery) keeps exact
 same examples in the same step.
 
 Packing (TrainConfig.packing): a step's examples are laid end to end in rows of at most
-max_seq_len tokens (first-fit decreasing), so a forward pass carries several short
-examples per row instead of one padded one. Position ids restart at 0 for every
+max_seq_len tokens (first-fit decreasing, then spread evenly over as few rows: pack_evenly), so a
+forward pass carries several short examples per row instead of one padded one. Position ids restart at 0 for every
 example; from them transformers builds a block-diagonal causal mask (attention_mask
 None), so no token attends across examples, and the first token of each example is
 never a target (it would be predicted from the previous example's last token).
@@ -92,6 +92,26 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
         else:
             rows.append([i])
             room.append(capacity - lengths[i])
+    return rows
+
+
+def pack_evenly(lengths: Sequence[int], capacity: int, step: int = 1) -> list[list[int]]:
+    """As few rows as pack_rows makes at `capacity`, each as short as it can be: the
+    narrowest row length (searched in `step`s) at which first-fit decreasing still needs no
+    more rows. A micro-batch is as wide as its fullest row, and first-fit fills the first
+    rows to the brim and leaves the last one short, so that one row's padding was computed
+    in every row of its micro-batch: on instruction data an eighth of a packed step's tokens
+    (bench/padding.py). The same rows and micro-batches, never wider than the plan's length."""
+    rows = pack_rows(lengths, capacity)
+    if len(rows) < 2:
+        return rows
+    step = max(1, step)
+    width = -(-max(max(lengths), -(-sum(lengths) // len(rows))) // step) * step
+    while width < capacity:
+        narrower = pack_rows(lengths, width)
+        if len(narrower) <= len(rows):
+            return narrower
+        width += step
     return rows
 
 

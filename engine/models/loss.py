@@ -82,7 +82,11 @@ def loss_sum(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     With position_ids (packed rows) the attention mask must be None: transformers then
     keeps attention inside each example (engine/data/batching.py)."""
     decoder, head = lm_parts(model)
-    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
+    # use_cache=False whatever the config says (chat turns it on): transformers looks for
+    # packed rows in the position ids only when there is no KV cache, and a cache made
+    # here would let packed examples attend to each other.
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                     use_cache=False).last_hidden_state
     y = labels[:, 1:].to(hidden.device)
     keep = y != IGNORE
     return chunked_ce_sum(hidden[:, :-1][keep], head, y[keep])

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..data.batching import collate, collate_packed, epoch_order, pack_rows
+from ..data.batching import collate, collate_packed, epoch_order, pack_evenly
 
 
 @dataclass
@@ -72,5 +72,6 @@ def step_batches(examples: list, idx: list[list[int]], micro_batch: int, seq_len
     if not packing:
         return [collate([examples[i] for i in b], pad_id, seq_len, multiple) for b in idx if b]
     chosen = [examples[i] for b in idx for i in b]
-    rows = [[chosen[i] for i in r] for r in pack_rows([len(e) for e in chosen], seq_len)]
+    # Widths are searched in the steps they are rounded to (8 on the CPU: a few tries a step).
+    rows = [[chosen[i] for i in r] for r in pack_evenly([len(e) for e in chosen], seq_len, max(multiple, 8))]
     return [collate_packed(rows[k : k + micro_batch], pad_id, seq_len, multiple) for k in range(0, len(rows), micro_batch)]
