@@ -9,14 +9,12 @@ and the bundled pirate sample, so the pictures show what a first-time user sees.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+from shots_window import open_window
 
 
 def main() -> int:
@@ -24,36 +22,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     ap.add_argument("--steps", type=int, default=12)
     a = ap.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ.setdefault("TUNEDESK_HOME", tempfile.mkdtemp(prefix="tunedesk-shots-"))
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication([])
-    from gui import theme
-    from gui.main_window import MainWindow
-
-    theme.apply(app)
-    w = MainWindow()
-    w.resize(1280, 800)
-    w.show()
-    w.session.load_engine()
-
-    def wait(cond, what: str, timeout: float = 600) -> None:
-        end = time.monotonic() + timeout
-        while not cond():
-            app.processEvents()
-            time.sleep(0.02)
-            if time.monotonic() > end:
-                raise SystemExit(f"timed out waiting for {what}")
-
-    def shot(page: str, name: str) -> None:
-        w.show_page(page)
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
-        a.out.mkdir(parents=True, exist_ok=True)
-        w.grab().save(str(a.out / f"{name}.png"))
-        print("wrote", a.out / f"{name}.png")
+    _app, w, wait, shot = open_window(a.out)
 
     wait(lambda: w.session.model is not None, "the demo model")
     w.data_page.sample_buttons["pirate_trivia.jsonl"].click()

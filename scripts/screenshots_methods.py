@@ -11,15 +11,15 @@ Offscreen, a fresh settings folder; the data are tests/preference_set.py's ticke
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))
+from preference_set import write_preference_set
+from shots_window import open_window
 
 
 def main() -> int:
@@ -29,38 +29,7 @@ def main() -> int:
     ap.add_argument("--model", default="demo")
     ap.add_argument("--no-train", action="store_true", help="only the Data and Plan pages (quick)")
     a = ap.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ.setdefault("TUNEDESK_HOME", tempfile.mkdtemp(prefix="tunedesk-shots-"))
-    from preference_set import write_preference_set
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication([])
-    from gui import theme
-    from gui.main_window import MainWindow
-
-    theme.apply(app)
-    w = MainWindow()
-    w.resize(1280, 800)
-    w.show()
-    w.session.cfg.out_dir = tempfile.mkdtemp(prefix="tunedesk-shots-runs-")
-    w.session.load_engine()
-
-    def wait(cond, what: str, timeout: float = 1800) -> None:
-        end = time.monotonic() + timeout
-        while not cond():
-            app.processEvents()
-            time.sleep(0.02)
-            if time.monotonic() > end:
-                raise SystemExit(f"timed out waiting for {what}")
-
-    def shot(page: str, name: str) -> None:
-        w.show_page(page)
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
-        a.out.mkdir(parents=True, exist_ok=True)
-        w.grab().save(str(a.out / f"{name}.png"))
-        print("wrote", a.out / f"{name}.png")
+    _app, w, wait, shot = open_window(a.out, tempfile.mkdtemp(prefix="tunedesk-shots-runs-"))
 
     wait(lambda: w.session.model is not None, "the demo model")
     if a.model != "demo":

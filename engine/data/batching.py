@@ -9,11 +9,12 @@ that flat order, so halving the micro-batch (out-of-memory recovery) keeps exact
 same examples in the same step.
 
 Packing (TrainConfig.packing): a step's examples are laid end to end in rows of at most
-max_seq_len tokens (first-fit decreasing, then spread evenly over as few rows: pack_evenly), so a
-forward pass carries several short examples per row instead of one padded one. Position ids restart at 0 for every
-example; from them transformers builds a block-diagonal causal mask (attention_mask
-None), so no token attends across examples, and the first token of each example is
-never a target (it would be predicted from the previous example's last token).
+max_seq_len tokens (first-fit decreasing, spread evenly over as few rows: pack_evenly),
+so a forward pass carries several short examples per row instead of one padded one.
+Position ids restart at 0 for every example; from them transformers builds a
+block-diagonal causal mask (attention_mask None, and no KV cache: models/loss.py), so no
+token attends across examples, and the first token of each example is never a target
+(it would be predicted from the previous example's last token).
 """
 
 from __future__ import annotations
