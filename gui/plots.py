@@ -18,6 +18,9 @@ def smooth(values: list[float], alpha: float) -> list[float]:
 def plot_widget(title: str, left: str, *, legend: bool = False) -> pg.PlotWidget:
     w = pg.PlotWidget(title=title)
     w.setLabel("left", left)
+    # Plain numbers: pyqtgraph's automatic prefix turned a loss of 0.6 into "600" with
+    # "(x0.001)" in the axis title.
+    w.getAxis("left").enableAutoSIPrefix(False)
     w.setLabel("bottom", "step")
     w.showGrid(x=True, y=True, alpha=0.2)
     w.setMenuEnabled(False)
