@@ -161,6 +161,10 @@ class TrainConfig:
 
 METHODS = ("sft", "dpo", "orpo", "grpo")
 REWARDS = ("match", "format", "length", "regex")
+# A sharded model's every forward pass is a collective (engine/training/sharding.py), and each
+# card samples answers of its own lengths: the cards would wait on each other for ever.
+GRPO_SHARD_REFUSED = ("GRPO cannot be sharded: each card samples answers of its own length, and a sharded model needs "
+                      "every card to run the same passes. Use --no-shard (each card holds the whole model) or one GPU.")
 
 
 @dataclass
@@ -320,6 +324,7 @@ class RunConfig:
             (t.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, not '{t.device}'"),
             (t.gpus >= 1, "gpus must be at least 1"),
             *method_checks(self.method),
+            (not (self.method.name == "grpo" and t.shard), GRPO_SHARD_REFUSED),
             (not (self.method.name == "grpo" and d.max_seq_len and d.max_seq_len < self.method.completion_tokens + 64),
              f"sequence length {d.max_seq_len} leaves no room for a prompt beside GRPO's "
              f"{self.method.completion_tokens}-token answers: use at least {self.method.completion_tokens + 64}"),

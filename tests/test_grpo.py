@@ -168,3 +168,36 @@ def test_calibration_probe_runs_grpos_real_shape(tiny_grpo_run):
     t, _, _ = tiny_grpo_run
     assert t.probe()  # sampling G full-length answers, then the pass (and the KL pass) over them
     assert all(p.grad is None for p in t.model.parameters() if p.requires_grad)
+
+
+def test_out_of_memory_while_sampling_retries_the_step_with_fewer_prompts_per_pass(tiny_model_folder, tmp_path):
+    """Sampling (no gradients) runs out of memory above one prompt per pass (a simulated CUDA
+    error): the ranks agree on it together with the step's token count, and the step is
+    retried at micro-batch 1 with the same 2 prompts per step."""
+    cfg = grpo_cfg(write_additions(tmp_path / "add.jsonl", n=12), str(tiny_model_folder), rewards=("match",),
+                   group=2, completion_tokens=4)
+    cfg.out_dir, cfg.name = str(tmp_path), "oom"
+    cfg.train.max_steps, cfg.train.effective_batch, cfg.train.micro_batch, cfg.train.eval_every = 2, 2, 2, 2
+    t = Trainer(cfg, RecordingReporter())
+    t.setup()
+    decoder = t.model.get_base_model().get_decoder()
+    real, real_rollout = decoder.forward, t.objective._rollout
+    sampling = []
+
+    def forward(*args, input_ids=None, **kw):
+        if sampling and input_ids.shape[0] > 2:  # 2 prompts x 2 answers
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated, while sampling)")
+        return real(*args, input_ids=input_ids, **kw)
+
+    def rollout(examples):
+        sampling.append(1)
+        try:
+            return real_rollout(examples)
+        finally:
+            sampling.pop()
+
+    decoder.forward, t.objective._rollout = forward, rollout
+    summary = t.fit()
+    assert summary["status"] == "finished" and summary["steps"] == 2 and summary["oom_recoveries"] == 1
+    assert (t.plan.micro_batch, t.plan.grad_accum) == (1, 2)
+    assert all(m["trained_tokens"] > 0 for m in t.history if m["step"] > 0)

@@ -147,3 +147,48 @@ def test_a_model_that_fits_one_card_stays_data_parallel_unless_asked():
     # QLoRA is not sharded: bitsandbytes' 4-bit weights lose their quantization state in fully_shard.
     qlora = sharding.resolve(_request(2, shard=True, quantization="4bit"), m, _card(12), LENGTHS, train_rows=200)
     assert not qlora.fits and "bitsandbytes" in qlora.suggestion and "--no-shard" in qlora.suggestion
+
+
+def test_grpo_is_planned_data_parallel_and_never_sharded():
+    """Each card samples its own answers, of their own lengths: sharded, the cards' passes
+    (each one a collective) would differ in number and they would wait on each other."""
+    from engine.config import GRPO_SHARD_REFUSED
+
+    prompts = np.full(200, 200)
+
+    def grpo(gpus: int, quantization: str | None = None) -> RunConfig:
+        cfg = _request(gpus, quantization=quantization)
+        cfg.method.name, cfg.method.group, cfg.method.completion_tokens = "grpo", 4, 256
+        return cfg
+
+    fits = sharding.resolve(grpo(2), model_info.from_preset("qwen2.5-1.5b"), _card(12), LENGTHS, train_rows=200,
+                            prompts=prompts)
+    assert fits.fits and not fits.sharded and fits.processes == 2 and fits.method == "grpo"
+    assert "not sharded" in fits.reasons["processes"]
+    # Qwen2.5-7B unquantized fits two 12 GB cards only sharded (the test above): for GRPO it is not sharded,
+    # and the plan says why in the sentence the request is refused with.
+    big = sharding.resolve(grpo(2, "none"), model_info.from_preset("qwen2.5-7b"), _card(12), LENGTHS, train_rows=200,
+                           prompts=prompts)
+    assert not big.fits and not big.sharded and GRPO_SHARD_REFUSED in big.reasons["processes"]
+
+
+def test_a_sharded_dpo_run_with_one_validation_pair_finishes(tiny_model_folder, tmp_path):
+    """Two sharded processes and one validation pair: the rank without a pair of its own
+    runs the evaluation's pass too (uncounted), since every sharded forward is a collective;
+    it used to wait for ever in the first evaluation."""
+    from preference_set import write_preference_set
+
+    data = write_preference_set(tmp_path / "pairs.jsonl", n=24)
+    env = {**os.environ, "TUNEDESK_COLLECTIVE_TIMEOUT_S": "60"}
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "train", str(data), "--model", str(tiny_model_folder), "--out",
+                        str(tmp_path), "--name", "dpo", "--method", "dpo", "--gpus", "2", "--shard", "--device", "cpu",
+                        "--batch", "1", "--effective-batch", "2", "--max-steps", "2", "--eval-every", "2", "--seed", "3"],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=REPO, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = tmp_path / "dpo"
+    plan = json.loads((run / "plan.json").read_text(encoding="utf-8"))
+    assert (plan["sharded"], plan["processes"], plan["method"]) == (True, 2, "dpo")
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "finished" and summary["steps"] == 2
+    evals = [m for m in _metrics(run) if "eval_pref_accuracy" in m]
+    assert [m["step"] for m in evals] == [0, 2] and all(m["eval_pref_accuracy"] in (0.0, 0.5, 1.0) for m in evals)

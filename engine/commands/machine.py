@@ -54,6 +54,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
     cfg.train.shard = a.shard
     cfg.train.vram_gb = parse_size(a.vram) / GiB if a.vram else None
     method_options.apply(cfg, a)
+    cfg.validate()  # a request train would refuse (GRPO with --shard, a bad reward) is refused here in the same words
     data_inputs = {}
     if a.data:
         from ..data import prepare

@@ -24,6 +24,10 @@ its Params4bit class and quantization state (bitsandbytes issues #1424 and #1945
 accelerate #3983: silent wrong losses), and 8-bit weights cannot be sharded at all. A 4-bit
 or 8-bit request with --shard is refused in plain words; without --shard, a model that
 fits one card only in 4 bits runs data-parallel in 4 bits.
+GRPO is never sharded (config.GRPO_SHARD_REFUSED): under FSDP2 every forward is a
+collective, and generation on each card stops when that card's answers end, so the cards'
+numbers of passes differ and they wait on each other for ever. Data-parallel GRPO needs no
+agreement while sampling; a model that fits one card only sharded cannot run GRPO on N.
 
 `--shard` / `--no-shard` (TrainConfig.shard) override the choice. Plan.sharded records it.
 """
@@ -36,6 +40,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from ..config import GRPO_SHARD_REFUSED
 from ..models.model_info import ModelInfo
 from . import planner
 from .memory import GiB, StepShape, breakdown, ram_bytes
@@ -103,7 +108,9 @@ def resolve(cfg, m: ModelInfo, target: Target, lengths=None, *, train_rows=None,
         cards_hold = sharded.device == "cuda" and sharded.estimate_bytes <= sharded.budget_bytes
         why = (sharded.suggestion if cards_hold else  # the cards would hold it; the RAM would not
                f"about {_gib(sharded.estimate_bytes or sharded.ram_estimate_bytes)} GiB per card.")
-        reasons["processes"] = f"{reasons.get('processes', '')} Sharded over {n} cards it does not fit either: {why}".strip()
+        why = (f"Sharded over {n} cards it does not fit either: {why}" if sharded.suggestion != GRPO_SHARD_REFUSED
+               else GRPO_SHARD_REFUSED)
+        reasons["processes"] = f"{reasons.get('processes', '')} {why}".strip()
         return dataclasses.replace(whole, reasons=reasons)
     return _explained(sharded, whole, m, n, asked)
 
@@ -119,7 +126,9 @@ def _sharded(cfg, m, target, lengths, train_rows, tails, prompts=None) -> Plan:
     asked = planner.user_settings(cfg)
     user_set = tuple(k for k in p.user_set if k not in SHARDED_FORCE or k in asked)
     p = p.replace(sharded=True, user_set=user_set)
-    if asked_quant not in (None, "none") and p.device == "cuda":
+    if cfg.method.name == "grpo":  # its cards would sample answers of different lengths (config.GRPO_SHARD_REFUSED)
+        p = dataclasses.replace(p, fits=False, suggestion=GRPO_SHARD_REFUSED)
+    elif asked_quant not in (None, "none") and p.device == "cuda":
         p = dataclasses.replace(p, fits=False, suggestion=QUANT_REFUSED)
     elif p.device == "cuda" and loading_ram(m, p, cfg.train.gpus) > target.ram_bytes:
         p = dataclasses.replace(p, fits=False, suggestion=(

@@ -71,8 +71,7 @@ class GRPOObjective(Objective):
 
     def accumulate(self, batches: list[list[int]], trained: int) -> dict[str, float]:
         t = self.t
-        rolled = [self._rollout(b) for b in batches]  # every answer first: the tokens' weights need their count
-        n = sum(len(c.ids) for _, cs, _ in rolled for c in cs)  # the answers' tokens, stop tokens included
+        rolled, mine, n = self._rollouts(batches)  # every answer first: the tokens' weights need their count
         world = t.ranks.world
         t.model.train()
         loss_total = kl_total = 0.0
@@ -92,10 +91,28 @@ class GRPOObjective(Objective):
                 k3 = torch.exp(ref - logp) - (ref - logp) - 1
                 loss = loss + self.kl * k3.sum()
                 kl_total += float(k3.detach().sum())
-            loss = loss / max(1, n) / world  # the ranks' gradients are summed: each gives its share
+            loss = loss / max(1, n)  # over every rank's tokens: the ranks' gradients are summed
             self.backward(loss)
             loss_total += float(loss.detach())
-        return self._metrics(rolled, n, loss_total, kl_total, world)
+        return self._metrics(rolled, mine, n, loss_total, kl_total, world)
+
+    def _rollouts(self, batches: list[list[int]]) -> tuple[list, int, int]:
+        """This rank's answers, their tokens (stop tokens included), and the step's answer
+        tokens over every rank: each token of the step weighs the same, however the answers
+        fell to the ranks (TRL's "dapo" normalization sums the count over processes too).
+        The ranks first agree that every rank's sampling fitted, in the same exchange as the
+        count: a rank out of memory here must not leave the others waiting in it."""
+        rolled: list = []
+        failed = False
+        try:
+            rolled = [self._rollout(b) for b in batches]
+        except torch.OutOfMemoryError:
+            failed = True
+        mine = sum(len(c.ids) for _, cs, _ in rolled for c in cs)
+        lost, n = self.t.ranks.total(float(failed), float(mine))
+        if lost:  # on every rank: the loop agrees again, then retries the step smaller
+            raise torch.OutOfMemoryError("out of memory while sampling the answers")
+        return rolled, mine, int(n)
 
     def _rollout(self, examples: list[int]) -> tuple[list[int], list[Completion], list[dict[str, float]]]:
         t = self.t
@@ -121,7 +138,7 @@ class GRPOObjective(Objective):
             self._opened[e.row] = tail.rstrip().endswith("<think>")
         return self._opened[e.row]
 
-    def _metrics(self, rolled, n: int, loss: float, kl: float, world: int) -> dict[str, float]:
+    def _metrics(self, rolled, mine: int, n: int, loss: float, kl: float, world: int) -> dict[str, float]:
         scores = [s for _, _, ss in rolled for s in ss]
         cs = [c for _, cc, _ in rolled for c in cc]
         totals = [s["total"] for s in scores]
@@ -131,11 +148,11 @@ class GRPOObjective(Objective):
                "completion_length": statistics.fmean(c.tokens for c in cs) / world,
                # what the step really ran on (the loop's own count, made before sampling, had no answers yet)
                "tokens": sum(len(self.t.data.train[ex[c.prompt]]) + len(c.ids) for ex, cc, _ in rolled for c in cc),
-               "trained_tokens": n}
+               "trained_tokens": mine}
         for name in self.rewards:
             out[f"reward_{name}"] = statistics.fmean(s[name] for s in scores) / world
         if self.kl > 0:
-            out["kl"] = kl / max(1, n) / world
+            out["kl"] = kl / max(1, n)  # this rank's share of the step's mean over every rank's tokens
         ex, cc, ss = rolled[0]
         self._show("train", [(ex[c.prompt], c, s) for c, s in zip(cc, ss) if c.prompt == 0][:SHOWN], self.t.data.train)
         return out

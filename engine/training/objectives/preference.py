@@ -120,15 +120,29 @@ class PreferenceObjective(Objective):
 
         def run(size: int) -> None:
             sums[:] = [0.0, 0.0, 0.0, 0]
-            for idx in eval_batches(val, size)[t.ranks.rank :: t.ranks.world]:
+            every = eval_batches(val, size)
+            mine = every[t.ranks.rank :: t.ranks.world]
+            # Sharded, every forward is a collective: each rank makes as many passes as the rank
+            # with the most batches, the extra ones on a batch it does not count (as steps.evaluate).
+            rounds = -(-len(every) // t.ranks.world) if t.ranks.lockstep else len(mine)
+            for k in range(rounds):
+                idx = mine[k] if k < len(mine) else every[0]
                 with t._autocast():
                     losses, m = self.losses(self.collate([val[i] for i in idx]))
+                if k >= len(mine):
+                    continue
                 sums[0] += float(losses.sum())
                 sums[1] += float(m["pref_accuracy"].sum())
                 sums[2] += float(m["reward_margin"].sum())
                 sums[3] += len(idx)
 
-        while t.ranks.any(out_of_memory(run, batch)):
+        def failed(size: int) -> bool:
+            lost = out_of_memory(run, size)
+            if lost and t.ranks.lockstep:  # sharded: the others wait inside a collective (training/sharding.py)
+                t.ranks.out_of_memory()
+            return lost
+
+        while t.ranks.any(failed(batch)):
             if batch == 1:
                 raise TuneDeskError("out of GPU memory while evaluating one validation pair; use a shorter sequence length")
             batch //= 2
