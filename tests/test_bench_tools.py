@@ -52,7 +52,7 @@ def test_methods_fit_data_are_preference_pairs_and_its_summary_reads_a_run(tmp_p
 
     path = write_preference_jsonl(tmp_path / "p.jsonl", n=20)
     assert resolve_shape(DataConfig(path=str(path)), []).format == "preference"
-    assert "grpo" in METHODS and METHODS["dpo"][0][:2] == ("--method", "dpo")
+    assert set(METHODS) == {"dpo", "orpo"} and METHODS["dpo"][0][:2] == ("--method", "dpo")  # GRPO: bench/grpo_fit.py
     GiB = 1024**3
     events = [{"event": "progress", "step": s, "elapsed_s": 2.0 * s} for s in (1, 2, 3)]
     events += [{"event": "metrics", "step": s, "tokens": 1000} for s in (1, 2, 3)]

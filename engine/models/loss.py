@@ -57,7 +57,7 @@ def token_logps(model, input_ids: torch.Tensor, labels: torch.Tensor, temperatur
     TRL's GRPO scores its samples): chunked through the head like the loss, so no full
     logits. Right-padded rows need no attention mask (see batch_loss_sum)."""
     decoder, head = lm_parts(model)
-    hidden = decoder(input_ids=input_ids).last_hidden_state
+    hidden = decoder(input_ids=input_ids, use_cache=False).last_hidden_state  # (a cache only costs memory here)
     y = labels[:, 1:].to(hidden.device)
     keep = y != IGNORE
     h, y = hidden[:, :-1][keep], y[keep]
@@ -119,7 +119,7 @@ def sequence_logps(model, batch: dict[str, torch.Tensor], device) -> tuple[torch
     in the backward pass)."""
     decoder, head = lm_parts(model)
     ids = batch["input_ids"].to(device)
-    hidden = decoder(input_ids=ids, attention_mask=None).last_hidden_state
+    hidden = decoder(input_ids=ids, attention_mask=None, use_cache=False).last_hidden_state
     y = batch["labels"][:, 1:].to(hidden.device)
     keep = y != IGNORE
     rows = keep.nonzero()[:, 0]
