@@ -7,8 +7,9 @@ with TRL's loss formulas, decided by measurement. Each side runs in its own proc
 demo model (SmolLM2-135M, fp32 on the CPU), LoRA r16 on every linear layer, beta 0.5,
 lr 1e-3, 8 pairs a step, the synthetic ticket-routing pairs of tests/preference_set.py with
 the same system prompt, and the same training pairs: the TRL side builds TuneDesk's Trainer
-first (same split, same LoRA model object) and hands that model to DPOTrainer, whose
-reference is then the adapter switched off, as TuneDesk's is. Both are scored by TuneDesk's
+first (same split, same LoRA model object, same checkpointing: TRL's default is on, the
+plan's here is off) and hands that model to DPOTrainer, whose reference is then the
+adapter switched off, as TuneDesk's is. Both are scored by TuneDesk's
 evaluation on the same 16 held-out pairs (preference accuracy: the chosen answer's implicit
 reward above the rejected one's). Reported: seconds per step over the steps after the first,
 the process's peak resident memory (the model's loading included: the same on both sides)
@@ -97,7 +98,9 @@ def trl_train(t, cfg, work: Path, steps: int, ends: list[float]) -> list[float]:
 
     args = DPOConfig(output_dir=str(work / "trl"), per_device_train_batch_size=8, gradient_accumulation_steps=1,
                      learning_rate=cfg.train.lr, max_steps=steps, beta=cfg.method.beta, logging_steps=1, report_to="none",
-                     save_strategy="no", use_cpu=True, bf16=False, dataloader_num_workers=0, seed=0)
+                     save_strategy="no", use_cpu=True, bf16=False, dataloader_num_workers=0, seed=0,
+                     # TRL turns checkpointing on by default; the same plan on both sides (here: off)
+                     gradient_checkpointing=t.plan.gradient_checkpointing)
     DPOTrainer(model=t.model, args=args, train_dataset=data, processing_class=t.tokenizer, callbacks=[Clock()]).train()
     t.model.eval()
     return ends
