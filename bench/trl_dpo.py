@@ -31,6 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "Route support tickets."
+SIDES = ("tunedesk", "trl", "trl_defaults")  # trl_defaults: TRL with its default checkpointing (on)
 
 
 def trainer(work: Path, steps: int):
@@ -63,7 +64,7 @@ def child(side: str, work: Path, steps: int) -> dict:
             t.train_step()
             ends.append(time.perf_counter())
     else:
-        ends = trl_train(t, cfg, work, steps, ends)
+        ends = trl_train(t, cfg, work, steps, ends, defaults=side == "trl_defaults")
     after = t.evaluate()
     per_step = [b - a for a, b in itertools.pairwise(ends)]
     return {"side": side, "steps": len(per_step), "seconds_per_step": round(sum(per_step[1:]) / max(1, len(per_step) - 1), 3),
@@ -72,8 +73,9 @@ def child(side: str, work: Path, steps: int) -> dict:
             "eval_loss_before": round(before["eval_loss"], 4), "eval_loss_after": round(after["eval_loss"], 4)}
 
 
-def trl_train(t, cfg, work: Path, steps: int, ends: list[float]) -> list[float]:
-    """TRL's DPOTrainer on the Trainer's own LoRA model and training pairs."""
+def trl_train(t, cfg, work: Path, steps: int, ends: list[float], defaults: bool = False) -> list[float]:
+    """TRL's DPOTrainer on the Trainer's own LoRA model and training pairs; `defaults`: with
+    TRL's own default checkpointing (on) instead of the plan's."""
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import DPOConfig, DPOTrainer
@@ -100,7 +102,7 @@ def trl_train(t, cfg, work: Path, steps: int, ends: list[float]) -> list[float]:
                      learning_rate=cfg.train.lr, max_steps=steps, beta=cfg.method.beta, logging_steps=1, report_to="none",
                      save_strategy="no", use_cpu=True, bf16=False, dataloader_num_workers=0, seed=0,
                      # TRL turns checkpointing on by default; the same plan on both sides (here: off)
-                     gradient_checkpointing=t.plan.gradient_checkpointing)
+                     gradient_checkpointing=True if defaults else t.plan.gradient_checkpointing)
     DPOTrainer(model=t.model, args=args, train_dataset=data, processing_class=t.tokenizer, callbacks=[Clock()]).train()
     t.model.eval()
     return ends
@@ -110,14 +112,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--child", choices=["tunedesk", "trl"])
+    ap.add_argument("--child", choices=SIDES)
     ap.add_argument("--work", type=Path)
     a = ap.parse_args()
     if a.child:
         print(json.dumps(child(a.child, a.work, a.steps)))
         return
     result: dict = {"steps": a.steps, "rows": []}
-    for side in ("tunedesk", "trl"):
+    for side in SIDES:
         with tempfile.TemporaryDirectory() as work:
             out = subprocess.run([sys.executable, "-m", "bench.trl_dpo", "--child", side, "--work", work, "--steps", str(a.steps)],
                                  capture_output=True, text=True, cwd=REPO, check=False)
