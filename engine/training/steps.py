@@ -45,42 +45,52 @@ def probe(model, micro_batch: int, seq_len: int, device, autocast) -> None:
         model.zero_grad(set_to_none=True)
 
 
-@torch.no_grad()
-def evaluate(model, examples: list, batch: int, pad_id: int, device, autocast, ranks) -> float | None:
-    """Token-weighted mean loss over the validation examples, each rank taking its share
-    of the batches (halving the batch on every rank when one runs out of memory)."""
-    if not examples:
-        return None
-    model.eval()
-    sums: list[float] = [0.0, 0]
+def shared_passes(examples: list, batch: int, ranks, score, sums: int, what: str) -> list[float]:
+    """Sums of score(indices) (a list of `sums` numbers) over the evaluation batches of
+    `examples`, each rank taking its share, added up over the ranks. A rank out of memory
+    halves the batch on every rank. A sharded model's forward is a collective: every rank
+    makes as many passes as the rank with the most batches, the extra ones on a batch it
+    does not count. `what` names one example in the message when one alone does not fit."""
+    totals = [0.0] * sums
 
-    def run(batch: int) -> None:
-        sums[:] = [0.0, 0]
-        every = eval_batches(examples, batch)
+    def run(size: int) -> None:
+        totals[:] = [0.0] * sums
+        every = eval_batches(examples, size)
         mine = every[ranks.rank :: ranks.world]
-        # A sharded model's forward is a collective: every rank makes as many passes as
-        # the rank with the most batches, the extra ones on a batch it does not count.
         rounds = -(-len(every) // ranks.world) if ranks.lockstep else len(mine)
         for i in range(rounds):
-            b = collate([examples[j] for j in (mine[i] if i < len(mine) else every[0])], pad_id)
-            with autocast():
-                loss = float(batch_loss_sum(model, b, device))
+            got = score(mine[i] if i < len(mine) else every[0])
             if i < len(mine):
-                sums[0] += loss
-                sums[1] += count_trained(b["labels"])
+                totals[:] = [a + float(b) for a, b in zip(totals, got, strict=True)]
 
-    def failed(batch: int) -> bool:
-        lost = out_of_memory(run, batch)
+    def failed(size: int) -> bool:
+        lost = out_of_memory(run, size)
         if lost and ranks.lockstep:  # sharded: the others wait inside a collective (training/sharding.py)
             ranks.out_of_memory()
         return lost
 
     while ranks.any(failed(batch)):
         if batch == 1:
-            raise TuneDeskError("out of GPU memory while evaluating one validation example; use a shorter sequence length")
+            raise TuneDeskError(f"out of GPU memory while evaluating one validation {what}; use a shorter sequence length")
         batch //= 2
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+    return ranks.total(*totals)
+
+
+@torch.no_grad()
+def evaluate(model, examples: list, batch: int, pad_id: int, device, autocast, ranks) -> float | None:
+    """Token-weighted mean loss over the validation examples (shared_passes: each rank its
+    share of the batches)."""
+    if not examples:
+        return None
+    model.eval()
+
+    def score(idx: list[int]) -> tuple[float, int]:
+        b = collate([examples[j] for j in idx], pad_id)
+        with autocast():
+            return float(batch_loss_sum(model, b, device)), count_trained(b["labels"])
+
+    loss, count = shared_passes(examples, batch, ranks, score, 2, "example")
     model.train()
-    loss, count = ranks.total(*sums)
     return loss / max(1, count)

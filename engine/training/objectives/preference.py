@@ -31,10 +31,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ...data.batching import collate, eval_batches
-from ...errors import FitError, TuneDeskError
+from ...data.batching import collate
+from ...errors import FitError
 from ...models.loss import sequence_logps
-from ..steps import out_of_memory
+from ..steps import shared_passes
 from .base import Objective
 
 METRICS = ("reward_margin", "pref_accuracy", "chosen_reward", "rejected_reward")
@@ -115,41 +115,14 @@ class PreferenceObjective(Objective):
         if not val:
             return None
         t.model.eval()
-        sums = [0.0, 0.0, 0.0, 0]
-        batch = t.plan.micro_batch
 
-        def run(size: int) -> None:
-            sums[:] = [0.0, 0.0, 0.0, 0]
-            every = eval_batches(val, size)
-            mine = every[t.ranks.rank :: t.ranks.world]
-            # Sharded, every forward is a collective: each rank makes as many passes as the rank
-            # with the most batches, the extra ones on a batch it does not count (as steps.evaluate).
-            rounds = -(-len(every) // t.ranks.world) if t.ranks.lockstep else len(mine)
-            for k in range(rounds):
-                idx = mine[k] if k < len(mine) else every[0]
-                with t._autocast():
-                    losses, m = self.losses(self.collate([val[i] for i in idx]))
-                if k >= len(mine):
-                    continue
-                sums[0] += float(losses.sum())
-                sums[1] += float(m["pref_accuracy"].sum())
-                sums[2] += float(m["reward_margin"].sum())
-                sums[3] += len(idx)
+        def score(idx: list[int]) -> tuple[float, float, float, int]:
+            with t._autocast():
+                losses, m = self.losses(self.collate([val[i] for i in idx]))
+            return float(losses.sum()), float(m["pref_accuracy"].sum()), float(m["reward_margin"].sum()), len(idx)
 
-        def failed(size: int) -> bool:
-            lost = out_of_memory(run, size)
-            if lost and t.ranks.lockstep:  # sharded: the others wait inside a collective (training/sharding.py)
-                t.ranks.out_of_memory()
-            return lost
-
-        while t.ranks.any(failed(batch)):
-            if batch == 1:
-                raise TuneDeskError("out of GPU memory while evaluating one validation pair; use a shorter sequence length")
-            batch //= 2
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        loss, accuracy, margin, n = shared_passes(val, t.plan.micro_batch, t.ranks, score, 4, "pair")
         t.model.train()
-        loss, accuracy, margin, n = t.ranks.total(*sums)
         n = max(1, n)
         return {"eval_loss": loss / n, "eval_pref_accuracy": accuracy / n, "eval_reward_margin": margin / n}
 
