@@ -37,19 +37,12 @@ SIDES = ("tunedesk", "trl", "trl_defaults")  # trl_defaults: TRL with its defaul
 def trainer(work: Path, steps: int):
     """TuneDesk's Trainer, set up as tests/test_preference_acceptance.py sets it up."""
     sys.path.insert(0, str(REPO / "tests"))
-    from preference_set import write_preference_set
+    from preference_set import dpo_request
 
-    from engine.config import RunConfig
     from engine.reporting import RecordingReporter
     from engine.training.train import Trainer
 
-    cfg = RunConfig()
-    cfg.data.path = str(write_preference_set(work / "rota.jsonl", 64))
-    cfg.data.val_share = 0.25
-    cfg.data.system_prompt = SYSTEM
-    cfg.method.name, cfg.method.beta = "dpo", 0.5
-    cfg.train.lr, cfg.train.max_steps, cfg.train.effective_batch, cfg.train.micro_batch = 1e-3, steps, 8, 8
-    cfg.out_dir, cfg.name = str(work), "dpo"
+    cfg = dpo_request(work, steps, SYSTEM)
     t = Trainer(cfg, RecordingReporter())
     t.setup()
     return t, cfg

@@ -41,5 +41,21 @@ def write_preference_set(path: Path, n: int = 96, seed: int = 0) -> Path:
     return path
 
 
+def dpo_request(folder: Path, steps: int, system_prompt: str = "Route support tickets."):
+    """The DPO request the CPU acceptance trains on the demo model (tests/test_preference_acceptance.py,
+    bench/trl_dpo.py): 64 rota pairs, a quarter held out, beta 0.5, lr 1e-3, 8 pairs a step.
+    The system prompt is shorter than the demo template's own."""
+    from engine.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.data.path = str(write_preference_set(Path(folder) / "rota.jsonl", 64))
+    cfg.data.val_share = 0.25
+    cfg.data.system_prompt = system_prompt
+    cfg.method.name, cfg.method.beta = "dpo", 0.5
+    cfg.train.lr, cfg.train.max_steps, cfg.train.effective_batch, cfg.train.micro_batch = 1e-3, steps, 8, 8
+    cfg.out_dir, cfg.name = str(folder), "dpo"
+    return cfg
+
+
 if __name__ == "__main__":
     print(write_preference_set(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 96))

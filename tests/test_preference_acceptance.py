@@ -11,9 +11,8 @@ validation pairs in 5 steps (README, "Preferences")."""
 
 from __future__ import annotations
 
-from preference_set import write_preference_set
+from preference_set import dpo_request
 
-from engine.config import RunConfig
 from engine.reporting import RecordingReporter
 from engine.training.train import Trainer
 
@@ -21,14 +20,7 @@ STEPS = 5  # measured: 37.5-46% -> 100% of the validation pairs after 5 steps (b
 
 
 def test_dpo_raises_held_out_preference_accuracy(tmp_path, demo_folder):
-    cfg = RunConfig()
-    cfg.data.path = str(write_preference_set(tmp_path / "rota.jsonl", 64))
-    cfg.data.val_share = 0.25
-    cfg.data.system_prompt = "Route support tickets."  # shorter than the demo template's own system prompt
-    cfg.method.name, cfg.method.beta = "dpo", 0.5
-    cfg.train.lr, cfg.train.max_steps, cfg.train.effective_batch, cfg.train.micro_batch = 1e-3, STEPS, 8, 8
-    cfg.out_dir, cfg.name = str(tmp_path), "dpo"
-    t = Trainer(cfg, RecordingReporter())
+    t = Trainer(dpo_request(tmp_path, STEPS), RecordingReporter())
     t.setup()
     assert t.plan.method == "dpo" and len(t.data.val) == 16
     before = t.evaluate()
