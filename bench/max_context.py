@@ -67,18 +67,20 @@ def child(a) -> dict:
 
 
 def longest(trains, start: int, limit: int) -> dict:
-    """Double from `start` until `trains(length)` returns None (out of memory), then bisect
-    to STEP tokens: the longest length that trained and what trains() said of it."""
+    """Double from `start` (never past `limit`) until `trains(length)` returns None (out of
+    memory), then bisect to STEP tokens: the longest length that trained and what trains()
+    said of it. A search that trains `limit` itself ends there, marked as such."""
     best, low, high = None, 0, None
-    length = max(STEP, start // STEP * STEP)
+    length = max(STEP, min(start, limit) // STEP * STEP)
     while high is None:
         r = trains(length)
         if r is None:
             high = length
         else:
-            best, low, length = r, length, length * 2
-            if length > limit:  # longer than asked for: the search ends here
+            best, low = r, length
+            if length >= limit:  # as long as asked for: the search ends here
                 return {"max_length": low, "at_max": best, "search_limit_reached": True}
+            length = min(length * 2, limit)
     while high - low > STEP:  # bisect (below the start too, if it failed)
         mid = (low + high) // 2 // STEP * STEP
         r = trains(mid)
@@ -87,30 +89,39 @@ def longest(trains, start: int, limit: int) -> dict:
 
 
 def _planner_fits(info, budget: int, n: int) -> bool:
-    """Does the planner fit examples of n tokens at batch 1 (without shortening them)?"""
+    """Does the planner fit examples of n tokens at batch 1 (without shortening them), with
+    this machine's RAM as the product reads it (checkpoints wait in RAM at these lengths)?"""
     import numpy as np
+    import psutil
 
+    from engine.fit.plan import ram_budget
     from engine.fit.planner import plan
 
-    p = plan(info, budget_bytes=budget, lengths=np.full(16, n), effective_batch=1)
+    vm = psutil.virtual_memory()
+    p = plan(info, budget_bytes=budget, lengths=np.full(16, n), effective_batch=1,
+             ram_bytes=ram_budget(vm.available, vm.total))
     return p.fits and p.seq_len >= n and p.micro_batch == 1
+
+
+def planner_longest(preset: str, cap_gib: float, limit: int) -> int:
+    """The longest batch-1 length (in STEPs, up to limit) the planner says fits this card."""
+    from engine.fit.plan import budget_from_cap
+    from engine.models import model_info
+
+    info, budget = model_info.from_preset(preset), budget_from_cap(int(cap_gib * GiB))
+    return max((n for n in range(STEP, limit + 1, STEP) if _planner_fits(info, budget, n)), default=0)
 
 
 def main() -> None:
     ap = bench_parser("deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-8b,llama-3.1-8b", cards="8,12")
     ap.add_argument("--limit", type=int, default=16384, help="do not try lengths past this")
     a = ap.parse_args()
-    from engine.fit.plan import budget_from_cap
-    from engine.models import model_info
-
     rows = []
     for name in a.presets.split(","):
         folder = random_model(name, a.workdir, a.tokenizer)
-        info = model_info.from_preset(name)
         for card in map(int, a.cards.split(",")):
             cap = CAPS[card]
-            budget = budget_from_cap(int(cap * GiB))
-            predicted = max((n for n in range(STEP, a.limit + 1, STEP) if _planner_fits(info, budget, n)), default=0)
+            predicted = planner_longest(name, cap, a.limit)
             r = run_child("bench.max_context", "--model", folder, "--cap", cap, "--limit", a.limit,
                           "--start", min(predicted, a.limit) or 2048)
             rows.append({"preset": name, "card_gb": card, "cap_gib": cap, **r, "planner_max_length": predicted})

@@ -18,7 +18,8 @@ Every measurement runs in its own process (bench/child.py).
 - longest: the longest batch-1 sequence that trains `--longest-steps` steps (Unsloth's own
   method for its published table: 4-bit QLoRA on every linear layer, batch 1, rows padded
   to the length), for TuneDesk through bench/max_context.py's child (the planner's
-  long-sequence setting) and for Unsloth through the same search.
+  long-sequence setting) and for Unsloth through the same search, both starting from the
+  length TuneDesk's planner predicts for the card, up to `--limit`.
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ def _cases(text: str) -> list[tuple[str, int]]:
 
 
 def main() -> None:
+    from bench.max_context import planner_longest
     from bench.synthetic import write_instruction_jsonl
     from bench.throughput import tunedesk_run
 
@@ -207,12 +209,16 @@ def main() -> None:
     for j, (preset, card) in enumerate(_cases(a.longest)):
         folder = random_model(preset, a.workdir, a.tokenizer)
         cap = CAPS[card]
+        # Both searches start where TuneDesk's planner says batch 1 fits: fewer lengths to
+        # try than doubling from 4,096 (a long step of an 8B model takes seconds); the search
+        # doubles or bisects from there to the same answer whichever peer it is.
+        start = planner_longest(preset, cap, a.limit) or 4096
         for peer in peers:
             module = "bench.max_context" if peer == "tunedesk" else "bench.peers"
             extra = [] if peer == "tunedesk" else ["longest"]
-            r = run_child(module, *extra, "--model", folder, "--cap", cap, "--limit", a.limit, "--start", 4096,
+            r = run_child(module, *extra, "--model", folder, "--cap", cap, "--limit", a.limit, "--start", start,
                           "--steps", a.longest_steps)
-            add({"kind": "longest", "preset": preset, "card_gb": card, "peer": peer, **r})
+            add({"kind": "longest", "preset": preset, "card_gb": card, "peer": peer, "search_start": start, **r})
         _drop_model(a, preset, models_used[len(_cases(a.speed)) + j + 1:])
 
 

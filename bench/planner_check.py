@@ -122,7 +122,9 @@ def _row(name, card, cap, p, m) -> dict:
 
 RESULTS = Path(__file__).parent / "results" / "planner_check"
 # The runs of record, newest first (the first row of a preset x card wins).
-RECORD = ["planner_check_fast2.json", "planner_check_fast.json",  # issue 16's speed levers (fused kernels, bf16 LoRA inputs), H200
+RECORD = ["planner_check_small3a.json", "planner_check_small3b.json", "planner_check_small3c.json",  # the rows the
+          "planner_check_24gb_a.json",  # levers changed, remeasured (H200, 2026-12-03)
+          "planner_check_fast2.json", "planner_check_fast.json",  # issue 16's speed levers (fused kernels, bf16 LoRA inputs), H200
           "planner_check_refit_a.json", "planner_check_refit_b.json", "planner_check_refit_14b.json",  # 4-bit refit, H200
           "planner_check_embram.json", "planner_check_embram14b.json", "planner_check_embram_dsllm.json",
           "planner_check_small2a.json", "planner_check_small2b.json", "planner_check_qwen7b.json",

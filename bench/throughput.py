@@ -45,6 +45,7 @@ LEVER_VARIANTS = {
     "packed_dropout0": (("--lora-dropout", "0"), {}),  # every lever, and no LoRA dropout
     "packed_compiled": (("--lora-dropout", "0"), {"TUNEDESK_COMPILE": "1", "TUNEDESK_SLOW_PATHS": "fused"}),  # compile, not liger
     "packed_unpadded": ((), {"TUNEDESK_PAD_MULTIPLE": "1"}),  # batch widths not rounded (a new shape every step)
+    "packed_first_fit": ((), {"TUNEDESK_SLOW_PATHS": "even"}),  # packed rows filled first-fit, not spread evenly
     "packed_cudnn": ((), {"TUNEDESK_SDPA": "cudnn"}),  # cuDNN's attention (PyTorch's choice on Hopper) instead of flash
 }
 

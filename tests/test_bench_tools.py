@@ -21,9 +21,27 @@ def test_longest_finds_the_last_length_that_trains_to_one_step(limit_tokens):
     assert len(tried) < 20
 
 
-def test_longest_stops_at_the_search_limit():
-    r = longest(lambda n: {"length": n}, 4096, 12288)
-    assert r == {"max_length": 8192, "at_max": {"length": 8192}, "search_limit_reached": True}
+def test_longest_tries_the_search_limit_itself_and_stops_there():
+    tried = []
+
+    def trains(n):
+        tried.append(n)
+        return {"length": n}
+
+    assert longest(trains, 4096, 12288) == {"max_length": 12288, "at_max": {"length": 12288}, "search_limit_reached": True}
+    assert tried == [4096, 8192, 12288]
+
+
+def test_longest_bisects_below_the_search_limit_when_the_limit_fails():
+    tried = []
+
+    def trains(n):
+        tried.append(n)
+        return {"length": n} if n <= 10000 else None
+
+    r = longest(trains, 8192, 12288)
+    assert r["max_length"] == 10000 // STEP * STEP and "search_limit_reached" not in r
+    assert tried[:2] == [8192, 12288]
 
 
 def test_kernel_names_fall_in_the_costs_the_profile_reports():

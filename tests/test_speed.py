@@ -83,6 +83,9 @@ def test_rounded_batch_widths_add_only_padding_and_never_pass_the_plans_length(m
     rounded = step_batches(examples, [[0, 1, 2, 3]], 2, 64, 0, True, multiple=64)
     # 97 tokens in two rows of at most 64: spread evenly (pack_evenly) the fuller holds 50
     assert [b["input_ids"].shape[1] for b in exact] == [50] and [b["input_ids"].shape[1] for b in rounded] == [64]
+    monkeypatch.setenv("TUNEDESK_SLOW_PATHS", "even")  # the benchmarks' path without the lever: first-fit
+    assert [b["input_ids"].shape[1] for b in step_batches(examples, [[0, 1, 2, 3]], 2, 64, 0, True)] == [58]
+    monkeypatch.setenv("TUNEDESK_SLOW_PATHS", "")
     model = _tiny_bf16_with_lora(monkeypatch, "").float()
     model.eval()
     with torch.no_grad():

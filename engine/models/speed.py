@@ -16,7 +16,8 @@ adopted, and each falls back to the stock PyTorch path where it cannot run.
   liger knows), and its RoPE the rotary function, for CUDA tensors only. Optional: without
   liger-kernel or Triton (Windows, the CPU, macOS) the stock modules stay.
 
-TUNEDESK_SLOW_PATHS=cast,fused (comma-separated) turns levers off: the benchmarks
+TUNEDESK_SLOW_PATHS=cast,fused,even (comma-separated) turns levers off (even: packed rows
+filled first-fit instead of spread evenly, engine/training/stream.py): the benchmarks
 measure each one against the stock path with it.
 """
 
@@ -32,7 +33,8 @@ import torch
 log = logging.getLogger(__name__)
 
 
-def _off(lever: str) -> bool:
+def slow_path(lever: str) -> bool:
+    """Is this lever turned off (TUNEDESK_SLOW_PATHS), so a benchmark measures the path without it?"""
     return lever in os.environ.get("TUNEDESK_SLOW_PATHS", "").split(",")
 
 
@@ -44,7 +46,7 @@ def _cast_unless_autocast(self, x, dtype):
 
 def keep_lora_input_dtype(model) -> int:
     """Every LoRA layer takes its input as it is while autocast is on. Returns the count."""
-    if _off("cast"):
+    if slow_path("cast"):
         return 0
     n = 0
     for module in model.modules():
@@ -57,7 +59,7 @@ def keep_lora_input_dtype(model) -> int:
 def fused_kernels_available() -> bool:
     # Ampere or newer (RTX 30xx, 40xx, 50xx): the cards liger is tested on; Triton's kernels
     # fail at their first launch, not at import, on the oldest ones (GTX 10xx).
-    if _off("fused") or not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 0):
+    if slow_path("fused") or not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 0):
         return False
     try:
         importlib.import_module("triton")

@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from ..data.batching import collate, collate_packed, epoch_order, pack_evenly
+from ..data.batching import collate, collate_packed, epoch_order, pack_evenly, pack_rows
+from ..models.speed import slow_path
 
 
 @dataclass
@@ -73,5 +74,7 @@ def step_batches(examples: list, idx: list[list[int]], micro_batch: int, seq_len
         return [collate([examples[i] for i in b], pad_id, seq_len, multiple) for b in idx if b]
     chosen = [examples[i] for b in idx for i in b]
     # Widths are searched in the steps they are rounded to (8 on the CPU: a few tries a step).
-    rows = [[chosen[i] for i in r] for r in pack_evenly([len(e) for e in chosen], seq_len, max(multiple, 8))]
+    lengths = [len(e) for e in chosen]
+    layout = pack_rows(lengths, seq_len) if slow_path("even") else pack_evenly(lengths, seq_len, max(multiple, 8))
+    rows = [[chosen[i] for i in r] for r in layout]
     return [collate_packed(rows[k : k + micro_batch], pad_id, seq_len, multiple) for k in range(0, len(rows), micro_batch)]
