@@ -12,7 +12,7 @@ allocator: 8 GB -> 7.0 GiB, 12 GB -> 10.5 GiB. Each variant runs in its own proc
   labels = input_ids, the model's own cross-entropy over the full logits;
 - tunedesk: `tunedesk train` with its automatic plan (the card, the data's lengths);
 - packed: the same with --packing (a step's examples laid end to end in rows);
-- packed_stock / packed_cast / packed_fused / packed_dropout0 / packed_compiled: the
+- packed_stock / packed_cast / packed_fused / packed_dropout0 / packed_compiled / packed_lora_stock: the
   speed levers of issue 16 (engine/models/speed.py) one at a time (LEVER_VARIANTS);
 - packed_seed_mem: packed, on a card of only the memory the seed recipe reserved on it
   (TuneDesk plans for whatever budget it is given: same peak, how much faster?).
@@ -47,6 +47,9 @@ LEVER_VARIANTS = {
     "packed_unpadded": ((), {"TUNEDESK_PAD_MULTIPLE": "1"}),  # batch widths not rounded (a new shape every step)
     "packed_first_fit": ((), {"TUNEDESK_SLOW_PATHS": "even"}),  # packed rows filled first-fit, not spread evenly
     "packed_cudnn": ((), {"TUNEDESK_SDPA": "cudnn"}),  # cuDNN's attention (PyTorch's choice on Hopper) instead of flash
+    "packed_lora_stock": ((), {"TUNEDESK_SLOW_PATHS": "lora"}),  # peft's LoRA forward, not one LoraBranch node per layer
+    "packed_4bit": (("--quant", "4bit"), {}),  # every lever on a 4-bit base (bitsandbytes' layers under the branch)
+    "packed_4bit_lora_stock": (("--quant", "4bit"), {"TUNEDESK_SLOW_PATHS": "lora"}),
 }
 
 

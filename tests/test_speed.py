@@ -2,6 +2,7 @@
 
 import copy
 
+import pytest
 import torch
 
 from engine.config import LoraConfig
@@ -10,7 +11,7 @@ from engine.models.loading import add_lora
 from engine.models.loss import loss_sum
 
 
-def _tiny_bf16_with_lora(monkeypatch, slow: str):
+def _tiny_bf16_with_lora(monkeypatch, slow: str, dropout: float = 0.0):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
@@ -18,23 +19,23 @@ def _tiny_bf16_with_lora(monkeypatch, slow: str):
                       num_attention_heads=4, num_key_value_heads=2)
     base = LlamaForCausalLM(cfg).to(torch.bfloat16)  # frozen weights in the compute dtype, as on a GPU
     monkeypatch.setenv("TUNEDESK_SLOW_PATHS", slow)
-    model = add_lora(base, LoraConfig(r=4, alpha=8, dropout=0.0), gradient_checkpointing=True)
+    model = add_lora(base, LoraConfig(r=4, alpha=8, dropout=dropout), gradient_checkpointing=True)
     for n, p in model.named_parameters():
         if p.requires_grad:  # peft keeps the adapter in fp32; give B values so gradients reach A
             p.data.normal_(0, 0.05, generator=torch.Generator().manual_seed(hash(n) % 1000))
     return model
 
 
-def _step(model, ids):
+def _step(model, ids, autocast: bool = True):
     model.train()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         loss = loss_sum(model, ids, None, ids)
     loss.backward()
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
 def test_lora_input_kept_in_bf16_under_autocast_gives_the_same_loss_and_gradients(monkeypatch):
-    stock = _tiny_bf16_with_lora(monkeypatch, "cast")
+    stock = _tiny_bf16_with_lora(monkeypatch, "cast,lora")  # peft's path, where the cast happens
     fast = copy.deepcopy(stock)
     assert speed.keep_lora_input_dtype(stock) == 0  # switched off: peft's own cast stays
     monkeypatch.setenv("TUNEDESK_SLOW_PATHS", "")
@@ -50,6 +51,70 @@ def test_lora_input_kept_in_bf16_under_autocast_gives_the_same_loss_and_gradient
     assert grads_stock.keys() == grads_fast.keys() and grads_fast
     for n in grads_stock:
         assert torch.equal(grads_stock[n], grads_fast[n]), n
+
+
+@pytest.mark.parametrize("autocast,dropout", [(True, 0.0), (True, 0.1), (False, 0.1), (False, 0.0)])
+def test_lora_branch_as_one_node_gives_peft_s_loss_and_gradients(monkeypatch, autocast, dropout):
+    from engine.models.lora_branch import LoraBranch
+
+    stock = _tiny_bf16_with_lora(monkeypatch, "lora", dropout)
+    fused = _tiny_bf16_with_lora(monkeypatch, "", dropout)
+    if not autocast:  # fp32 on the CPU, as TuneDesk trains there
+        stock, fused = stock.float(), fused.float()
+    nodes = []
+    for m in fused.modules():
+        if hasattr(m, "lora_A"):
+            m.register_forward_hook(lambda m, i, out: nodes.append(type(out.grad_fn).__name__))
+    ids = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(3))
+    results = []
+    for model in (stock, fused):
+        torch.manual_seed(7)  # the same dropout masks: both paths draw them in the same order
+        results.append(_step(model, ids, autocast))
+    (loss_stock, grads_stock), (loss_fused, grads_fused) = results
+    # every adapted linear (2 layers x 7) in the forward pass, and those checkpointing recomputes
+    assert set(nodes) == {LoraBranch.__name__ + "Backward"} and len(nodes) > 2 * 7
+    tol = 2e-2 if autocast else 1e-5  # bf16: the same products, summed in another order
+    assert torch.allclose(loss_stock, loss_fused, rtol=tol)
+    assert grads_stock.keys() == grads_fused.keys() and len(grads_fused) == 2 * 2 * 7
+    for n in grads_stock:
+        assert torch.allclose(grads_stock[n], grads_fused[n], rtol=tol, atol=tol * grads_stock[n].abs().max()), n
+
+
+@pytest.mark.parametrize("quantized_base,dropped", [(False, False), (False, True), (True, False), (True, True)])
+def test_lora_branch_backward_is_the_derivative_of_its_forward(quantized_base, dropped):
+    # float64 gradcheck of the hand-written backward, in every mode the layer call uses:
+    # plain base computed inside or a base output given (bitsandbytes layers), the branch
+    # reading x itself or a dropped copy of it
+    from engine.models.lora_branch import LoraBranch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    weight, bias = torch.randn(4, 5, dtype=torch.float64, generator=g), torch.randn(4, dtype=torch.float64, generator=g)
+    a = torch.randn(2, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(4, 2, dtype=torch.float64, generator=g, requires_grad=True)
+
+    def layer(x, a, b):
+        x_drop = x * 0.5 if dropped else None  # any other function of x stands for the dropout
+        base_out = x @ weight.t() + bias if quantized_base else None
+        return LoraBranch.apply(x, x_drop, a, b, 1.5, torch.float64, base_out,
+                                None if quantized_base else weight, None if quantized_base else bias)
+
+    assert torch.allclose(layer(x, a, b), x @ weight.t() + bias + 1.5 * ((x * (0.5 if dropped else 1)) @ a.t()) @ b.t())
+    assert torch.autograd.gradcheck(layer, (x, a, b))
+
+
+def test_lora_branch_leaves_generation_and_the_disabled_adapter_to_peft(monkeypatch):
+    fused = _tiny_bf16_with_lora(monkeypatch, "").float()
+    stock = _tiny_bf16_with_lora(monkeypatch, "lora").float()
+    ids = torch.randint(0, 300, (1, 8))
+    fused.eval(), stock.eval()
+    with torch.no_grad():
+        assert torch.equal(fused(input_ids=ids).logits, stock(input_ids=ids).logits)
+        with fused.disable_adapter():  # the reference model of DPO: the base alone
+            base = fused(input_ids=ids).logits
+        assert not torch.allclose(base, stock(input_ids=ids).logits)
+        with stock.disable_adapter():
+            assert torch.equal(base, stock(input_ids=ids).logits)
 
 
 def test_outside_autocast_the_input_is_still_cast_to_the_adapters_dtype(monkeypatch):
