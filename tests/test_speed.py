@@ -107,14 +107,17 @@ def test_lora_branch_leaves_generation_and_the_disabled_adapter_to_peft(monkeypa
     fused = _tiny_bf16_with_lora(monkeypatch, "").float()
     stock = _tiny_bf16_with_lora(monkeypatch, "lora").float()
     ids = torch.randint(0, 300, (1, 8))
-    fused.eval(), stock.eval()
+    fused.eval()
+    stock.eval()
     with torch.no_grad():
         assert torch.equal(fused(input_ids=ids).logits, stock(input_ids=ids).logits)
-        with fused.disable_adapter():  # the reference model of DPO: the base alone
-            base = fused(input_ids=ids).logits
-        assert not torch.allclose(base, stock(input_ids=ids).logits)
+        adapted = stock(input_ids=ids).logits
         with stock.disable_adapter():
-            assert torch.equal(base, stock(input_ids=ids).logits)
+            base = stock(input_ids=ids).logits
+    fused.train()  # a training-mode call with gradients: the node would run, but the adapter is off
+    with fused.disable_adapter():  # (DPO's reference model: the base alone)
+        assert torch.equal(fused(input_ids=ids).logits.detach(), base)
+    assert not torch.allclose(base, adapted)
 
 
 def test_outside_autocast_the_input_is_still_cast_to_the_adapters_dtype(monkeypatch):
