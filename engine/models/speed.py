@@ -16,8 +16,8 @@ adopted, and each falls back to the stock PyTorch path where it cannot run.
   liger knows), and its RoPE the rotary function, for CUDA tensors only. Optional: without
   liger-kernel or Triton (Windows, the CPU, macOS) the stock modules stay.
 
-- `fuse_lora_branches` (engine/models/lora_branch.py): each adapted layer's LoRA branch
-  as one autograd node.
+- `fuse_lora_branches` (engine/models/lora_branch.py): each adapted linear layer, base
+  product and LoRA branch, as one autograd node.
 
 TUNEDESK_SLOW_PATHS=cast,fused,even,lora (comma-separated) turns levers off (even: packed
 rows filled first-fit instead of spread evenly, engine/training/stream.py): the benchmarks
