@@ -31,6 +31,8 @@ import types
 
 import torch
 
+from .speed import slow_path
+
 
 class LoraBranch(torch.autograd.Function):
     """out = base + scaling * (x_drop @ A.T) @ B.T, every product in `dtype`.
@@ -114,8 +116,6 @@ def _forward(self, x, *args, **kwargs):
 def fuse_lora_branches(model) -> int:
     """Every peft LoRA linear layer of `model` computes its branch as one `LoraBranch` node
     where it can (see the module's docstring). Returns how many layers were changed."""
-    from .speed import slow_path
-
     if slow_path("lora"):
         return 0
     from peft.tuners.lora import LoraLayer
