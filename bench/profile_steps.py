@@ -65,7 +65,29 @@ def _gqa_attention_formulas() -> dict:
                                             wide(query_shape, value_shape))
 
     ops = [op for op in fcm.flop_registry if "scaled_dot_product" in str(op)]
-    return {op: bwd if "backward" in str(op) else fwd for op in ops}
+    formulas = {op: bwd if "backward" in str(op) else fwd for op in ops}
+
+    # Packed rows through flash attention's variable-length form (engine/models/packed_attention.py):
+    # each example's own square, by the same convention as SDPA's count (the whole square,
+    # causal or not), so the figures compare with the masked path's.
+    def each_example(q, cu, count):
+        h, d = q.shape[-2], q.shape[-1]
+        return sum(count((1, h, n, d)) for n in (cu[1:] - cu[:-1]).tolist() if n)
+
+    def varlen_fwd(query, key, value, cu, *args, out_val=None, **kwargs) -> int:
+        if cu is None:
+            return fwd(query.transpose(1, 2).shape, key.transpose(1, 2).shape, value.transpose(1, 2).shape)
+        return each_example(query, cu, lambda s: fcm.sdpa_flop_count(s, s, s))
+
+    def varlen_bwd(grad_out, query, key, value, out, lse, cu, *args, out_val=None, **kwargs) -> int:
+        return each_example(query, cu, lambda s: fcm.sdpa_backward_flop_count(s, s, s, s))
+
+    varlen_fwd._get_raw = varlen_bwd._get_raw = True  # they read the boundaries' values, not only shapes
+    import torch
+
+    formulas[torch.ops.aten._flash_attention_forward] = varlen_fwd  # keyed by overload packet, as the registry is
+    formulas[torch.ops.aten._flash_attention_backward] = varlen_bwd
+    return formulas
 
 
 def _profile_child(a) -> dict:

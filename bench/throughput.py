@@ -50,6 +50,8 @@ LEVER_VARIANTS = {
     "packed_lora_stock": ((), {"TUNEDESK_SLOW_PATHS": "lora"}),  # peft's LoRA forward, not one LoraBranch node per layer
     "packed_4bit": (("--quant", "4bit"), {}),  # every lever on a 4-bit base (bitsandbytes' layers under the branch)
     "packed_4bit_lora_stock": (("--quant", "4bit"), {"TUNEDESK_SLOW_PATHS": "lora"}),
+    "packed_masked": ((), {"TUNEDESK_SLOW_PATHS": "varlen"}),  # packed rows through SDPA's block-diagonal mask
+    "packed_4bit_masked": (("--quant", "4bit"), {"TUNEDESK_SLOW_PATHS": "varlen"}),
 }
 
 

@@ -194,9 +194,11 @@ def add_lora(model, lora: LoraConfig, *, gradient_checkpointing: bool, lean: boo
     )
     model = get_peft_model(model, peft_cfg)
     from .lora_branch import fuse_lora_branches
+    from .packed_attention import use_packed_attention
     from .speed import choose_attention_kernels, compile_layers, keep_lora_input_dtype, use_fused_kernels
 
     choose_attention_kernels()
+    use_packed_attention(model)
     keep_lora_input_dtype(model)  # for the calls that still take peft's path (generation, DoRA, ...)
     fuse_lora_branches(model)
     use_fused_kernels(model)  # before lean memory, whose MLP tiles wrap whatever forward the MLP has

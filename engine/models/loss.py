@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ..data.render import IGNORE
+from .packed_attention import packed_kwargs
 
 CHUNK_BYTES = 256 * 1024**2
 BYTES_PER_LOGIT = 14  # bf16 logits + fp32 copy + fp32 softmax gradient + bf16 gradient, per chunk element
@@ -77,16 +78,17 @@ def lm_parts(model) -> tuple[torch.nn.Module, torch.nn.Module]:
 
 
 def loss_sum(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor,
-             position_ids: torch.Tensor | None = None) -> torch.Tensor:
+             position_ids: torch.Tensor | None = None, **attention_kwargs) -> torch.Tensor:
     """Sum of next-token cross-entropy over positions whose label is not IGNORE.
     With position_ids (packed rows) the attention mask must be None: transformers then
-    keeps attention inside each example (engine/data/batching.py)."""
+    keeps attention inside each example (engine/data/batching.py); `attention_kwargs`
+    (packed_attention.packed_kwargs) give the examples' boundaries to a variable-length kernel."""
     decoder, head = lm_parts(model)
     # use_cache=False whatever the config says (chat turns it on): transformers looks for
     # packed rows in the position ids only when there is no KV cache, and a cache made
     # here would let packed examples attend to each other.
     hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                     use_cache=False).last_hidden_state
+                     use_cache=False, **attention_kwargs).last_hidden_state
     y = labels[:, 1:].to(hidden.device)
     keep = y != IGNORE
     return chunked_ce_sum(hidden[:, :-1][keep], head, y[keep])
@@ -99,9 +101,10 @@ def batch_loss_sum(model, batch: dict[str, torch.Tensor], device) -> torch.Tenso
     one (its positions carry no loss). Without a mask transformers runs SDPA's causal
     kernels; with one it builds a [batch x tokens x tokens] mask (0.5 GiB for 3 rows of
     9k tokens, measured: calibration without padding missed it) and slower kernels."""
-    packed = "position_ids" in batch
-    return loss_sum(model, batch["input_ids"].to(device), None, batch["labels"],
-                    batch["position_ids"].to(device) if packed else None)
+    if "position_ids" not in batch:
+        return loss_sum(model, batch["input_ids"].to(device), None, batch["labels"])
+    return loss_sum(model, batch["input_ids"].to(device), None, batch["labels"], batch["position_ids"].to(device),
+                    **packed_kwargs(model, batch["position_ids"], device))
 
 
 def count_trained(labels: torch.Tensor) -> int:

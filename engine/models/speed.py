@@ -18,10 +18,12 @@ adopted, and each falls back to the stock PyTorch path where it cannot run.
 
 - `fuse_lora_branches` (engine/models/lora_branch.py): each adapted linear layer, base
   product and LoRA branch, as one autograd node.
+- `use_packed_attention` (engine/models/packed_attention.py): packed rows through flash
+  attention's variable-length form, which computes only the pairs inside each example.
 
-TUNEDESK_SLOW_PATHS=cast,fused,even,lora (comma-separated) turns levers off (even: packed
-rows filled first-fit instead of spread evenly, engine/training/stream.py): the benchmarks
-measure each one against the stock path with it.
+TUNEDESK_SLOW_PATHS=cast,fused,even,lora,varlen (comma-separated) turns levers off (even:
+packed rows filled first-fit instead of spread evenly, engine/training/stream.py): the
+benchmarks measure each one against the stock path with it.
 """
 
 from __future__ import annotations
