@@ -3,9 +3,9 @@
 A packed row holds several examples, and each may attend only to itself. Through SDPA that
 takes a [rows x tokens x tokens] block-diagonal mask; with a mask PyTorch cannot use its flash
 kernel, and the memory-efficient kernel it falls back to computes every masked block anyway.
-On the 1.5B plan's 2,112-token rows of about eight examples, attention computed some eight
-times the pairs that count and took 30% of the GPU's time
-(bench/results/profile/profile_1.5b_12gb_lora_branch.json).
+On the 1.5B plan's packed instruction rows, attention computed 4.4 times the FLOPs of the
+pairs that count (17.3 against 3.9 TFLOP over two steps) and took 30% of the GPU's time
+(bench/results/profile/profile_1.5b_12gb_lora_branch.json, …_varlen.json).
 
 Flash attention's variable-length form takes the micro-batch as one list of tokens and the
 examples' boundaries (cumulative lengths), and computes only the pairs inside each example.
@@ -36,6 +36,10 @@ from .speed import slow_path
 log = logging.getLogger(__name__)
 
 NAME = "tunedesk_packed"
+
+
+def _base(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _each_example(q, k, v, cu: list[int], scale: float | None, dropout: float) -> torch.Tensor:
@@ -86,8 +90,7 @@ def packed_kwargs(model, position_ids: torch.Tensor, device) -> dict:
     """The keywords that send a packed micro-batch through variable-length attention, from
     its position ids as collated (on the CPU, so no GPU sync): an example starts wherever
     the position is 0, and every row starts with one. {} when the model is not on NAME."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(base.config, "_attn_implementation", None) != NAME:
+    if getattr(_base(model).config, "_attn_implementation", None) != NAME:
         return {}
     flat = position_ids.reshape(-1).cpu()
     starts = (flat == 0).nonzero().flatten()
@@ -98,14 +101,12 @@ def packed_kwargs(model, position_ids: torch.Tensor, device) -> dict:
 
 
 def _attention_modules(model) -> list:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return [m for m in base.modules() if hasattr(m, "is_causal") and hasattr(m, "head_dim")]
+    return [m for m in _base(model).modules() if hasattr(m, "is_causal") and hasattr(m, "head_dim")]
 
 
 def _model_reason(model) -> str | None:
     """Why this model's attention is not plain causal attention, if it is not."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    cfg = base.config
+    cfg = _base(model).config
     if getattr(cfg, "attn_logit_softcapping", None):
         return "its attention soft-caps logits"
     # A window as long as the model's context never binds (Phi-4-mini's 262,144)
@@ -150,8 +151,7 @@ def packed_attention_unavailable(model) -> str | None:
     reason = _model_reason(model)
     if reason:
         return reason
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    dtype = getattr(base.config, "dtype", None) or torch.bfloat16
+    dtype = getattr(_base(model).config, "dtype", None) or torch.bfloat16
     if dtype not in (torch.bfloat16, torch.float16):
         dtype = torch.bfloat16
     head_dim = _attention_modules(model)[0].head_dim
@@ -165,8 +165,7 @@ def enable_packed_attention(model) -> None:
 
     AttentionInterface.register(NAME, packed_attention_forward)
     AttentionMaskInterface.register(NAME, sdpa_mask)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base.set_attn_implementation(NAME)
+    _base(model).set_attn_implementation(NAME)
 
 
 def use_packed_attention(model) -> bool:
