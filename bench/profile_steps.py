@@ -14,7 +14,9 @@ and the step's wall time is set against the GPU's busy time: the difference is t
 host's (Python, launches, syncs). One more step runs under
 torch.utils.flop_counter.FlopCounterMode, which counts every matmul and attention call
 as dispatched, so recomputation (checkpointing) and padding are included: FLOPs per
-useful token is a hardware-independent figure of the work a variant does.
+useful token is a hardware-independent figure of the work a variant does. The same steps
+also run without any profiler (the step's true wall time) and under cProfile (which Python
+functions the host's time goes to: `host_python_self_ms`, `host_python_total_ms`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,38 @@ def _gqa_attention_formulas() -> dict:
     return formulas
 
 
+def _host_python(trainer, steps: int, sync) -> dict:
+    """The same steps without torch.profiler (whose per-operator bookkeeping inflates the
+    host's share), timed, then once more under cProfile: which Python functions the host's
+    time goes to, per step: their own time ("self") and with what they call ("total")."""
+    import cProfile
+    import pstats
+
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    sync()
+    unprofiled = (time.perf_counter() - t0) / steps
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        trainer.train_step()
+    sync()
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # (file, line, name) -> (calls, primitive calls, self s, total s, callers)
+
+    def where(key) -> str:
+        file, line, name = key
+        return f"{Path(file).parent.name}/{Path(file).name}:{line}({name})" if line else name
+
+    def top(index: int, n: int) -> dict:
+        rows = sorted(stats.items(), key=lambda kv: -kv[1][index])[:n]
+        return {where(k): [round(v[index] * 1e3 / steps, 2), v[0] // steps] for k, v in rows}
+
+    return {"wall_s_per_step_unprofiled": round(unprofiled, 4),
+            "host_python_self_ms": top(2, 25), "host_python_total_ms": top(3, 25)}
+
+
 def _profile_child(a) -> dict:
     from engine import cli
     from engine.hardware import keep_allocations_compact
@@ -121,6 +155,7 @@ def _profile_child(a) -> dict:
             sync()
             walls.append(time.perf_counter() - t0)
     wall = sum(walls)
+    host = _host_python(trainer, a.steps, sync)
     per_cat: dict[str, float] = {}
     kernels: dict[str, float] = {}
     syncs = launches = 0
@@ -168,6 +203,7 @@ def _profile_child(a) -> dict:
         "top_host_ops_ms": {e.key[:80]: [round(e.self_cpu_time_total / 1e3 / a.steps, 2), e.count // a.steps]
                             for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:20]},
         "host_ops_per_step": sum(e.count for e in prof.key_averages()) // a.steps,
+        **host,
         "host_syncs_per_step": round(syncs / a.steps, 1),
         "gpu_kernels_per_step": round(launches / a.steps),
         **flops,

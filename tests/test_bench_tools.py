@@ -63,6 +63,41 @@ def test_attention_flops_with_grouped_query_heads_count_the_repeated_heads():
     assert fwd(q, kv, kv) == fcm.sdpa_flop_count(q, q, q) > 0
 
 
+def test_variable_length_attention_flops_count_each_example_s_own_square():
+    import torch
+    from torch.utils import flop_counter as fcm
+
+    from bench.profile_steps import _gqa_attention_formulas
+
+    formulas = _gqa_attention_formulas()
+    fwd = formulas[torch.ops.aten._flash_attention_forward]
+    bwd = formulas[torch.ops.aten._flash_attention_backward]
+    q, kv = torch.zeros(30, 4, 8), torch.zeros(30, 2, 8)  # 4 query heads, 2 key/value heads
+    cu = torch.tensor([0, 10, 30], dtype=torch.int32)
+    each = [(1, 4, n, 8) for n in (10, 20)]
+    assert fwd(q, kv, kv, cu, cu, 20, 20, 0.0, True, False) == sum(fcm.sdpa_flop_count(s, s, s) for s in each)
+    assert bwd(q, q, kv, kv, q, None, cu, cu, 20, 20) == sum(fcm.sdpa_backward_flop_count(s, s, s, s) for s in each)
+    whole = (1, 4, 30, 8)
+    assert fwd(q, kv, kv, cu, cu, 20, 20, 0.0, True, False) < fcm.sdpa_flop_count(whole, whole, whole)
+
+
+def test_the_host_breakdown_names_the_python_functions_a_step_spends_its_time_in():
+    from bench.profile_steps import _host_python
+
+    class Trainer:
+        def train_step(self):
+            return sum(_busy(i) for i in range(2000))
+
+    def _busy(i):
+        return i * i
+
+    r = _host_python(Trainer(), 2, lambda: None)
+    assert r["wall_s_per_step_unprofiled"] > 0
+    busy = next(k for k in r["host_python_total_ms"] if k.endswith("(_busy)"))
+    assert r["host_python_total_ms"][busy][1] == 2000  # calls per step
+    assert any(k.endswith("(train_step)") for k in r["host_python_total_ms"])
+
+
 def test_methods_fit_data_are_preference_pairs_and_its_summary_reads_a_run(tmp_path):
     from bench.methods_fit import METHODS, summarize, write_preference_jsonl
     from engine.config import DataConfig
