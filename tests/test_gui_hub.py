@@ -53,3 +53,24 @@ def test_an_unreachable_hub_id_is_one_line_and_cancel_stops_a_fetch(qtbot, windo
     assert page.hub_cancel.isVisible() and not page.hub_button.isEnabled()
     page.hub_cancel.click()
     assert page.banner.text().startswith("Cancelled") and page.hub_button.isEnabled() and not page.hub_cancel.isVisible()
+
+
+def test_a_failed_fetch_s_message_outlasts_a_load_already_under_way(qtbot, window):
+    """The first run's sample can finish loading after a quick Hub failure (a busy CPU): its
+    report must not replace the error the user has not read yet; the user's next action does."""
+    from gui_helpers import load_sample
+
+    load_sample(qtbot, window)
+    page = window.data_page
+    page.hub_edit.setText("someone/not-here")
+    page.hub_button.click()
+    qtbot.waitUntil(lambda: page.banner.property("kind") == "error", timeout=180_000)
+    error = page.banner.text()
+    with qtbot.waitSignal(window.session.data_changed, timeout=60_000):
+        window.session.load_data()  # a load the page did not start, landing after the failure
+    assert page.banner.property("kind") == "error" and page.banner.text() == error
+    assert "rows read" in page.counts_label.text()  # the report itself is still shown
+
+    with qtbot.waitSignal(window.session.data_changed, timeout=60_000):
+        page.open_path(window.session.cfg.data.path)  # the user's next action
+    assert page.banner.property("kind") == "ok" and "rows are usable" in page.banner.text()

@@ -68,6 +68,10 @@ class DataPage(QWidget):
         root.addWidget(self.file_label)
         self.banner = Banner()
         root.addWidget(self.banner)
+        # A failed Hub fetch's message stays until the user's next action: a load that was
+        # already under way (the first run's sample, read while the window opens) must not
+        # replace it with its own report.
+        self._hub_error = False
 
         split = QSplitter(Qt.Orientation.Horizontal)
         left = QWidget()
@@ -157,6 +161,7 @@ class DataPage(QWidget):
             self.open_path(path)
 
     def open_path(self, path) -> None:
+        self._hub_error = False
         self.session.load_data(str(path))
 
     def dragEnterEvent(self, e) -> None:
@@ -181,6 +186,7 @@ class DataPage(QWidget):
         d.labels = (names if names != shown.get("labels") else d.labels) if names else None
         text = self.instruction_edit.text().strip()
         d.instruction = (text if text != shown.get("instruction") else d.instruction) if text else None
+        self._hub_error = False
         self.session.load_data()
 
     def _show_roles(self) -> None:
@@ -235,6 +241,7 @@ class DataPage(QWidget):
         from engine.data import hub
 
         dataset = self.hub_edit.text().strip()
+        self._hub_error = False
         if not dataset:
             self.banner.show_message("error", "Type a dataset's id, e.g. stanfordnlp/imdb.")
             return
@@ -252,6 +259,7 @@ class DataPage(QWidget):
                        on_failed=self._hub_failed)
 
     def cancel_hub(self) -> None:
+        self._hub_error = False
         self.tasks.cancel(HUB_KEY)
         self.banner.show_message("warning", "Cancelled: the dataset was not fetched.")
 
@@ -268,6 +276,7 @@ class DataPage(QWidget):
         self.session.load_hub(src.id, config=src.config, split=src.split, max_samples=src.max_samples)
 
     def _hub_failed(self, message: str, _details: str) -> None:
+        self._hub_error = True
         self.banner.show_message("error", message)
 
     def _hub_busy(self, busy: bool) -> None:
@@ -280,7 +289,8 @@ class DataPage(QWidget):
         return path if self.session.cfg.data.from_hub else Path(path).name
 
     def _loading(self, path: str) -> None:
-        self.banner.clear_message()
+        if not self._hub_error:
+            self.banner.clear_message()
         name = html.escape(self._source(path))
         self.file_label.setText(f"<b>{name}</b> — reading…" if path else "No dataset chosen yet.")
         if path and self.session.model is None:
@@ -321,7 +331,9 @@ class DataPage(QWidget):
             self.skipped_table.setItem(i, 0, QTableWidgetItem(str(s["row"])))
             self.skipped_table.setItem(i, 1, QTableWidgetItem(s["reason"]))
         bad = sum(r["skipped_by_kind"].values()) if r.get("skipped_by_kind") else 0
-        if bad:
+        if self._hub_error:
+            pass  # the failed fetch's message stands (see __init__)
+        elif bad:
             self.banner.show_message("warning", f"{bad} row(s) cannot be used and will be left out; the table says why.")
         else:
             text = f"All {r['rows']:,} rows are usable ({r['format']} format)."
