@@ -4,9 +4,10 @@ training step (forward, checkpointed recompute, backward) of a few decoder layer
 
     python3 -m bench.packed_attention_check --out bench/results/packed_attention/check.json
 
-Each preset's (or bench/archs/ architecture's) shape is cut to --layers decoder layers (attention does not depend on
-depth), random bf16 weights, LoRA r16 on every linear layer as the engine adds it, packed rows
-of instruction-style lengths (bench/synthetic.py) at the 1.5B 12 GB plan's width. The CPU
+Each preset's (or bench/archs/ architecture's) shape is cut to --layers decoder layers
+(attention does not depend on depth), random bf16 weights, LoRA r16 on every linear layer as
+the engine adds it, packed rows of instruction-style lengths (bench/synthetic.py) at the 1.5B
+12 GB plan's width. The CPU
 tests (tests/test_packed_attention.py) check the same path with SDPA per example in place of
 the flash kernel; this is the kernel's own check.
 """

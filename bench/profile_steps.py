@@ -82,6 +82,8 @@ def _gqa_attention_formulas() -> dict:
         return each_example(query, cu, lambda s: fcm.sdpa_flop_count(s, s, s))
 
     def varlen_bwd(grad_out, query, key, value, out, lse, cu, *args, out_val=None, **kwargs) -> int:
+        if cu is None:
+            return bwd(*(t.transpose(1, 2).shape for t in (grad_out, query, key, value)))
         return each_example(query, cu, lambda s: fcm.sdpa_backward_flop_count(s, s, s, s))
 
     varlen_fwd._get_raw = varlen_bwd._get_raw = True  # they read the boundaries' values, not only shapes
