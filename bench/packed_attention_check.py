@@ -15,9 +15,7 @@ the flash kernel; this is the kernel's own check.
 from __future__ import annotations
 
 import copy
-import json
 import time
-from pathlib import Path
 
 from bench.child import bench_parser, save_json
 
@@ -30,9 +28,9 @@ def _model(preset: str, layers: int):
     from engine.models import presets
     from engine.models.loading import add_lora
 
-    arch = Path(__file__).parent / "archs" / f"{preset}.json"  # the architectures that are not presets
-    values = {k: v for k, v in json.loads(arch.read_text()).items() if not k.startswith("_")} if arch.is_file() \
-        else presets.load(preset)
+    from bench.fit_check import arch_names, load_arch
+
+    values = load_arch(preset) if preset in arch_names() else presets.load(preset)  # archs: not presets
     values["num_hidden_layers"] = layers
     cfg = AutoConfig.for_model(values.pop("model_type"), **values)
     torch.manual_seed(0)
