@@ -52,6 +52,9 @@ LEVER_VARIANTS = {
     "packed_4bit_lora_stock": (("--quant", "4bit"), {"TUNEDESK_SLOW_PATHS": "lora"}),
     "packed_masked": ((), {"TUNEDESK_SLOW_PATHS": "varlen"}),  # packed rows through SDPA's block-diagonal mask
     "packed_4bit_masked": (("--quant", "4bit"), {"TUNEDESK_SLOW_PATHS": "varlen"}),
+    # checkpointed layers' first pass with autograd on, the hooks dropping what it saves
+    "packed_nonreentrant": ((), {"TUNEDESK_SLOW_PATHS": "reentrant"}),
+    "packed_4bit_nonreentrant": (("--quant", "4bit"), {"TUNEDESK_SLOW_PATHS": "reentrant"}),
 }
 
 

@@ -61,18 +61,22 @@ def test_lora_branch_as_one_node_gives_peft_s_loss_and_gradients(monkeypatch, au
     fused = _tiny_bf16_with_lora(monkeypatch, "", dropout)
     if not autocast:  # fp32 on the CPU, as TuneDesk trains there
         stock, fused = stock.float(), fused.float()
-    nodes = []
+    nodes, runs = [], []
     for m in fused.modules():
         if hasattr(m, "lora_A"):
-            m.register_forward_hook(lambda m, i, out: nodes.append(type(out.grad_fn).__name__))
+            m.register_forward_hook(lambda m, i, out: nodes.append(type(out.grad_fn).__name__) if out.requires_grad else None)
+    forward = LoraBranch.forward
+    monkeypatch.setattr(LoraBranch, "forward", staticmethod(lambda *a: runs.append(1) or forward(*a)))
     ids = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(3))
     results = []
     for model in (stock, fused):
         torch.manual_seed(7)  # the same dropout masks: both paths draw them in the same order
         results.append(_step(model, ids, autocast))
     (loss_stock, grads_stock), (loss_fused, grads_fused) = results
-    # every adapted linear (2 layers x 7) in the forward pass, and those checkpointing recomputes
-    assert set(nodes) == {LoraBranch.__name__ + "Backward"} and len(nodes) > 2 * 7
+    # every adapted linear (2 layers x 7) as the node, in the first pass (checkpointing's,
+    # without autograd) and in its replay (with it)
+    assert set(nodes) == {LoraBranch.__name__ + "Backward"} and len(nodes) == 2 * 7
+    assert len(runs) == 2 * 2 * 7
     tol = 2e-2 if autocast else 1e-5  # bf16: the same products, summed in another order
     assert torch.allclose(loss_stock, loss_fused, rtol=tol)
     assert grads_stock.keys() == grads_fused.keys() and len(grads_fused) == 2 * 2 * 7
@@ -160,3 +164,47 @@ def test_rounded_batch_widths_add_only_padding_and_never_pass_the_plans_length(m
         a = loss_sum(model, exact[0]["input_ids"], None, exact[0]["labels"], exact[0]["position_ids"])
         b = loss_sum(model, rounded[0]["input_ids"], None, rounded[0]["labels"], rounded[0]["position_ids"])
     assert torch.allclose(a, b, rtol=1e-5) and collate_packed([[examples[3]]], 0, 16, 64)["input_ids"].shape[1] == 16
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_replayed_checkpointing_gives_the_stock_checkpointing_s_loss_and_gradients(monkeypatch, dropout):
+    stock = _tiny_bf16_with_lora(monkeypatch, "reentrant", dropout).float()
+    replayed = _tiny_bf16_with_lora(monkeypatch, "", dropout).float()
+    layers = [m for m in replayed.modules() if hasattr(m, "self_attn")]
+    assert len(layers) == 2 and all(m._gradient_checkpointing_func is speed.replayed_checkpoint for m in layers)
+    assert not any(getattr(m, "_gradient_checkpointing_func", None) is speed.replayed_checkpoint for m in stock.modules())
+    first_pass_grad = []  # whether autograd was on in each layer's calls: off in the first pass, on in the replay
+    for m in layers:
+        m.self_attn.register_forward_hook(lambda m, i, o: first_pass_grad.append(torch.is_grad_enabled()))
+    ids = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(3))
+    results = []
+    for model in (stock, replayed):
+        torch.manual_seed(7)  # the same dropout masks: both draw them in the same order
+        results.append(_step(model, ids, autocast=False))
+    (loss_stock, grads_stock), (loss_replayed, grads_replayed) = results
+    assert first_pass_grad == [False, False, True, True]  # two layers' first pass, then the replays (last layer first)
+    assert torch.allclose(loss_stock, loss_replayed, rtol=1e-6)
+    assert grads_stock.keys() == grads_replayed.keys() and len(grads_replayed) == 2 * 2 * 7  # the first layer's too
+    for n in grads_stock:
+        assert torch.allclose(grads_stock[n], grads_replayed[n], rtol=1e-5, atol=1e-7), n
+
+
+def test_replayed_checkpointing_keeps_gradients_that_reach_a_layer_through_keywords():
+    # Reentrant checkpointing passes gradients through positional tensors only: a keyword
+    # tensor that needs one, or a layer with nothing to train, keeps the stock checkpointing.
+    import functools
+
+    layer = torch.nn.Linear(3, 3)
+    layer.weight.requires_grad_(False)
+    layer.bias.requires_grad_(False)
+
+    def forward(self, x, extra=None):
+        return self(x) * (1 if extra is None else extra)
+
+    x = torch.randn(2, 3)
+    extra = torch.randn(2, 3, requires_grad=True)
+    speed.replayed_checkpoint(functools.partial(forward, layer, extra=extra), x).sum().backward()
+    assert extra.grad is not None and torch.allclose(extra.grad, layer(x).detach())
+    frozen_in = torch.randn(2, 3, requires_grad=True)  # nothing in the layer trains: still the input's gradient
+    speed.replayed_checkpoint(functools.partial(forward, layer), frozen_in).sum().backward()
+    assert frozen_in.grad is not None

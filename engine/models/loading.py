@@ -174,6 +174,12 @@ def enable_checkpointing(model) -> None:
     checkpointing needs no input-grad hook and works with frozen embeddings; it only acts
     in train mode (the trainer calls model.train())."""
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    from .speed import replayed_checkpoint, slow_path
+
+    if not slow_path("reentrant"):  # the first forward pass without autograd (speed.replayed_checkpoint)
+        for module in model.modules():
+            if hasattr(module, "_gradient_checkpointing_func"):
+                module._gradient_checkpointing_func = replayed_checkpoint
 
 
 def add_lora(model, lora: LoraConfig, *, gradient_checkpointing: bool, lean: bool = False):

@@ -20,7 +20,7 @@ without checkpointing); with LoRA dropout the backward pass holds the branch's i
 gradient and the base's at once before dropout's backward runs (+0.1 GiB on checkpointed
 plans).
 
-It applies only where peft's path would do plain LoRA: training, one active adapter, not
+It applies only where peft's path would do plain LoRA: training mode, one active adapter, not
 merged, no DoRA or other variant, no per-call arguments. Anything else takes peft's
 forward unchanged. TUNEDESK_SLOW_PATHS=lora turns it off (bench/throughput.py measures it).
 """
@@ -89,8 +89,10 @@ class LoraBranch(torch.autograd.Function):
 
 
 def _plain_lora(layer, args, kwargs) -> str | None:
-    """The adapter this call would apply as plain LoRA with a gradient, or None (peft's path)."""
-    if args or kwargs or layer.disable_adapters or layer.merged or not layer.training or not torch.is_grad_enabled():
+    """The adapter this call would apply as plain LoRA in training, or None (peft's path)."""
+    # Training mode, with or without autograd: a checkpointed layer's first pass runs under
+    # no_grad (speed.replayed_checkpoint) and must compute what its replay computes.
+    if args or kwargs or layer.disable_adapters or layer.merged or not layer.training:
         return None
     active = layer.active_adapters
     if len(active) != 1 or active[0] not in layer.lora_A or active[0] in getattr(layer, "lora_variant", {}):
