@@ -37,14 +37,16 @@ def cap_allocator(cap_gib: float) -> None:
 
 
 def random_model(name: str, workdir, tokenizer):
-    """The preset's random-weight model folder under workdir, built on the GPU if missing."""
+    """The random-weight model folder of a preset, or of a shape in bench/archs/ (families
+    the presets do not cover), under workdir, built on the GPU if missing."""
     from pathlib import Path
 
+    from bench.fit_check import shape_values
     from engine.models import presets
 
     folder = Path(workdir) / name
     if not (folder / "config.json").is_file():
-        presets.build_random_model(name, folder, tokenizer_folder=tokenizer, device="cuda")
+        presets.build_random_from_config(shape_values(name), folder, tokenizer_folder=tokenizer, device="cuda")
     return folder
 
 

@@ -132,6 +132,13 @@ def load_arch(name: str) -> dict:
     return {k: v for k, v in values.items() if not k.startswith("_")}
 
 
+def shape_values(name: str) -> dict:
+    """The config values of a shape in bench/archs/ (families the presets do not cover) or of a preset."""
+    from engine.models import presets
+
+    return load_arch(name) if name in arch_names() else presets.load(name)
+
+
 def shrink(values: dict) -> dict:
     """A tiny model of the same family and layout for --dry on the CPU: 2 layers, 2 heads,
     small widths, the same head_dim (partial-rotary and LongRoPE tables depend on it) and

@@ -25,12 +25,11 @@ def _model(preset: str, layers: int):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from engine.config import LoraConfig
-    from engine.models import presets
     from engine.models.loading import add_lora
 
-    from bench.fit_check import arch_names, load_arch
+    from bench.fit_check import shape_values
 
-    values = load_arch(preset) if preset in arch_names() else presets.load(preset)  # archs: not presets
+    values = shape_values(preset)
     values["num_hidden_layers"] = layers
     cfg = AutoConfig.for_model(values.pop("model_type"), **values)
     torch.manual_seed(0)

@@ -189,7 +189,7 @@ def test_replayed_checkpointing_gives_the_stock_checkpointing_s_loss_and_gradien
         assert torch.allclose(grads_stock[n], grads_replayed[n], rtol=1e-5, atol=1e-7), n
 
 
-def test_replayed_checkpointing_keeps_gradients_that_reach_a_layer_through_keywords():
+def test_replayed_checkpointing_keeps_gradients_that_reach_a_layer_through_keywords(monkeypatch):
     # Reentrant checkpointing passes gradients through positional tensors only: a keyword
     # tensor that needs one, or a layer with nothing to train, keeps the stock checkpointing.
     import functools
@@ -205,6 +205,14 @@ def test_replayed_checkpointing_keeps_gradients_that_reach_a_layer_through_keywo
     extra = torch.randn(2, 3, requires_grad=True)
     speed.replayed_checkpoint(functools.partial(forward, layer, extra=extra), x).sum().backward()
     assert extra.grad is not None and torch.allclose(extra.grad, layer(x).detach())
+    # transformers 5.1x binds the layer's __call__, 5.2x its forward: both are recognised
+    lora = torch.nn.Linear(3, 3)
+    for function in (functools.partial(lora.__call__), functools.partial(forward, lora)):
+        calls = []
+        monkeypatch.setattr(speed, "checkpoint", lambda f, *a, **k: calls.append(k["use_reentrant"]) or f(*a))
+        speed.replayed_checkpoint(function, x)
+        assert calls == [True]
+    monkeypatch.undo()
     frozen_in = torch.randn(2, 3, requires_grad=True)  # nothing in the layer trains: still the input's gradient
     speed.replayed_checkpoint(functools.partial(forward, layer), frozen_in).sum().backward()
     assert frozen_in.grad is not None
