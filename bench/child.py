@@ -74,3 +74,13 @@ def child_args(**types):
     for name, kind in types.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind)
     return p.parse_args()
+
+
+def run_folder(events: list[dict], out_dir, name: str):
+    """The run folder a `tunedesk train --json-events` run wrote, from its "started" event.
+    `out_dir / name` only where the run never started: a name already taken gets a suffix
+    (engine/runs.py), and that folder belongs to an earlier run in the same --workdir."""
+    from pathlib import Path
+
+    started = next((e for e in events if e.get("event") == "started" and e.get("run_dir")), None)
+    return Path(started["run_dir"]) if started else Path(out_dir) / name

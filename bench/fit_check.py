@@ -88,7 +88,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.child import save_json
+from bench.child import run_folder, save_json
 
 T0 = time.time()  # the command's start: --time-limit counts from here, as the device's limit does
 GiB = 1024**3
@@ -336,8 +336,7 @@ def collect(job: Job, rc: int | None, wall: float, logs: Path, runs: Path, kille
             events.append(json.loads(line))
         except ValueError:
             other.append(line)
-    started = next((e for e in events if e.get("event") == "started"), None)
-    run_dir = Path(started["run_dir"]) if started and started.get("run_dir") else runs / job.name
+    run_dir = run_folder(events, runs, job.name)
     plan = _read_json(run_dir / "plan.json") or {}
     metrics = _read_jsonl(run_dir / "metrics.jsonl")
     stderr = _tail(logs / f"{job.name}.err", 4000)

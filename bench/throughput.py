@@ -32,7 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child import CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child, save_json
+from bench.child import (CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child, run_folder,
+                         save_json)
 from bench.synthetic import write_instruction_jsonl
 
 PEAK_FLOPS = 989e12
@@ -129,7 +130,7 @@ def tunedesk_run(a, cap: float, packing: bool, workdir: Path, extra: tuple[str, 
     # The last step's interval holds the final evaluation: measure warm-up+1 .. last-1.
     first, last = a.warmup, a.warmup + a.steps
     tokens = sum(metrics[s]["tokens"] for s in range(first + 1, last + 1))
-    plan = json.loads((workdir / name / "plan.json").read_text())
+    plan = json.loads((run_folder(events, workdir, name) / "plan.json").read_text())
     return {
         "ok": True,
         "useful_tokens_per_s": tokens / (progress[last] - progress[first]),

@@ -116,3 +116,14 @@ def test_methods_fit_data_are_preference_pairs_and_its_summary_reads_a_run(tmp_p
     assert r["ok"] and r["tokens_per_s"] == 500.0 and r["estimate_error"] == 0.1 and r["within_tolerance"]
     assert not summarize(events, {**plan, "estimate_bytes": 6 * GiB})["within_tolerance"]  # +20%
     assert not summarize(events[:-1], plan)["ok"]
+
+
+def test_a_benchmark_reads_the_plan_of_the_run_it_started_not_an_earlier_run_s_folder(tmp_path):
+    # A name already taken in the workdir gets a suffix (engine/runs.py): the folder of the
+    # same name is an earlier run's, whose plan a benchmark once reported for another model.
+    from bench.child import run_folder
+
+    (tmp_path / "packed-10.5").mkdir()
+    events = [{"event": "status"}, {"event": "started", "run_dir": str(tmp_path / "packed-10.5-2"), "step": 0}]
+    assert run_folder(events, tmp_path, "packed-10.5") == tmp_path / "packed-10.5-2"
+    assert run_folder([{"event": "status"}], tmp_path, "packed-10.5") == tmp_path / "packed-10.5"
