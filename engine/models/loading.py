@@ -170,9 +170,11 @@ def look_up_in_ram(model, name: str, device) -> None:
 
 
 def enable_checkpointing(model) -> None:
-    """Gradient checkpointing, on a model with or without LoRA. Non-reentrant
-    checkpointing needs no input-grad hook and works with frozen embeddings; it only acts
-    in train mode (the trainer calls model.train())."""
+    """Gradient checkpointing, on a model with or without LoRA; it only acts in train mode
+    (the trainer calls model.train()). Each decoder layer runs its first pass without
+    autograd (speed.replayed_checkpoint, reentrant with an anchor input, so frozen
+    embeddings need no input-grad hook); TUNEDESK_SLOW_PATHS=reentrant keeps
+    transformers' non-reentrant checkpointing. Lean memory (lean.py) puts its own in place."""
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     from .speed import replayed_checkpoint, slow_path
 

@@ -145,7 +145,7 @@ def replayed_checkpoint(function, *args):
     Python hook that drops it, ~1,800 hook calls a step on a 28-layer model. Reentrant
     checkpointing runs that pass under no_grad, so none of it happens, and replays the
     layer with autograd in the backward pass, as the other does: the same products, the
-    same RNG state for dropout, the same memory (one layer's activations at a time).
+    same RNG state for dropout, one layer's activations at a time.
     Measured (bench/README.md): -27% host time a step on a 28-layer Qwen2 of tiny width on
     the CPU; on the 1.5B 12 GB plan through `tunedesk train`, 1.10-1.45x useful tokens/s
     beside the stock path in one command (median MFU 18.8%), +0.05 GiB allocated.
