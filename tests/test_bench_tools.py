@@ -127,3 +127,15 @@ def test_a_benchmark_reads_the_plan_of_the_run_it_started_not_an_earlier_run_s_f
     events = [{"event": "status"}, {"event": "started", "run_dir": str(tmp_path / "packed-10.5-2"), "step": 0}]
     assert run_folder(events, tmp_path, "packed-10.5") == tmp_path / "packed-10.5-2"
     assert run_folder([{"event": "status"}], tmp_path, "packed-10.5") == tmp_path / "packed-10.5"
+
+
+def test_host_overhead_times_a_step_of_the_preset_s_layer_stack_with_and_without_a_lever(monkeypatch):
+    from bench import host_overhead
+
+    monkeypatch.setenv("TUNEDESK_SLOW_PATHS", "")  # measure() sets it per variant; restored after the test
+    stock = host_overhead.measure("smollm2-135m", host_overhead.VARIANTS["stock_checkpointing"], steps=1)
+    replayed = host_overhead.measure("smollm2-135m", host_overhead.VARIANTS["every_lever"], steps=1)
+    assert stock["layers"] == replayed["layers"] == 30  # SmolLM2-135M's depth, at a tiny width
+    for r in (stock, replayed):
+        assert r["forward_ms"] > 0 and r["backward_ms"] > 0
+        assert r["step_ms"] == pytest.approx(r["forward_ms"] + r["backward_ms"], abs=0.02)

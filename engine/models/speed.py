@@ -146,8 +146,8 @@ def replayed_checkpoint(function, *args):
     checkpointing runs that pass under no_grad, so none of it happens, and replays the
     layer with autograd in the backward pass, as the other does: the same products, the
     same RNG state for dropout, one layer's activations at a time.
-    Measured (bench/README.md): -27% host time a step on a 28-layer Qwen2 of tiny width on
-    the CPU; on the 1.5B 12 GB plan through `tunedesk train`, 1.10-1.45x useful tokens/s
+    Measured (bench/README.md): -42% host time a step on the 1.5B's 28 layers at a tiny
+    width on the CPU (bench/host_overhead.py); on the 1.5B 12 GB plan through `tunedesk train`, 1.10-1.45x useful tokens/s
     beside the stock path in one command (median MFU 18.8%), +0.05 GiB allocated.
 
     Reentrant checkpointing only passes gradients through positional tensors, and its
