@@ -132,6 +132,10 @@ def compile_layers(model) -> int:
     return len(layers)
 
 
+# transformers' own checkpointing function with the engine's settings (non-reentrant)
+stock_checkpoint = functools.partial(checkpoint, use_reentrant=False)
+
+
 def _after_anchor(function, anchor, *args):
     return function(*args)
 
@@ -161,7 +165,7 @@ def replayed_checkpoint(function, *args):
     layer = (getattr(function, "args", None) or (getattr(getattr(function, "func", None), "__self__", None),))[0]
     trains = isinstance(layer, torch.nn.Module) and any(p.requires_grad for p in layer.parameters())
     if not trains or any(isinstance(v, torch.Tensor) and v.requires_grad for v in bound.values()):
-        return checkpoint(function, *args, use_reentrant=False)
+        return stock_checkpoint(function, *args)
     anchor = torch.empty(0, requires_grad=True)
     return checkpoint(functools.partial(_after_anchor, function), anchor, *args, use_reentrant=True)
 

@@ -23,7 +23,6 @@ What this changes for the loop, through `ShardedRanks` (engine/training/distribu
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Callable
@@ -93,9 +92,8 @@ def shard(model, ranks: Ranks, cuda: bool) -> ShardedRanks:
     """Shard `model` (a PEFT model, LoRA attached) over the ranks: every decoder layer, then
     the root. The ranks first take rank 0's LoRA weights, as data-parallel runs do."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-    from torch.utils.checkpoint import checkpoint
 
-    from ..models.speed import replayed_checkpoint
+    from ..models.speed import replayed_checkpoint, stock_checkpoint
 
     if any(type(p).__name__ in ("Params4bit", "Int8Params") for p in model.parameters()):
         from ..errors import ConfigError
@@ -113,7 +111,7 @@ def shard(model, ranks: Ranks, cuda: bool) -> ShardedRanks:
     for layer in units:
         if getattr(layer, "_gradient_checkpointing_func", None) is replayed_checkpoint:
             # FSDP2's hooks around a reentrant replay are not measured: the stock checkpointing
-            layer._gradient_checkpointing_func = functools.partial(checkpoint, use_reentrant=False)
+            layer._gradient_checkpointing_func = stock_checkpoint
         fully_shard(layer, mp_policy=mp)
     # The root is the decoder (embeddings, layers, final norm): the loss calls it and then
     # the output head's weight directly (engine/models/loss.py, chunked), and generate()
