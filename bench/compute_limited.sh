@@ -7,7 +7,7 @@
 # under that limit. If the MPS daemon cannot start (a container without the rights), the
 # reason is written to $OUT/compute_limited_error.txt instead.
 #
-#   OUT=bench/results/throughput PERCENT=7 bash bench/compute_limited.sh
+#   OUT=bench/results/throughput PERCENT=7 [PRESET=qwen3-1.7b] [VARIANTS=…] [STEPS=3] bash bench/compute_limited.sh
 #
 # Needs .whl/ installed on PYTHONPATH and .gpu/tok (../shared/GPU.md).
 set -uo pipefail
@@ -27,5 +27,6 @@ p = torch.cuda.get_device_properties(0)
 print(json.dumps({'percent': $PERCENT, 'sm_count_seen': p.multi_processor_count}))" > "$OUT/mps_client.json" 2>&1
 cat "$OUT/mps_client.json"
 CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=$PERCENT python3 -m bench.throughput --tokenizer .gpu/tok --cards 12 \
+  --preset "${PRESET:-deepseek-r1-distill-qwen-1.5b}" \
   --variants "${VARIANTS:-seed,packed_first_fit,packed}" --steps "${STEPS:-3}" --warmup 1 \
-  --out "$OUT/compute_limited_${PERCENT}pct.json" --workdir /tmp/tp
+  --out "$OUT/compute_limited_${PRESET:+${PRESET}_}${PERCENT}pct.json" --workdir /tmp/tp

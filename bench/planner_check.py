@@ -122,7 +122,8 @@ def _row(name, card, cap, p, m) -> dict:
 
 RESULTS = Path(__file__).parent / "results" / "planner_check"
 # The runs of record, newest first (the first row of a preset x card wins).
-RECORD = ["planner_check_reentrant.json",  # checkpointed layers' first pass without autograd (speed.replayed_checkpoint), H200
+RECORD = ["planner_check_reentrant_7b14b.json",  # the 7B-14B rows with the same lever (two processes shared the GPU: tok/s contended), H200
+          "planner_check_reentrant.json",  # checkpointed layers' first pass without autograd (speed.replayed_checkpoint), H200
           "planner_check_lora_branch.json",  # LoRA layers as one autograd node (engine/models/lora_branch.py), H200
           "planner_check_small3a.json", "planner_check_small3b.json", "planner_check_small3c.json",  # the rows the
           "planner_check_24gb_a.json",  # levers changed, remeasured (H200, 2026-12-03)

@@ -56,6 +56,9 @@ LEVER_VARIANTS = {
     # checkpointed layers' first pass with autograd on, the hooks dropping what it saves
     "packed_nonreentrant": ((), {"TUNEDESK_SLOW_PATHS": "reentrant"}),
     "packed_4bit_nonreentrant": (("--quant", "4bit"), {"TUNEDESK_SLOW_PATHS": "reentrant"}),
+    # checkpointing forced on, the planner choosing the rest: for plans that choose none
+    # (e.g. Qwen3-1.7B on 12 GB: micro-batch 1 without, against a larger one with it)
+    "packed_checkpointed": (("--gradient-checkpointing",), {}),
 }
 
 
