@@ -142,6 +142,7 @@ def tunedesk_run(a, cap: float, packing: bool, workdir: Path, extra: tuple[str, 
         "oom_recoveries": finished["summary"]["oom_recoveries"],
         "plan": {k: plan[k] for k in ("quantization", "gradient_checkpointing", "micro_batch", "grad_accum", "seq_len",
                                       "optimizer", "embeddings_on_cpu", "lean_memory", "lora_r", "estimate_bytes")},
+        "calibration": plan.get("calibration"),  # the plan's largest step, measured before training
     }
 
 
