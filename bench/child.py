@@ -76,6 +76,13 @@ def child_args(**types):
     return p.parse_args()
 
 
+def json_events(stdout: str) -> list[dict]:
+    """The events a `tunedesk train --json-events` run printed (one JSON object a line)."""
+    import json
+
+    return [json.loads(x) for x in stdout.splitlines() if x.startswith("{")]
+
+
 def run_folder(events: list[dict], out_dir, name: str):
     """The run folder a `tunedesk train --json-events` run wrote, from its "started" event.
     `out_dir / name` only where the run never started: a name already taken gets a suffix

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from bench.child import run_folder, save_json
+from bench.child import json_events, run_folder, save_json
 
 GiB = 1024**3
 
@@ -71,7 +71,7 @@ def run(data: Path, pc_gib: float, steps: int, out_dir: Path) -> dict:
             pass
         time.sleep(0.2)
     stdout, stderr = proc.communicate()
-    folder = run_folder([json.loads(x) for x in stdout.splitlines() if x.startswith("{")], out_dir, name)
+    folder = run_folder(json_events(stdout), out_dir, name)
     plan_file = folder / "plan.json"
     plan = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
     summary_file = folder / "summary.json"

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.child import CAPS, GiB, bench_parser, random_model, run_folder, save_json
+from bench.child import CAPS, GiB, bench_parser, json_events, random_model, run_folder, save_json
 from bench.synthetic import WORDS, instruction_lengths
 
 TOLERANCE = 0.15
@@ -117,7 +117,7 @@ def main() -> None:
             env = {**os.environ, "TUNEDESK_SIMULATE_VRAM_GB": str(CAPS[card]), "TUNEDESK_HOME": str(a.workdir / "home")}
             out = subprocess.run(command(data, model, a.workdir, name, card, steps=a.steps, group=a.group,
                                          completion=a.completion), capture_output=True, text=True, env=env, check=False)
-            events = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
+            events = json_events(out.stdout)
             plan_file = run_folder(events, a.workdir, name) / "plan.json"
             r = row(events, json.loads(plan_file.read_text())) if plan_file.is_file() else {
                 "ok": False, "error": (out.stderr or out.stdout)[-800:]}

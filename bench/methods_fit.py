@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.child import CAPS, GiB, bench_parser, random_model, run_folder, save_json
+from bench.child import CAPS, GiB, bench_parser, json_events, random_model, run_folder, save_json
 from bench.synthetic import WORDS, instruction_lengths
 
 TOLERANCE = 0.15  # the acceptance: the estimate within ±15% of calibration
@@ -98,7 +98,7 @@ def run(preset_folder: Path, data: Path, flags: tuple[str, ...], cap: float, wor
            "--eval-every", "100000", "--replay-share", "0", "--out", str(workdir), "--name", name, "--json-events", *flags]
     env = {**os.environ, "TUNEDESK_SIMULATE_VRAM_GB": str(cap), "TUNEDESK_HOME": str(workdir / "home")}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    events = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
+    events = json_events(out.stdout)
     plan_file = run_folder(events, workdir, name) / "plan.json"
     if not plan_file.is_file():
         return {"ok": False, "error": (out.stderr or out.stdout)[-800:]}

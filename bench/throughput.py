@@ -32,8 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child import (CAPS, GiB, bench_parser, cap_allocator, child_args, random_model, report, run_child, run_folder,
-                         save_json)
+from bench.child import (CAPS, GiB, bench_parser, cap_allocator, child_args, json_events, random_model, report,
+                         run_child, run_folder, save_json)
 from bench.synthetic import write_instruction_jsonl
 
 PEAK_FLOPS = 989e12
@@ -124,7 +124,7 @@ def tunedesk_run(a, cap: float, packing: bool, workdir: Path, extra: tuple[str, 
            "--packing" if packing else "--no-packing", *extra]
     env = {**os.environ, "TUNEDESK_SIMULATE_VRAM_GB": str(cap), "TUNEDESK_HOME": str(workdir / "home"), **(env or {})}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    events = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
+    events = json_events(out.stdout)
     progress = {e["step"]: e["elapsed_s"] for e in events if e["event"] == "progress"}
     metrics = {e["step"]: e for e in events if e["event"] == "metrics" and "tokens" in e}
     finished = next((e for e in events if e["event"] == "finished"), None)

@@ -121,10 +121,12 @@ def test_methods_fit_data_are_preference_pairs_and_its_summary_reads_a_run(tmp_p
 def test_a_benchmark_reads_the_plan_of_the_run_it_started_not_an_earlier_run_s_folder(tmp_path):
     # A name already taken in the workdir gets a suffix (engine/runs.py): the folder of the
     # same name is an earlier run's, whose plan a benchmark once reported for another model.
-    from bench.child import run_folder
+    from bench.child import json_events, run_folder
 
     (tmp_path / "packed-10.5").mkdir()
-    events = [{"event": "status"}, {"event": "started", "run_dir": str(tmp_path / "packed-10.5-2"), "step": 0}]
+    stdout = '{"event": "status"}\nLoading weights\n{"event": "started", "run_dir": "%s", "step": 0}\n' % (tmp_path / "packed-10.5-2")
+    events = json_events(stdout)  # the JSON lines a --json-events run printed, other output skipped
+    assert [e["event"] for e in events] == ["status", "started"]
     assert run_folder(events, tmp_path, "packed-10.5") == tmp_path / "packed-10.5-2"
     assert run_folder([{"event": "status"}], tmp_path, "packed-10.5") == tmp_path / "packed-10.5"
 

@@ -151,8 +151,9 @@ def replayed_checkpoint(function, *args):
     layer with autograd in the backward pass, as the other does: the same products, the
     same RNG state for dropout, one layer's activations at a time.
     Measured (bench/README.md): -42% host time a step on the 1.5B's 28 layers at a tiny
-    width on the CPU (bench/host_overhead.py); on the 1.5B 12 GB plan through `tunedesk train`, 1.10-1.45x useful tokens/s
-    beside the stock path in one command (median MFU 18.8%), +0.05 GiB allocated.
+    width on the CPU (bench/host_overhead.py); on the 1.5B 12 GB plan through `tunedesk train`,
+    the GPU idle 58% of a profiled step instead of 73%, median MFU 18.9% over seven runs
+    (tokens/s alone does not resolve the gain from the H200's run-to-run spread), +0.05 GiB allocated.
 
     Reentrant checkpointing only passes gradients through positional tensors, and its
     output needs an input that requires a gradient; a frozen embedding's output does not.
